@@ -1,0 +1,57 @@
+/**
+ * The command line: yargs wiring, and the only place that turns errors into exit codes
+ * (0 ok, 1 runtime failure, 2 bad usage or input, 3 gate failed, 130 interrupted).
+ */
+import yargs from 'yargs';
+import * as generate from './commands/generate';
+import type { Logger } from './commands/logger';
+import type { TrainArgs } from './commands/options';
+import * as train from './commands/train';
+import { EXIT, UsageError, exitCodeOf } from './errors';
+
+export interface Io {
+  /** Results: the lesson's report lines, generated lyrics. */
+  readonly out: Logger;
+  /** Diagnostics and errors. */
+  readonly err: Logger;
+}
+
+const processIo: Io = {
+  out: { info: (line) => process.stdout.write(line + '\n') },
+  err: { info: (line) => process.stderr.write(line + '\n') },
+};
+
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const parser = yargs([...argv])
+    .scriptName('lstm-lyrics')
+    .usage('$0 <command> [options]\n\nA character-level LSTM that learns to write lyrics: written by hand, or tf.layers.lstm.')
+    .command(train.command, train.describe, train.builder, async (args) => {
+      await train.handler(args as unknown as TrainArgs, io.out);
+    })
+    .command(generate.command, generate.describe, generate.builder, async (args) => {
+      const text = await generate.handler(args as unknown as generate.GenerateArgs, io.err);
+      io.out.info(text);
+    })
+    .demandCommand(1, 'name a command: train or generate')
+    .recommendCommands()
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns ?? 110))
+    .epilogue('Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 3 gate failed, 130 interrupted.')
+    .exitProcess(false)
+    .fail((message, error) => {
+      throw error ?? new UsageError(`${message} (see: lstm-lyrics --help)`);
+    });
+  try {
+    await parser.parseAsync();
+    return EXIT.ok;
+  } catch (err) {
+    const code = exitCodeOf(err);
+    const message = err instanceof Error ? err.message : String(err);
+    io.err.info(`lstm-lyrics: ${code === EXIT.failure ? 'error: ' : ''}${message.split('\n')[0]}`);
+    if (code === EXIT.failure && process.env.LSTM_LYRICS_DEBUG) io.err.info(String((err as Error).stack));
+    return code;
+  }
+}

@@ -1,0 +1,58 @@
+/** `lstm-lyrics generate`: write lyrics from a saved model. */
+import type { Argv } from 'yargs';
+import { selectBackend, type BackendPreference } from '../backend';
+import { latestModelDir, loadCheckpoint } from '../checkpoint';
+import { UsageError } from '../errors';
+import { generateText } from '../generate';
+import { makeRng } from '../random';
+import type { Logger } from './logger';
+import { backendOption, wholeNumber } from './options';
+
+export const command = 'generate';
+export const describe = 'write lyrics from a saved model, starting with a prefix';
+
+export function builder<T>(y: Argv<T>): Argv<T> {
+  return y
+    .options({
+      prefix: { type: 'string', demandOption: true, describe: 'the text to continue, e.g. 不分开' },
+      model: { type: 'string', describe: 'model directory', defaultDescription: 'the most recently trained model in models/' },
+      length: { type: 'number', default: 50, describe: 'characters to generate after the prefix' },
+      temperature: { type: 'number', default: 0, describe: '0: greedy (the lesson); higher: more varied' },
+      'top-k': { type: 'number', default: 0, describe: 'sample among the k most likely characters (0: all)' },
+      seed: { type: 'number', describe: 'seed for sampling (temperature > 0)', defaultDescription: 'random' },
+      ...backendOption,
+    })
+    .example([
+      ['$0 generate --prefix 不分开', 'greedy, from the last trained model'],
+      ['$0 generate --prefix 分开 --model models/builtin --temperature 0.8 --top-k 10 --seed 1', 'sampled'],
+    ]) as Argv<T>;
+}
+
+export interface GenerateArgs {
+  prefix: string;
+  model?: string;
+  length: number;
+  temperature: number;
+  topK: number;
+  seed?: number;
+  backend: BackendPreference;
+}
+
+export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'models'): Promise<string> {
+  const length = wholeNumber('length', args.length, 0);
+  const topK = wholeNumber('top-k', args.topK, 0);
+  if (!Number.isFinite(args.temperature) || args.temperature < 0) throw new UsageError(`--temperature must be a number >= 0, got ${args.temperature}`);
+  if (args.prefix.length === 0) throw new UsageError('--prefix must not be empty');
+  const dir = args.model ?? latestModelDir(modelsDir);
+  if (dir === undefined) throw new UsageError(`no trained model in ${modelsDir}/; make one with: lstm-lyrics train --impl scratch`);
+  const backend = await selectBackend(args.backend);
+  log.info(backend.description);
+  const { model, vocab, meta, dir: from } = await loadCheckpoint(dir);
+  try {
+    log.info(`model: ${from} (${meta.model.impl}, epoch ${meta.epoch}, perplexity ${meta.history.at(-1)?.perplexity.toFixed(3) ?? '?'})`);
+    const rng = makeRng(args.seed ?? Math.floor(Math.random() * 2 ** 32));
+    return generateText(model, vocab, args.prefix, length, { temperature: args.temperature, topK, rng });
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Command-line options and their checks, in one place, tied to the config types they fill.
+ */
+import * as path from 'path';
+import type { Argv } from 'yargs';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../backend';
+import { DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Impl, type OptimizerName, type Sampling } from '../config';
+import { UsageError } from '../errors';
+
+/** The corpus that ships in corpus/, found relative to the installed package, not the cwd. */
+export const BUNDLED_CORPUS = path.resolve(__dirname, '..', '..', 'corpus', 'songci300.txt');
+
+export const backendOption = {
+  backend: {
+    choices: BACKEND_PREFERENCES,
+    default: 'auto' as BackendPreference,
+    describe: 'TF.js backend: auto tries CUDA, native TensorFlow, wasm, then plain JS',
+  },
+} as const;
+
+export const trainOptions = {
+  impl: { choices: IMPLS, default: 'scratch' as Impl, describe: 'scratch: hand-written LSTM from tf ops; builtin: tf.layers.lstm' },
+  corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled 宋词三百首', describe: 'training text: a UTF-8 .txt, or a .zip holding one' },
+  entry: { type: 'string', describe: 'which .txt inside a zip that holds several' },
+  'max-chars': { type: 'number', default: DEFAULT_TRAIN.maxChars, describe: 'keep the first N characters of the corpus (0: all)' },
+  epochs: { type: 'number', default: DEFAULT_TRAIN.epochs, describe: 'passes over the corpus' },
+  'num-steps': { type: 'number', default: DEFAULT_TRAIN.numSteps, describe: 'characters per training window (backprop through time)' },
+  'batch-size': { type: 'number', default: DEFAULT_TRAIN.batchSize, describe: 'windows per batch' },
+  hidden: { type: 'number', default: DEFAULT_HIDDEN, describe: 'LSTM hidden units' },
+  sampling: { choices: SAMPLINGS, default: DEFAULT_TRAIN.sampling as Sampling, describe: 'consecutive windows carry the state across batches; random resets it' },
+  optimizer: { choices: OPTIMIZERS, describe: 'default: sgd for scratch, adam for builtin (as the lesson)' },
+  lr: { type: 'number', describe: 'learning rate; default: 100 for sgd, 0.01 for adam (as the lesson)' },
+  clip: { type: 'number', default: DEFAULT_TRAIN.clip, describe: 'clip gradients to this global L2 norm' },
+  'report-every': { type: 'number', default: DEFAULT_TRAIN.reportEvery, describe: 'print perplexity and samples, and save, every N epochs' },
+  'pred-len': { type: 'number', default: DEFAULT_TRAIN.predLen, describe: 'characters generated after each prefix in reports' },
+  prefixes: { type: 'string', array: true, default: [...DEFAULT_TRAIN.prefixes], describe: 'prefixes for the report samples' },
+  seed: { type: 'number', default: DEFAULT_TRAIN.seed, describe: 'seed for weights and window order; same seed, same backend: same run' },
+  out: { type: 'string', describe: 'directory to save the model in', defaultDescription: 'models/<impl>' },
+  ...backendOption,
+} as const;
+
+export type TrainArgs = {
+  impl: Impl;
+  corpus: string;
+  entry?: string;
+  maxChars: number;
+  epochs: number;
+  numSteps: number;
+  batchSize: number;
+  hidden: number;
+  sampling: Sampling;
+  optimizer?: OptimizerName;
+  lr?: number;
+  clip: number;
+  reportEvery: number;
+  predLen: number;
+  prefixes: string[];
+  seed: number;
+  out?: string;
+  backend: BackendPreference;
+};
+
+export function withTrainOptions<T>(y: Argv<T>): Argv<T> {
+  return y.options(trainOptions as unknown as Parameters<Argv<T>['options']>[0]) as Argv<T>;
+}
+
+/** A whole number >= min; flags like --epochs 2.5 or --epochs abc are usage errors. */
+export function wholeNumber(flag: string, value: number, min = 1): number {
+  if (!Number.isInteger(value) || value < min) {
+    throw new UsageError(`--${flag} must be a whole number >= ${min}, got ${Number.isNaN(value) ? 'not a number' : value}`);
+  }
+  return value;
+}
+
+export function positiveNumber(flag: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${flag} must be a number > 0, got ${value}`);
+  return value;
+}

@@ -1,0 +1,65 @@
+/** The CLI end to end, spawned as a user runs it (needs the build: `npm test` builds first). */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
+
+const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
+
+function run(args: string[], cwd: string) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const SMALL = ['--hidden', '16', '--batch-size', '4', '--num-steps', '8', '--backend', 'wasm'];
+
+describe('lstm-lyrics CLI', () => {
+  const cwd = tempDir();
+  const corpus = writeFile(cwd, 'song.txt', REPETITIVE_LYRIC);
+
+  it('trains, printing the lesson\'s report lines, and saves the model', () => {
+    const r = run(['train', '--impl', 'scratch', '--corpus', corpus, '--epochs', '4', '--report-every', '2', '--lr', '10', '--clip', '1', ...SMALL], cwd);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^backend: wasm/);
+    const reports = lines.filter((l) => l.startsWith('epoch '));
+    expect(reports).toHaveLength(2);
+    for (const line of reports) expect(line).toMatch(/^epoch [24], perplexity \d+\.\d{6}, time \d+\.\d{2} sec$/);
+    expect(lines.filter((l) => l.startsWith(' - 分开'))).toHaveLength(2);
+    expect(lines.filter((l) => l.startsWith(' - 不分开'))).toHaveLength(2);
+    expect(fs.existsSync(path.join(cwd, 'models', 'scratch', 'checkpoint.json'))).toBe(true);
+  });
+
+  it('generates from the most recently trained model', () => {
+    const r = run(['generate', '--prefix', '不分开', '--length', '12', '--backend', 'wasm'], cwd);
+    expect(r.code).toBe(0);
+    const text = r.stdout.trim();
+    expect(text.startsWith('不分开')).toBe(true);
+    expect(Array.from(text)).toHaveLength(3 + 12);
+    expect(r.stderr).toMatch(/model: models[/\\]scratch/);
+  });
+
+  it.each([
+    ['a prefix with unknown characters', ['generate', '--prefix', '分手吧', '--backend', 'wasm'], /not in the model's vocabulary: "手" "吧"/],
+    ['a missing model', ['generate', '--prefix', '分开', '--model', 'models/none'], /no saved model in models\/none; make one with: lstm-lyrics train/],
+    ['a missing corpus', ['train', '--corpus', 'nope.txt'], /corpus not found: nope.txt/],
+    ['an unknown impl', ['train', '--impl', 'gru'], /Invalid values/],
+    ['fractional epochs', ['train', '--corpus', 'song.txt', '--epochs', '2.5'], /--epochs must be a whole number/],
+    ['a non-positive lr', ['train', '--corpus', 'song.txt', '--lr', '0'], /--lr must be a number > 0/],
+    ['an unknown flag', ['train', '--epoch', '3'], /Unknown argument/],
+  ])('exits 2 with one line on stderr for %s', (_what, args, pattern) => {
+    const r = run(args as string[], cwd);
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(pattern);
+  });
+
+  it('prints help', () => {
+    const r = run(['train', '--help'], cwd);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/--impl/);
+    expect(r.stdout).toMatch(/--sampling/);
+  });
+});

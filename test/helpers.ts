@@ -1,0 +1,43 @@
+/** Shared test fixtures: temp dirs, tiny corpora, and the backend the suite runs on. */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import AdmZip from 'adm-zip';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../src/backend';
+
+export function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'lstm-lyrics-test-'));
+}
+
+export function writeFile(dir: string, name: string, content: string | Buffer): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+export function writeZip(dir: string, name: string, entries: Record<string, string>): string {
+  const zip = new AdmZip();
+  for (const [entry, text] of Object.entries(entries)) zip.addFile(entry, Buffer.from(text, 'utf8'));
+  const file = path.join(dir, name);
+  zip.writeZip(file);
+  return file;
+}
+
+/** A short repetitive lyric: learnable in a few epochs, so perplexity must fall fast. */
+export const REPETITIVE_LYRIC = '不分开 我们一起唱歌 分开了 就不要再说爱 '.repeat(40);
+
+/** The suite runs on wasm, the backend users get on machines without native TensorFlow. */
+export async function useWasm(): Promise<void> {
+  if (tf.getBackend() !== 'wasm') await selectBackend('wasm');
+}
+
+export async function onBackend<T>(name: 'cpu' | 'wasm', fn: () => T | Promise<T>): Promise<T> {
+  const before = tf.getBackend();
+  await tf.setBackend(name);
+  try {
+    return await fn();
+  } finally {
+    await tf.setBackend(before);
+  }
+}
