@@ -40,8 +40,8 @@ function requireKernel(name: string): tf.KernelConfig {
 }
 
 function replaceKernel(config: tf.KernelConfig): void {
-  // The spread above keeps the original setupFunc: if the backend is initialised after this
-  // call, it must still bind the wasm function that the original kernelFunc calls.
+  // config keeps the original setupFunc: if the backend is initialised only after this call,
+  // that still binds the wasm function the original kernelFunc calls.
   tf.unregisterKernel(config.kernelName, config.backendName);
   tf.registerKernel(config);
 }

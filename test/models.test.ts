@@ -53,11 +53,11 @@ describe('scratch LSTM', () => {
     expect(model.params.W_xi.shape).toEqual([50, 40]);
     expect(model.params.W_hc.shape).toEqual([40, 40]);
     expect(model.params.W_hq.shape).toEqual([40, 50]);
-    const w = model.params.W_hq.dataSync();
+    const w = Array.from(model.params.W_hq.dataSync());
     const std = Math.sqrt(w.reduce((s, v) => s + v * v, 0) / w.length);
     expect(std).toBeGreaterThan(0.008);
     expect(std).toBeLessThan(0.012);
-    expect(Math.max(...model.params.b_f.dataSync().map(Math.abs))).toBe(0);
+    expect(Math.max(...Array.from(model.params.b_f.dataSync(), Math.abs))).toBe(0);
     model.dispose();
   });
 

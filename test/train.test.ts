@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type TrainConfig } from '../src/config';
 import { loadCorpus } from '../src/data/corpus';
 import { createModel } from '../src/models';
-import { clipByGlobalNorm, train } from '../src/train';
+import { clipByGlobalNorm, crossEntropy, train } from '../src/train';
 import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);
@@ -60,5 +60,18 @@ describe.each(IMPLS)('training the %s LSTM', (impl) => {
       expect(samples.map((s) => Array.from(s).length)).toEqual([2 + 10, 3 + 10]);
     }
     model.dispose();
+  });
+});
+
+describe('crossEntropy', () => {
+  it('matches tf.losses.softmaxCrossEntropy in value and gradient', () => {
+    const logits = tf.randomNormal([6, 9], 0, 3, 'float32', 4);
+    const targets = tf.tensor1d([0, 8, 3, 3, 5, 1], 'int32');
+    const reference = (l: tf.Tensor) => tf.losses.softmaxCrossEntropy(tf.oneHot(targets, 9), l) as tf.Scalar;
+    const ours = (l: tf.Tensor) => crossEntropy(l.reshape([2, 3, 9]), targets.reshape([2, 3]));
+    expect(ours(logits).dataSync()[0]).toBeCloseTo(reference(logits).dataSync()[0], 5);
+    const a = tf.grad(ours)(logits).dataSync();
+    const b = tf.grad(reference)(logits).dataSync();
+    a.forEach((v, i) => expect(v).toBeCloseTo(b[i], 6));
   });
 });

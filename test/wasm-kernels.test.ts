@@ -160,6 +160,16 @@ describe('UnsortedSegmentSum on wasm equals cpu', () => {
     });
   }
 
+  test('zeroes its output even where the heap held old data', () => {
+    const x = tf.ones([2, 8]);
+    const ids = tf.tensor1d([0, 0], 'int32');
+    // Free a same-sized buffer of sevens just before, so the allocator likely hands it back.
+    tf.fill([6, 8], 7).dispose();
+    const out = tf.unsortedSegmentSum(x, ids, 6);
+    expect(Array.from(out.dataSync())).toEqual([...Array(8).fill(2), ...Array(40).fill(0)]);
+    tf.dispose([x, ids, out]);
+  });
+
   test('leaks no tensor or wasm buffer', () => {
     const x = tf.tensor2d(values(12, 9), [4, 3]);
     const ids = tf.tensor1d([2, 0, 2, 1], 'int32');

@@ -1,7 +1,8 @@
 /** `lstm-lyrics generate`: write lyrics from a saved model. */
 import type { Argv } from 'yargs';
 import { selectBackend, type BackendPreference } from '../backend';
-import { latestModelDir, loadCheckpoint } from '../checkpoint';
+import { latestModelDir, loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../checkpoint';
+import { encode, vocabularyOf } from '../data/corpus';
 import { UsageError } from '../errors';
 import { generateText } from '../generate';
 import { makeRng } from '../random';
@@ -45,9 +46,13 @@ export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'mode
   if (args.prefix.length === 0) throw new UsageError('--prefix must not be empty');
   const dir = args.model ?? latestModelDir(modelsDir);
   if (dir === undefined) throw new UsageError(`no trained model in ${modelsDir}/; make one with: lstm-lyrics train --impl scratch`);
+  // Check everything that can be wrong with the input before printing anything, so a mistake
+  // costs one line on stderr.
+  const meta = readCheckpointMeta(resolveModelDir(dir));
+  encode(vocabularyOf(meta.vocab), args.prefix);
   const backend = await selectBackend(args.backend);
   log.info(backend.description);
-  const { model, vocab, meta, dir: from } = await loadCheckpoint(dir);
+  const { model, vocab, dir: from } = await loadCheckpoint(dir);
   try {
     log.info(`model: ${from} (${meta.model.impl}, epoch ${meta.epoch}, perplexity ${meta.history.at(-1)?.perplexity.toFixed(3) ?? '?'})`);
     const rng = makeRng(args.seed ?? Math.floor(Math.random() * 2 ** 32));
