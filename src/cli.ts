@@ -26,7 +26,10 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     .scriptName('lstm-lyrics')
     .usage('$0 <command> [options]\n\nA character-level LSTM that learns to write lyrics: written by hand, or tf.layers.lstm.')
     .command(train.command, train.describe, train.builder, async (args) => {
-      await train.handler(args as unknown as TrainArgs, io.out);
+      const trainArgs = args as unknown as TrainArgs;
+      // With --json, stdout carries only the summary object, for machines.
+      const summary = await train.handler(trainArgs, trainArgs.json ? io.err : io.out);
+      if (trainArgs.json) io.out.info(JSON.stringify(summary));
     })
     .command(generate.command, generate.describe, generate.builder, async (args) => {
       const text = await generate.handler(args as unknown as generate.GenerateArgs, io.err);

@@ -56,6 +56,35 @@ describe('lstm-lyrics CLI', () => {
     expect(lines[0]).toMatch(pattern);
   });
 
+  it('repeats a seeded run exactly: same perplexities to every digit, same generations', () => {
+    const args = ['train', '--impl', 'builtin', '--corpus', corpus, '--epochs', '2', '--report-every', '1', '--seed', '7', ...SMALL];
+    const withoutTimes = (out: string) => out.replace(/time [\d.]+ sec/g, 'time ? sec').replace(/saving to \S+/, '');
+    const a = run([...args, '--out', 'models/seeded-a'], cwd);
+    const b = run([...args, '--out', 'models/seeded-b'], cwd);
+    expect(a.code).toBe(0);
+    expect(withoutTimes(a.stdout)).toBe(withoutTimes(b.stdout));
+    const c = run([...args.slice(0, -SMALL.length - 2), '--seed', '8', ...SMALL, '--out', 'models/seeded-c'], cwd);
+    expect(withoutTimes(c.stdout)).not.toBe(withoutTimes(a.stdout));
+  });
+
+  it('writes --metrics JSON lines and a --json summary, and gates on --max-perplexity with exit 3', () => {
+    const metrics = path.join(cwd, 'metrics.jsonl');
+    const args = ['train', '--impl', 'scratch', '--corpus', corpus, '--epochs', '3', '--report-every', '3', '--out', 'models/gated', '--metrics', metrics, '--json', ...SMALL];
+    const ok = run([...args, '--max-perplexity', '1e9'], cwd);
+    expect(ok.code).toBe(0);
+    const summary = JSON.parse(ok.stdout);
+    expect(summary).toMatchObject({ summary: true, impl: 'scratch', epochs: 3, backend: 'wasm' });
+    expect(ok.stderr).toMatch(/^epoch 3, perplexity/m);
+    const lines = fs.readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.epoch ?? 'summary')).toEqual([1, 2, 3, 'summary']);
+    for (const key of ['loss', 'perplexity', 'seconds', 'charsPerSecond', 'gradNorm', 'lr', 'numTensors']) expect(typeof lines[0][key]).toBe('number');
+    expect(lines[3].finalPerplexity).toBe(lines[2].perplexity);
+
+    const gated = run([...args, '--max-perplexity', '1.0001'], cwd);
+    expect(gated.code).toBe(3);
+    expect(gated.stderr.trim().split('\n').at(-1)).toMatch(/final perplexity [\d.]+ is above --max-perplexity 1.0001/);
+  });
+
   it('prints help', () => {
     const r = run(['train', '--help'], cwd);
     expect(r.code).toBe(0);

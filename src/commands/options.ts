@@ -36,6 +36,9 @@ export const trainOptions = {
   prefixes: { type: 'string', array: true, default: [...DEFAULT_TRAIN.prefixes], describe: 'prefixes for the report samples' },
   seed: { type: 'number', default: DEFAULT_TRAIN.seed, describe: 'seed for weights and window order; same seed, same backend: same run' },
   out: { type: 'string', describe: 'directory to save the model in', defaultDescription: 'models/<impl>' },
+  metrics: { type: 'string', describe: 'write one JSON line per epoch, then a summary line, to this file' },
+  json: { type: 'boolean', default: false, describe: 'print the final summary as JSON on stdout (report lines go to stderr)' },
+  'max-perplexity': { type: 'number', describe: 'regression gate: exit 3 if the final perplexity is above this' },
   ...backendOption,
 } as const;
 
@@ -57,6 +60,9 @@ export type TrainArgs = {
   prefixes: string[];
   seed: number;
   out?: string;
+  metrics?: string;
+  json: boolean;
+  maxPerplexity?: number;
   backend: BackendPreference;
 };
 

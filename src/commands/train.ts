@@ -1,10 +1,11 @@
 /** `lstm-lyrics train`: train one model on a corpus, report as the lesson does, save it. */
+import * as fs from 'fs';
 import type { Argv } from 'yargs';
 import { selectBackend } from '../backend';
 import { saveCheckpoint } from '../checkpoint';
 import { DEFAULT_OPTIMIZER, type ModelConfig, type TrainConfig } from '../config';
 import { loadCorpus, unknownChars, type Corpus } from '../data/corpus';
-import { InterruptedError, UsageError } from '../errors';
+import { GateError, InterruptedError, UsageError } from '../errors';
 import { createModel, parameterCount, type LanguageModel } from '../models';
 import { train, type EpochMetrics, type Report } from '../train';
 import { VERSIONS } from '../versions';
@@ -22,13 +23,40 @@ export function builder<T>(y: Argv<T>): Argv<T> {
   ]);
 }
 
+/** The outcome of a run: the last line of --metrics, and --json's output. */
 export interface TrainSummary {
+  readonly summary: true;
   readonly impl: string;
   readonly out: string;
   readonly backend: string;
   readonly parameters: number;
-  readonly history: readonly EpochMetrics[];
-  readonly lastReport: Report | undefined;
+  readonly epochs: number;
+  readonly finalPerplexity: number;
+  readonly medianEpochSeconds: number;
+  readonly totalSeconds: number;
+  readonly samples: readonly string[];
+}
+
+function summarise(run: { impl: string; out: string; backend: string; parameters: number; history: readonly EpochMetrics[]; lastReport?: Report }): TrainSummary {
+  const seconds = run.history.map((m) => m.seconds).sort((a, b) => a - b);
+  return {
+    summary: true,
+    impl: run.impl,
+    out: run.out,
+    backend: run.backend,
+    parameters: run.parameters,
+    epochs: run.history.length,
+    finalPerplexity: run.history.at(-1)?.perplexity ?? NaN,
+    medianEpochSeconds: seconds[Math.floor(seconds.length / 2)] ?? NaN,
+    totalSeconds: seconds.reduce((a, b) => a + b, 0),
+    samples: run.lastReport?.samples ?? [],
+  };
+}
+
+function checkGate(perplexity: number, maxPerplexity: number | undefined): void {
+  if (maxPerplexity !== undefined && !(perplexity <= maxPerplexity)) {
+    throw new GateError(`final perplexity ${perplexity.toFixed(4)} is above --max-perplexity ${maxPerplexity}`);
+  }
 }
 
 /** Checks the flags and fills in the per-impl defaults. */
@@ -56,6 +84,7 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
 
 export async function handler(args: TrainArgs, log: Logger): Promise<TrainSummary> {
   const config = trainConfigOf(args);
+  if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
   const hidden = wholeNumber('hidden', args.hidden);
   const out = args.out ?? `models/${args.impl}`;
   const corpus = loadCorpus(config.corpus, config);
@@ -83,10 +112,14 @@ export async function handler(args: TrainArgs, log: Logger): Promise<TrainSummar
 
   let lastReport: Report | undefined;
   const history: EpochMetrics[] = [];
+  if (args.metrics) fs.writeFileSync(args.metrics, '');
   try {
     const result = await train(model, corpus, config, {
       shouldStop: () => interrupted > 0,
-      onEpoch: (metrics) => void history.push(metrics),
+      onEpoch: (metrics) => {
+        history.push(metrics);
+        if (args.metrics) fs.appendFileSync(args.metrics, JSON.stringify(metrics) + '\n');
+      },
       onReport: async (report) => {
         lastReport = report;
         const { epoch, perplexity, seconds } = report.metrics;
@@ -96,7 +129,10 @@ export async function handler(args: TrainArgs, log: Logger): Promise<TrainSummar
       },
     });
     if (result.stopped) throw new InterruptedError(`interrupted; model saved to ${out} after epoch ${result.history.at(-1)?.epoch}`);
-    return { impl: args.impl, out, backend: backend.name, parameters, history: result.history, lastReport };
+    const summary = summarise({ impl: args.impl, out, backend: backend.name, parameters, history: result.history, lastReport });
+    if (args.metrics) fs.appendFileSync(args.metrics, JSON.stringify(summary) + '\n');
+    checkGate(summary.finalPerplexity, args.maxPerplexity);
+    return summary;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
