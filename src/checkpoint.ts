@@ -13,7 +13,9 @@ import { IMPLS } from './config';
 import { vocabularyOf, type Vocabulary } from './data/corpus';
 import { UsageError } from './errors';
 import { modelFromFiles, type LanguageModel, type ModelFiles } from './models';
-import type { EpochMetrics } from './train';
+import * as tf from '@tensorflow/tfjs';
+import type { LstmState } from './models';
+import { makeOptimizer, type EpochMetrics, type TrainPosition } from './train';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 /** Bumped when the layout changes in a way older readers cannot follow. */
@@ -34,7 +36,20 @@ export interface CheckpointMeta {
   readonly history: readonly EpochMetrics[];
   /** The model's own files in the directory, besides checkpoint.json. */
   readonly files: readonly string[];
+  /** Optimizer slots (Adam's moments, the step count) in optimizer.bin, in the optimizer's order. */
+  readonly optimizerWeights?: readonly tf.io.WeightsManifestEntry[];
+  /** Set when training stopped mid-epoch (SIGINT): where --resume continues; (h, c) in state.bin. */
+  readonly position?: Omit<TrainPosition, 'state'> & { readonly hasState: boolean };
 }
+
+/** What --resume needs besides the weights. */
+export interface TrainingState {
+  readonly optimizer: tf.Optimizer;
+  readonly position?: TrainPosition;
+}
+
+const OPTIMIZER_FILE = 'optimizer.bin';
+const STATE_FILE = 'state.bin';
 
 export interface LoadedCheckpoint {
   readonly model: LanguageModel;
@@ -42,11 +57,32 @@ export interface LoadedCheckpoint {
   readonly meta: CheckpointMeta;
   /** Where it was read from (differs from the asked-for dir only after an interrupted save). */
   readonly dir: string;
+  /** Every file the checkpoint lists, by name. */
+  readonly files: ModelFiles;
 }
 
-export async function saveCheckpoint(dir: string, model: LanguageModel, meta: Omit<CheckpointMeta, 'files' | 'format'>): Promise<void> {
+type CheckpointInfo = Omit<CheckpointMeta, 'files' | 'format' | 'optimizerWeights' | 'position'>;
+
+export async function saveCheckpoint(dir: string, model: LanguageModel, meta: CheckpointInfo, training?: TrainingState): Promise<void> {
   const files: ModelFiles = await model.toFiles();
-  const full: CheckpointMeta = { format: CHECKPOINT_FORMAT, ...meta, files: Object.keys(files) };
+  let full: CheckpointMeta = { format: CHECKPOINT_FORMAT, ...meta, files: Object.keys(files) };
+  if (training) {
+    // Slot names embed per-process variable names; the optimizer restores slots by order, so
+    // number them instead.
+    const slots = (await training.optimizer.getWeights()).map((w, i) => ({ name: `slot${i}`, tensor: w.tensor }));
+    const { data, specs } = await tf.io.encodeWeights(slots);
+    files[OPTIMIZER_FILE] = new Uint8Array(tf.io.CompositeArrayBuffer.join(data));
+    full = { ...full, optimizerWeights: specs };
+    const position = training.position;
+    if (position) {
+      const { state, ...rest } = position;
+      if (state) {
+        const encoded = await tf.io.encodeWeights({ h: state.h, c: state.c });
+        files[STATE_FILE] = new Uint8Array(tf.io.CompositeArrayBuffer.join(encoded.data));
+      }
+      full = { ...full, position: { ...rest, hasState: state !== null } };
+    }
+  }
   const tmp = `${dir}.tmp`;
   const old = `${dir}.old`;
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -90,7 +126,7 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const from = resolveModelDir(dir);
   const meta = readCheckpointMeta(from);
   const files: ModelFiles = {};
-  for (const name of meta.files) {
+  for (const name of [...meta.files, ...(meta.optimizerWeights ? [OPTIMIZER_FILE] : []), ...(meta.position?.hasState ? [STATE_FILE] : [])]) {
     const file = path.join(from, name);
     if (!fs.existsSync(file)) throw new UsageError(`model in ${from} is incomplete: ${name} is missing`);
     files[name] = fs.readFileSync(file);
@@ -101,7 +137,32 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   } catch (err) {
     throw new UsageError(`model in ${from} is corrupt: ${firstLine((err as Error).message)}`);
   }
-  return { model, vocab: vocabularyOf(meta.vocab), meta, dir: from };
+  return { model, vocab: vocabularyOf(meta.vocab), meta, dir: from, files };
+}
+
+/** The optimizer and mid-epoch position saved with a checkpoint, for --resume. */
+export async function restoreTraining(loaded: LoadedCheckpoint, config: TrainConfig): Promise<TrainingState> {
+  const { meta, files } = loaded;
+  const optimizer = makeOptimizer(config.optimizer, config.lr);
+  if (meta.optimizerWeights && files[OPTIMIZER_FILE]) {
+    const slots = tf.io.decodeWeights(arrayBufferOf(files[OPTIMIZER_FILE]), [...meta.optimizerWeights]);
+    await optimizer.setWeights(meta.optimizerWeights.map((spec) => ({ name: spec.name, tensor: slots[spec.name] })));
+  }
+  if (!meta.position) return { optimizer };
+  let state: LstmState | null = null;
+  if (meta.position.hasState) {
+    const { h, c } = tf.io.decodeWeights(arrayBufferOf(files[STATE_FILE]), [
+      { name: 'h', shape: [config.batchSize, meta.model.hidden], dtype: 'float32' },
+      { name: 'c', shape: [config.batchSize, meta.model.hidden], dtype: 'float32' },
+    ]);
+    state = { h: h as tf.Tensor2D, c: c as tf.Tensor2D };
+  }
+  const { hasState: _, ...position } = meta.position;
+  return { optimizer, position: { ...position, state } };
+}
+
+export function arrayBufferOf(bytes: Uint8Array): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }
 
 /** The most recently saved model under `modelsDir`, if any. */

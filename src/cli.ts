@@ -8,17 +8,21 @@ import type { Logger } from './commands/logger';
 import type { TrainArgs } from './commands/options';
 import * as train from './commands/train';
 import { EXIT, UsageError, exitCodeOf } from './errors';
+import { progressFor, type Progress } from './progress';
 
 export interface Io {
   /** Results: the lesson's report lines, generated lyrics. */
   readonly out: Logger;
   /** Diagnostics and errors. */
   readonly err: Logger;
+  /** The progress bar of long runs (drawn only on a terminal). */
+  readonly progress: Progress;
 }
 
 const processIo: Io = {
   out: { info: (line) => process.stdout.write(line + '\n') },
   err: { info: (line) => process.stderr.write(line + '\n') },
+  progress: progressFor(process.stderr),
 };
 
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
@@ -28,7 +32,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     .command(train.command, train.describe, train.builder, async (args) => {
       const trainArgs = args as unknown as TrainArgs;
       // With --json, stdout carries only the summary object, for machines.
-      const summary = await train.handler(trainArgs, trainArgs.json ? io.err : io.out);
+      const summary = await train.handler(trainArgs, trainArgs.json ? io.err : io.out, io.progress);
       if (trainArgs.json) io.out.info(JSON.stringify(summary));
     })
     .command(generate.command, generate.describe, generate.builder, async (args) => {

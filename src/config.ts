@@ -33,6 +33,8 @@ export interface TrainConfig {
   readonly entry?: string;
   /** Keep the first N characters of the corpus (0 keeps all). */
   readonly maxChars: number;
+  /** Hold out the last N characters (or this fraction, if below 1) for a held-out perplexity. */
+  readonly valChars: number;
   readonly epochs: number;
   /** Characters per training window (time steps of truncated backprop). */
   readonly numSteps: number;
@@ -56,6 +58,7 @@ export const DEFAULT_HIDDEN = 256;
 
 export const DEFAULT_TRAIN: Omit<TrainConfig, 'corpus' | 'optimizer' | 'lr'> = {
   maxChars: 10_000,
+  valChars: 0,
   epochs: 160,
   numSteps: 35,
   batchSize: 32,

@@ -18,6 +18,8 @@ export interface EpochMetrics {
   readonly loss: number;
   /** exp(loss): the lesson's measure. 1 is perfect; the vocabulary size is a uniform guess. */
   readonly perplexity: number;
+  /** Perplexity on the held-out tail of the corpus (--val-chars), which training never sees. */
+  readonly heldOutPerplexity?: number;
   readonly seconds: number;
   readonly charsPerSecond: number;
   /** Mean over the epoch's batches of the global gradient norm, before clipping. */
@@ -33,7 +35,25 @@ export interface Report {
   readonly samples: readonly string[];
 }
 
+/**
+ * Where training stands, mid-epoch included: enough to continue exactly where it stopped.
+ * `state` (the LSTM state carried by consecutive sampling) is owned by the position.
+ */
+export interface TrainPosition {
+  /** The epoch in progress, from 1. */
+  readonly epoch: number;
+  /** Batches of that epoch already trained. */
+  readonly batch: number;
+  /** Over those batches: summed loss and summed gradient norm, and seconds spent. */
+  readonly lossSum: number;
+  readonly normSum: number;
+  readonly seconds: number;
+  readonly state: LstmState | null;
+}
+
 export interface TrainHooks {
+  /** After every batch (for progress bars). */
+  onBatch?(epoch: number, batch: number, batches: number): void;
   /** After every epoch. */
   onEpoch?(metrics: EpochMetrics): void | Promise<void>;
   /** Every `reportEvery` epochs and after the last. */
@@ -42,10 +62,19 @@ export interface TrainHooks {
   shouldStop?(): boolean;
 }
 
+export interface TrainOptions {
+  /** Defaults to config.optimizer at config.lr; pass a restored one to resume. */
+  readonly optimizer?: tf.Optimizer;
+  /** Continue from here instead of epoch 1 (see --resume). */
+  readonly from?: TrainPosition;
+  /** Held-out character ids, evaluated after every epoch. */
+  readonly heldOut?: Int32Array;
+}
+
 export interface TrainResult {
   readonly history: readonly EpochMetrics[];
-  /** True when shouldStop ended training early. */
-  readonly stopped: boolean;
+  /** Set when shouldStop ended training early: where to resume from. */
+  readonly stoppedAt?: TrainPosition;
 }
 
 export class DivergedError extends Error {
@@ -56,40 +85,53 @@ export function makeOptimizer(name: OptimizerName, lr: number): tf.Optimizer {
   return name === 'sgd' ? tf.train.sgd(lr) : tf.train.adam(lr);
 }
 
+/** Each epoch draws its window order from its own seed, so a resumed run needs no RNG state. */
+export function epochRng(seed: number, epoch: number): () => number {
+  return makeRng((seed ^ Math.imul(epoch, 0x9e3779b1)) >>> 0);
+}
+
 export async function train(
   model: LanguageModel,
   corpus: Corpus,
   config: TrainConfig,
   hooks: TrainHooks = {},
-  optimizer: tf.Optimizer = makeOptimizer(config.optimizer, config.lr),
-  firstEpoch = 1,
+  options: TrainOptions = {},
 ): Promise<TrainResult> {
-  const rng = makeRng(config.seed);
+  const optimizer = options.optimizer ?? makeOptimizer(config.optimizer, config.lr);
   const history: EpochMetrics[] = [];
-  for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
-    const start = performance.now();
-    const batches = makeBatches(config.sampling, corpus.ids, config.batchSize, config.numSteps, rng);
-    const totals = tf.tidy(() => tf.variable(tf.zeros([2]), false)); // [sum of batch losses, sum of grad norms]
-    let state = model.zeroState(config.batchSize);
-    let done = 0;
-    try {
-      for (const batch of batches) {
-        if (config.sampling === 'random' && done > 0) {
-          disposeState(state);
-          state = model.zeroState(config.batchSize);
-        }
-        const next = trainStep(model, optimizer, batch, state, config.clip, totals);
+  const from = options.from;
+  for (let epoch = from?.epoch ?? 1; epoch <= config.epochs; epoch++) {
+    const resuming = from !== undefined && epoch === from.epoch;
+    const start = performance.now() - (resuming ? from.seconds * 1000 : 0);
+    const batches = makeBatches(config.sampling, corpus.ids, config.batchSize, config.numSteps, epochRng(config.seed, epoch));
+    // [sum of batch losses, sum of grad norms], kept in a tensor so nothing is read back per batch.
+    const totals = tf.tidy(() => tf.variable(tf.tensor1d(resuming ? [from.lossSum, from.normSum] : [0, 0]), false));
+    let state = (resuming && from.state) || model.zeroState(config.batchSize);
+    let done = resuming ? from.batch : 0;
+    let stopped = false;
+    for (const batch of batches.slice(done)) {
+      if (config.sampling === 'random' && done > 0) {
         disposeState(state);
-        state = next;
-        done++;
-        if (hooks.shouldStop?.()) break;
+        state = model.zeroState(config.batchSize);
       }
-    } finally {
+      const next = trainStep(model, optimizer, batch, state, config.clip, totals);
       disposeState(state);
+      state = next;
+      done++;
+      hooks.onBatch?.(epoch, done, batches.length);
+      // Training is synchronous tensor work; this lets signal handlers (SIGINT) run between batches.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (hooks.shouldStop?.() && done < batches.length) {
+        stopped = true;
+        break;
+      }
     }
     const [lossSum, normSum] = Array.from(totals.dataSync()); // the epoch's one read back to JS
     totals.dispose();
     const seconds = (performance.now() - start) / 1000;
+    if (stopped) return { history, stoppedAt: { epoch, batch: done, lossSum, normSum, seconds, state } };
+    disposeState(state);
+
     const loss = lossSum / done;
     if (!Number.isFinite(loss)) {
       throw new DivergedError(`loss became ${loss} in epoch ${epoch}; try a smaller --lr or --clip`);
@@ -98,6 +140,7 @@ export async function train(
       epoch,
       loss,
       perplexity: Math.exp(loss),
+      ...(options.heldOut && { heldOutPerplexity: Math.exp(heldOutLoss(model, options.heldOut, config.numSteps)) }),
       seconds,
       charsPerSecond: (done * config.batchSize * config.numSteps) / seconds,
       gradNorm: normSum / done,
@@ -106,14 +149,39 @@ export async function train(
     };
     history.push(metrics);
     await hooks.onEpoch?.(metrics);
-    const stopped = done < batches.length;
-    if (epoch % config.reportEvery === 0 || epoch === config.epochs || stopped) {
+    if (epoch % config.reportEvery === 0 || epoch === config.epochs) {
       const samples = config.prefixes.map((prefix) => generateText(model, corpus.vocab, prefix, config.predLen));
       await hooks.onReport?.({ metrics, samples });
     }
-    if (stopped) return { history, stopped: true };
   }
-  return { history, stopped: false };
+  return { history };
+}
+
+/**
+ * Mean cross-entropy of predicting each character of `ids` from all before it: one row, read in
+ * windows of `numSteps` with the state carried, so every character but the first counts once.
+ */
+export function heldOutLoss(model: LanguageModel, ids: Int32Array, numSteps: number): number {
+  let state = model.zeroState(1);
+  const total = tf.tidy(() => tf.variable(tf.scalar(0), false));
+  try {
+    for (let s = 0; s + 1 < ids.length; s += numSteps) {
+      const len = Math.min(numSteps, ids.length - 1 - s);
+      const next = tf.tidy(() => {
+        const x = tf.tensor2d(ids.subarray(s, s + len), [1, len], 'int32');
+        const y = tf.tensor2d(ids.subarray(s + 1, s + 1 + len), [1, len], 'int32');
+        const out = model.forward(x, state);
+        total.assign(total.add(crossEntropy(out.logits, y).mul(len)));
+        return out.state;
+      });
+      disposeState(state);
+      state = next;
+    }
+    return total.dataSync()[0] / (ids.length - 1);
+  } finally {
+    disposeState(state);
+    total.dispose();
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { buildVocabulary, decode, encode, loadCorpus, normalise, unknownChars } from '../src/data/corpus';
+import { buildVocabulary, decode, encode, loadCorpus, normalise, splitHeldOut, unknownChars } from '../src/data/corpus';
 import { UsageError } from '../src/errors';
 import { tempDir, writeFile, writeZip } from './helpers';
 
@@ -86,5 +86,22 @@ describe('vocabulary', () => {
 
   it('normalise strips a byte order mark', () => {
     expect(normalise('\uFEFF一\n二')).toBe('一 二');
+  });
+});
+
+describe('splitHeldOut', () => {
+  const corpus = loadCorpus(writeFile(tempDir(), 'c.txt', 'abcdefghij'), { maxChars: 0 });
+
+  it('keeps the last N characters (or a fraction) out of training', () => {
+    const { train, heldOut } = splitHeldOut(corpus, 3);
+    expect(decode(corpus.vocab, train.ids)).toBe('abcdefg');
+    expect(decode(corpus.vocab, heldOut!)).toBe('hij');
+    expect(decode(corpus.vocab, splitHeldOut(corpus, 0.2).heldOut!)).toBe('ij');
+    expect(splitHeldOut(corpus, 0).heldOut).toBeUndefined();
+  });
+
+  it('rejects a held-out part of fewer than 2 characters or the whole corpus', () => {
+    expect(() => splitHeldOut(corpus, 1)).toThrow(UsageError);
+    expect(() => splitHeldOut(corpus, 10)).toThrow(UsageError);
   });
 });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type TrainConfig } from '../src/config';
-import { loadCorpus } from '../src/data/corpus';
+import { loadCorpus, splitHeldOut } from '../src/data/corpus';
 import { createModel } from '../src/models';
 import { clipByGlobalNorm, crossEntropy, train } from '../src/train';
 import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
@@ -59,6 +59,23 @@ describe.each(IMPLS)('training the %s LSTM', (impl) => {
       expect(samples[0].startsWith('分开') && samples[1].startsWith('不分开')).toBe(true);
       expect(samples.map((s) => Array.from(s).length)).toEqual([2 + 10, 3 + 10]);
     }
+    model.dispose();
+  });
+});
+
+describe('held-out perplexity', () => {
+  it('is reported every epoch, starts inside [1, vocabulary size], and the tail is never trained on', async () => {
+    const whole = loadCorpus(writeFile(tempDir(), 'song.txt', REPETITIVE_LYRIC), { maxChars: 0 });
+    const { train: part, heldOut } = splitHeldOut(whole, 100);
+    expect(part.ids.length + heldOut!.length).toBe(whole.ids.length);
+    const model = createModel({ impl: 'builtin', vocabSize: whole.vocab.chars.length, hidden: 16 }, 0);
+    const config: TrainConfig = { ...DEFAULT_TRAIN, ...DEFAULT_OPTIMIZER.builtin, corpus: '', epochs: 3, batchSize: 4, numSteps: 8, reportEvery: 10, predLen: 1, clip: 0.1 };
+    const { history } = await train(model, part, config, {}, { heldOut });
+    for (const m of history) expect(m.heldOutPerplexity).toBeDefined();
+    expect(history[0].heldOutPerplexity!).toBeGreaterThanOrEqual(1);
+    expect(history[0].heldOutPerplexity!).toBeLessThanOrEqual(whole.vocab.chars.length);
+    // The lyric repeats, so what was learnt carries over to the held-out tail.
+    expect(history[2].heldOutPerplexity!).toBeLessThan(history[0].heldOutPerplexity!);
     model.dispose();
   });
 });

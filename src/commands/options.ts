@@ -23,7 +23,8 @@ export const trainOptions = {
   corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled 宋词三百首', describe: 'training text: a UTF-8 .txt, or a .zip holding one' },
   entry: { type: 'string', describe: 'which .txt inside a zip that holds several' },
   'max-chars': { type: 'number', default: DEFAULT_TRAIN.maxChars, describe: 'keep the first N characters of the corpus (0: all)' },
-  epochs: { type: 'number', default: DEFAULT_TRAIN.epochs, describe: 'passes over the corpus' },
+  'val-chars': { type: 'number', default: DEFAULT_TRAIN.valChars, describe: 'hold out the last N characters (or fraction < 1) and report their perplexity' },
+  epochs: { type: 'number', default: DEFAULT_TRAIN.epochs, describe: 'passes over the corpus (with --resume: the total to reach)' },
   'num-steps': { type: 'number', default: DEFAULT_TRAIN.numSteps, describe: 'characters per training window (backprop through time)' },
   'batch-size': { type: 'number', default: DEFAULT_TRAIN.batchSize, describe: 'windows per batch' },
   hidden: { type: 'number', default: DEFAULT_HIDDEN, describe: 'LSTM hidden units' },
@@ -36,6 +37,7 @@ export const trainOptions = {
   prefixes: { type: 'string', array: true, default: [...DEFAULT_TRAIN.prefixes], describe: 'prefixes for the report samples' },
   seed: { type: 'number', default: DEFAULT_TRAIN.seed, describe: 'seed for weights and window order; same seed, same backend: same run' },
   out: { type: 'string', describe: 'directory to save the model in', defaultDescription: 'models/<impl>' },
+  resume: { type: 'boolean', default: false, describe: 'continue the run saved in --out (its settings and corpus; --epochs may raise the total)' },
   metrics: { type: 'string', describe: 'write one JSON line per epoch, then a summary line, to this file' },
   json: { type: 'boolean', default: false, describe: 'print the final summary as JSON on stdout (report lines go to stderr)' },
   'max-perplexity': { type: 'number', describe: 'regression gate: exit 3 if the final perplexity is above this' },
@@ -47,6 +49,7 @@ export type TrainArgs = {
   corpus: string;
   entry?: string;
   maxChars: number;
+  valChars: number;
   epochs: number;
   numSteps: number;
   batchSize: number;
@@ -60,6 +63,7 @@ export type TrainArgs = {
   prefixes: string[];
   seed: number;
   out?: string;
+  resume: boolean;
   metrics?: string;
   json: boolean;
   maxPerplexity?: number;
@@ -80,5 +84,10 @@ export function wholeNumber(flag: string, value: number, min = 1): number {
 
 export function positiveNumber(flag: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${flag} must be a number > 0, got ${value}`);
+  return value;
+}
+
+export function nonNegative(flag: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw new UsageError(`--${flag} must be a number >= 0, got ${value}`);
   return value;
 }

@@ -1,16 +1,18 @@
 /** `lstm-lyrics train`: train one model on a corpus, report as the lesson does, save it. */
 import * as fs from 'fs';
 import type { Argv } from 'yargs';
-import { selectBackend } from '../backend';
-import { saveCheckpoint } from '../checkpoint';
-import { DEFAULT_OPTIMIZER, type ModelConfig, type TrainConfig } from '../config';
-import { loadCorpus, unknownChars, type Corpus } from '../data/corpus';
-import { GateError, InterruptedError, UsageError } from '../errors';
+import type * as tf from '@tensorflow/tfjs';
+import { selectBackend, type BackendChoice } from '../backend';
+import { loadCheckpoint, readCheckpointMeta, resolveModelDir, restoreTraining, saveCheckpoint } from '../checkpoint';
+import { DEFAULT_OPTIMIZER, type TrainConfig } from '../config';
+import { loadCorpus, splitHeldOut, unknownChars, type Corpus } from '../data/corpus';
+import { EXIT, GateError, InterruptedError, UsageError } from '../errors';
 import { createModel, parameterCount, type LanguageModel } from '../models';
-import { train, type EpochMetrics, type Report } from '../train';
+import { makeOptimizer, train, type EpochMetrics, type Report, type TrainPosition } from '../train';
+import { noProgress, type Progress } from '../progress';
 import { VERSIONS } from '../versions';
 import type { Logger } from './logger';
-import { positiveNumber, wholeNumber, withTrainOptions, type TrainArgs } from './options';
+import { nonNegative, positiveNumber, wholeNumber, withTrainOptions, type TrainArgs } from './options';
 
 export const command = 'train';
 export const describe = 'train an LSTM language model on a corpus and save it';
@@ -68,6 +70,7 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
     corpus: args.corpus,
     entry: args.entry,
     maxChars: wholeNumber('max-chars', args.maxChars, 0),
+    valChars: nonNegative('val-chars', args.valChars),
     epochs: wholeNumber('epochs', args.epochs),
     numSteps: wholeNumber('num-steps', args.numSteps),
     batchSize: wholeNumber('batch-size', args.batchSize),
@@ -82,54 +85,80 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
   };
 }
 
-export async function handler(args: TrainArgs, log: Logger): Promise<TrainSummary> {
-  const config = trainConfigOf(args);
+export async function handler(args: TrainArgs, log: Logger, progress: Progress = noProgress): Promise<TrainSummary> {
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
-  const hidden = wholeNumber('hidden', args.hidden);
   const out = args.out ?? `models/${args.impl}`;
-  const corpus = loadCorpus(config.corpus, config);
-  checkPrefixes(corpus, config.prefixes);
-  const backend = await selectBackend(args.backend);
-  log.info(backend.description);
-
-  const modelConfig: ModelConfig = { impl: args.impl, vocabSize: corpus.vocab.chars.length, hidden };
-  const model = createModel(modelConfig, config.seed);
+  const run = args.resume ? await resumeRun(args, out) : await freshRun(args);
+  const { model, config, corpus, heldOut } = run;
+  log.info(run.backend.description);
   const parameters = parameterCount(model);
   log.info(
-    `training ${args.impl} LSTM: ${parameters.toLocaleString('en')} parameters, vocabulary ${modelConfig.vocabSize}, ` +
-      `${Array.from(corpus.text).length.toLocaleString('en')} characters, ${config.epochs} epochs, ${config.optimizer} lr ${config.lr}, saving to ${out}`,
+    `${args.resume ? 'resuming' : 'training'} ${model.config.impl} LSTM: ${parameters.toLocaleString('en')} parameters, ` +
+      `vocabulary ${model.config.vocabSize}, ${corpus.ids.length.toLocaleString('en')} training characters` +
+      (heldOut ? ` (+${heldOut.length.toLocaleString('en')} held out)` : '') +
+      `, ${config.epochs} epochs, ${config.optimizer} lr ${config.lr}, saving to ${out}`,
   );
 
   let interrupted = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    // The first signal finishes the batch and saves; a second one gives up at once. Either way the
+    // The first signal finishes the batch and saves; a second one quits at once. Either way the
     // last saved model stays intact, because saves are atomic.
-    if (++interrupted > 1) process.exit(130);
+    if (++interrupted > 1) process.exit(EXIT.interrupted);
+    progress.clear();
     log.info(`${signal}: finishing this batch and saving to ${out} (again to quit at once)`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  const history: EpochMetrics[] = [...run.history];
   let lastReport: Report | undefined;
-  const history: EpochMetrics[] = [];
-  if (args.metrics) fs.writeFileSync(args.metrics, '');
+  const save = (position?: TrainPosition) =>
+    saveCheckpoint(
+      out,
+      model,
+      {
+        model: model.config,
+        train: config,
+        vocab: corpus.vocab.chars,
+        epoch: history.at(-1)?.epoch ?? 0,
+        savedAt: new Date().toISOString(),
+        backend: run.backend.name,
+        versions: VERSIONS,
+        corpusSha256: corpus.sha256,
+        history,
+      },
+      { optimizer: run.optimizer, position },
+    );
+  if (args.metrics && !args.resume) fs.writeFileSync(args.metrics, '');
   try {
-    const result = await train(model, corpus, config, {
-      shouldStop: () => interrupted > 0,
-      onEpoch: (metrics) => {
-        history.push(metrics);
-        if (args.metrics) fs.appendFileSync(args.metrics, JSON.stringify(metrics) + '\n');
+    const result = await train(
+      model,
+      corpus,
+      config,
+      {
+        shouldStop: () => interrupted > 0,
+        onBatch: (epoch, batch, batches) => progress.update(epoch, config.epochs, batch, batches, history.at(-1)?.perplexity),
+        onEpoch: (metrics) => {
+          history.push(metrics);
+          if (args.metrics) fs.appendFileSync(args.metrics, JSON.stringify(metrics) + '\n');
+        },
+        onReport: async (report) => {
+          lastReport = report;
+          progress.clear();
+          log.info(reportLine(report.metrics));
+          for (const sample of report.samples) log.info(` - ${sample}`);
+          await save();
+        },
       },
-      onReport: async (report) => {
-        lastReport = report;
-        const { epoch, perplexity, seconds } = report.metrics;
-        log.info(`epoch ${epoch}, perplexity ${perplexity.toFixed(6)}, time ${seconds.toFixed(2)} sec`);
-        for (const sample of report.samples) log.info(` - ${sample}`);
-        await save(out, model, modelConfig, config, corpus, backend.name, history);
-      },
-    });
-    if (result.stopped) throw new InterruptedError(`interrupted; model saved to ${out} after epoch ${result.history.at(-1)?.epoch}`);
-    const summary = summarise({ impl: args.impl, out, backend: backend.name, parameters, history: result.history, lastReport });
+      { optimizer: run.optimizer, from: run.from, heldOut },
+    );
+    progress.clear();
+    if (result.stoppedAt) {
+      await save(result.stoppedAt);
+      const { epoch, batch } = result.stoppedAt;
+      throw new InterruptedError(`interrupted in epoch ${epoch} after batch ${batch}; saved to ${out}; continue with: lstm-lyrics train --resume --out ${out}`);
+    }
+    const summary = summarise({ impl: model.config.impl, out, backend: run.backend.name, parameters, history, lastReport });
     if (args.metrics) fs.appendFileSync(args.metrics, JSON.stringify(summary) + '\n');
     checkGate(summary.finalPerplexity, args.maxPerplexity);
     return summary;
@@ -140,6 +169,59 @@ export async function handler(args: TrainArgs, log: Logger): Promise<TrainSummar
   }
 }
 
+/** `epoch N, perplexity P, time T sec`, as the lesson prints it (plus held-out when asked for). */
+export function reportLine(m: EpochMetrics): string {
+  const heldOut = m.heldOutPerplexity === undefined ? '' : `, held-out perplexity ${m.heldOutPerplexity.toFixed(6)}`;
+  return `epoch ${m.epoch}, perplexity ${m.perplexity.toFixed(6)}${heldOut}, time ${m.seconds.toFixed(2)} sec`;
+}
+
+/** Everything a run needs, fresh or resumed. */
+interface Run {
+  readonly model: LanguageModel;
+  readonly config: TrainConfig;
+  readonly corpus: Corpus;
+  readonly heldOut?: Int32Array;
+  readonly backend: BackendChoice;
+  readonly optimizer: tf.Optimizer;
+  readonly from?: TrainPosition;
+  readonly history: readonly EpochMetrics[];
+}
+
+async function freshRun(args: TrainArgs): Promise<Run> {
+  const config = trainConfigOf(args);
+  const hidden = wholeNumber('hidden', args.hidden);
+  // Input first, so a mistake costs one line on stderr and no backend start-up.
+  const whole = loadCorpus(config.corpus, config);
+  checkPrefixes(whole, config.prefixes);
+  const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
+  const backend = await selectBackend(args.backend);
+  const model = createModel({ impl: args.impl, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
+  return { model, config, corpus, heldOut, backend, optimizer: makeOptimizer(config.optimizer, config.lr), history: [] };
+}
+
+/** Continues the run saved in `out`: its settings and corpus, its optimizer state and position. */
+async function resumeRun(args: TrainArgs, out: string): Promise<Run> {
+  const meta = readCheckpointMeta(resolveModelDir(out));
+  if (meta.model.impl !== args.impl) {
+    throw new UsageError(`${out} holds a ${meta.model.impl} model; resume it with --impl ${meta.model.impl}`);
+  }
+  const config: TrainConfig = { ...meta.train, epochs: wholeNumber('epochs', args.epochs) };
+  const whole = loadCorpus(config.corpus, config);
+  if (whole.sha256 !== meta.corpusSha256) {
+    throw new UsageError(`${config.corpus} has changed since ${out} was trained on it (SHA-256 differs); cannot resume`);
+  }
+  const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
+  const backend = await selectBackend(args.backend);
+  const loaded = await loadCheckpoint(out);
+  const { optimizer, position } = await restoreTraining(loaded, config);
+  const from = position ?? { epoch: meta.epoch + 1, batch: 0, lossSum: 0, normSum: 0, seconds: 0, state: null };
+  if (from.epoch > config.epochs) {
+    loaded.model.dispose();
+    throw new UsageError(`${out} has already trained ${meta.epoch} epochs; pass a larger --epochs to continue`);
+  }
+  return { model: loaded.model, config, corpus, heldOut, backend, optimizer, from, history: meta.history };
+}
+
 function checkPrefixes(corpus: Corpus, prefixes: readonly string[]): void {
   for (const prefix of prefixes) {
     const missing = unknownChars(corpus.vocab, prefix);
@@ -147,26 +229,4 @@ function checkPrefixes(corpus: Corpus, prefixes: readonly string[]): void {
       throw new UsageError(`prefix ${JSON.stringify(prefix)} has characters not in the corpus: ${missing.join(' ')}`);
     }
   }
-}
-
-async function save(
-  out: string,
-  model: LanguageModel,
-  modelConfig: ModelConfig,
-  config: TrainConfig,
-  corpus: Corpus,
-  backend: string,
-  history: readonly EpochMetrics[],
-): Promise<void> {
-  await saveCheckpoint(out, model, {
-    model: modelConfig,
-    train: config,
-    vocab: corpus.vocab.chars,
-    epoch: history.at(-1)?.epoch ?? 0,
-    savedAt: new Date().toISOString(),
-    backend,
-    versions: VERSIONS,
-    corpusSha256: corpus.sha256,
-    history,
-  });
 }

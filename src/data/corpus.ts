@@ -48,6 +48,20 @@ export function normalise(raw: string): string {
   return raw.replace(/^\uFEFF/, '').replace(/[\r\n]/g, ' ');
 }
 
+/**
+ * Splits off the last `valChars` characters (a fraction of the corpus if below 1) as held-out
+ * text. Training windows are drawn from the rest only, so none overlaps the held-out tail.
+ */
+export function splitHeldOut(corpus: Corpus, valChars: number): { train: Corpus; heldOut?: Int32Array } {
+  if (valChars <= 0) return { train: corpus };
+  const count = valChars < 1 ? Math.round(corpus.ids.length * valChars) : valChars;
+  if (count < 2 || count >= corpus.ids.length) {
+    throw new UsageError(`--val-chars ${valChars} leaves ${count} held-out characters of ${corpus.ids.length}; need at least 2 and fewer than all`);
+  }
+  const cut = corpus.ids.length - count;
+  return { train: { ...corpus, ids: corpus.ids.subarray(0, cut) }, heldOut: corpus.ids.subarray(cut) };
+}
+
 function truncate(text: string, maxChars: number): string {
   if (maxChars <= 0) return text;
   return Array.from(text).slice(0, maxChars).join('');

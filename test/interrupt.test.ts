@@ -1,0 +1,63 @@
+/** SIGINT during training, --resume, and what a crash mid-save leaves behind. Spawns the real CLI. */
+import { spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
+
+const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
+const cwd = tempDir();
+const corpus = writeFile(cwd, 'song.txt', REPETITIVE_LYRIC.repeat(3));
+const ARGS = ['--impl', 'scratch', '--corpus', corpus, '--hidden', '32', '--batch-size', '4', '--num-steps', '8', '--lr', '10', '--clip', '1', '--seed', '3', '--backend', 'wasm'];
+
+function finalPerplexity(stdout: string): string {
+  return stdout.match(/^epoch \d+, perplexity ([\d.]+)/gm)!.at(-1)!;
+}
+
+/** Starts training and sends `signal` once the first report line appears. */
+function interruptAfterFirstReport(out: string, signals: NodeJS.Signals[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '40', '--report-every', '1', '--out', out], { cwd });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (signals.length && /^epoch 1,/m.test(stdout)) signals.splice(0).forEach((s) => child.kill(s));
+    });
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('interrupting training', () => {
+  it('SIGINT finishes the batch, saves a checkpoint and exits 130; --resume then ends exactly where an uninterrupted run does', async () => {
+    const interrupted = await interruptAfterFirstReport('models/a', ['SIGINT']);
+    expect(interrupted.code).toBe(130);
+    expect(interrupted.stderr).toMatch(/interrupted in epoch \d+ after batch \d+; saved to models\/a/);
+    const meta = JSON.parse(fs.readFileSync(path.join(cwd, 'models/a/checkpoint.json'), 'utf8'));
+    expect(meta.epoch).toBeLessThan(40);
+    expect(meta.position).toMatchObject({ epoch: meta.epoch + 1, hasState: true }); // stopped mid-epoch
+
+    const resumed = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '40', '--report-every', '40', '--out', 'models/a', '--resume'], { cwd, encoding: 'utf8' });
+    expect(resumed.status).toBe(0);
+    const straight = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '40', '--report-every', '40', '--out', 'models/b'], { cwd, encoding: 'utf8' });
+    expect(straight.status).toBe(0);
+    expect(finalPerplexity(resumed.stdout)).toBe(finalPerplexity(straight.stdout));
+  });
+
+  it('a second signal quits at once and the last saved model still loads', async () => {
+    const r = await interruptAfterFirstReport('models/c', ['SIGTERM', 'SIGTERM']);
+    expect(r.code).toBe(130);
+    const gen = spawnSync(process.execPath, [BIN, 'generate', '--prefix', '分开', '--model', 'models/c', '--backend', 'wasm'], { cwd, encoding: 'utf8' });
+    expect(gen.status).toBe(0);
+    expect(gen.stdout.startsWith('分开')).toBe(true);
+  });
+
+  it('--resume refuses a model of the other impl, and a finished run', () => {
+    const other = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--impl', 'builtin', '--out', 'models/b', '--resume'], { cwd, encoding: 'utf8' });
+    expect(other.status).toBe(2);
+    expect(other.stderr.trim()).toBe('lstm-lyrics: models/b holds a scratch model; resume it with --impl scratch');
+    const done = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '40', '--out', 'models/b', '--resume'], { cwd, encoding: 'utf8' });
+    expect(done.status).toBe(2);
+    expect(done.stderr).toMatch(/already trained 40 epochs/);
+  });
+});
