@@ -9,6 +9,8 @@ import type { TrainArgs } from './commands/options';
 import * as train from './commands/train';
 import { EXIT, UsageError, exitCodeOf } from './errors';
 import { progressFor, type Progress } from './progress';
+import type chalk from 'chalk';
+import { colorsFor } from './colors';
 
 export interface Io {
   /** Results: the lesson's report lines, generated lyrics. */
@@ -17,12 +19,15 @@ export interface Io {
   readonly err: Logger;
   /** The progress bar of long runs (drawn only on a terminal). */
   readonly progress: Progress;
+  /** Colours for stderr (none unless it is a terminal; see colors.ts). */
+  readonly errColors: chalk.Chalk;
 }
 
 const processIo: Io = {
   out: { info: (line) => process.stdout.write(line + '\n') },
   err: { info: (line) => process.stderr.write(line + '\n') },
   progress: progressFor(process.stderr),
+  errColors: colorsFor(process.stderr),
 };
 
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
@@ -57,7 +62,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   } catch (err) {
     const code = exitCodeOf(err);
     const message = err instanceof Error ? err.message : String(err);
-    io.err.info(`lstm-lyrics: ${code === EXIT.failure ? 'error: ' : ''}${message.split('\n')[0]}`);
+    io.err.info(`${io.errColors.red.bold('lstm-lyrics:')} ${code === EXIT.failure ? 'error: ' : ''}${message.split('\n')[0]}`);
     if (code === EXIT.failure && process.env.LSTM_LYRICS_DEBUG) io.err.info(String((err as Error).stack));
     return code;
   }
