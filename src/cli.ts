@@ -33,6 +33,8 @@ const processIo: Io = {
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const parser = yargs([...argv])
     .scriptName('lstm-lyrics')
+    // A flag given twice takes its last value (as most CLIs do), not an array of both.
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .usage('$0 <command> [options]\n\nA character-level LSTM that learns to write lyrics: written by hand, or tf.layers.lstm.')
     .command(train.command, train.describe, train.builder, async (args) => {
       const trainArgs = args as unknown as TrainArgs;
@@ -54,7 +56,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     .epilogue('Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 3 gate failed, 130 interrupted.')
     .exitProcess(false)
     .fail((message, error) => {
-      throw error ?? new UsageError(`${message} (see: lstm-lyrics --help)`);
+      // yargs spreads some messages over several lines; the CLI's errors are one line.
+      throw error ?? new UsageError(`${message.split('\n').map((l) => l.trim()).filter(Boolean).join(' ')} (see: lstm-lyrics --help)`);
     });
   try {
     await parser.parseAsync();

@@ -51,9 +51,9 @@ export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'mode
   const meta = readCheckpointMeta(resolveModelDir(dir));
   encode(vocabularyOf(meta.vocab), args.prefix);
   const backend = await selectBackend(args.backend);
-  log.info(backend.description);
   const { model, vocab, dir: from } = await loadCheckpoint(dir);
   try {
+    log.info(backend.description);
     log.info(`model: ${from} (${meta.model.impl}, epoch ${meta.epoch}, perplexity ${meta.history.at(-1)?.perplexity.toFixed(3) ?? '?'})`);
     const rng = makeRng(args.seed ?? Math.floor(Math.random() * 2 ** 32));
     return generateText(model, vocab, args.prefix, length, { temperature: args.temperature, topK, rng });

@@ -5,6 +5,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendChoice } from '../backend';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir, restoreTraining, saveCheckpoint } from '../checkpoint';
 import { DEFAULT_OPTIMIZER, type TrainConfig } from '../config';
+import { batchesPerEpoch } from '../data/batches';
 import { loadCorpus, splitHeldOut, unknownChars, type Corpus } from '../data/corpus';
 import { EXIT, GateError, InterruptedError, UsageError } from '../errors';
 import { createModel, parameterCount, type LanguageModel } from '../models';
@@ -194,6 +195,7 @@ async function freshRun(args: TrainArgs): Promise<Run> {
   const whole = loadCorpus(config.corpus, config);
   checkPrefixes(whole, config.prefixes);
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
+  batchesPerEpoch(config.sampling, corpus.ids.length, config.batchSize, config.numSteps); // throws if too short
   const backend = await selectBackend(args.backend);
   const model = createModel({ impl: args.impl, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
   return { model, config, corpus, heldOut, backend, optimizer: makeOptimizer(config.optimizer, config.lr), history: [] };

@@ -20,8 +20,7 @@ export interface Batch {
  */
 export function consecutiveBatches(ids: Int32Array, batchSize: number, numSteps: number): Batch[] {
   const rowLength = Math.floor(ids.length / batchSize);
-  const count = Math.floor((rowLength - 1) / numSteps);
-  if (count < 1) throw tooShort(ids.length, batchSize * (numSteps + 1));
+  const count = batchesPerEpoch('consecutive', ids.length, batchSize, numSteps);
   const batches: Batch[] = [];
   for (let k = 0; k < count; k++) {
     batches.push(gatherWindows(ids, batchSize, numSteps, (row) => row * rowLength + k * numSteps));
@@ -36,14 +35,23 @@ export function consecutiveBatches(ids: Int32Array, batchSize: number, numSteps:
  */
 export function randomBatches(ids: Int32Array, batchSize: number, numSteps: number, rng: () => number): Batch[] {
   const windowCount = Math.floor((ids.length - 1) / numSteps);
-  const count = Math.floor(windowCount / batchSize);
-  if (count < 1) throw tooShort(ids.length, batchSize * numSteps + 1);
+  const count = batchesPerEpoch('random', ids.length, batchSize, numSteps);
   const starts = shuffle(Array.from({ length: windowCount }, (_, i) => i * numSteps), rng);
   const batches: Batch[] = [];
   for (let k = 0; k < count; k++) {
     batches.push(gatherWindows(ids, batchSize, numSteps, (row) => starts[k * batchSize + row]));
   }
   return batches;
+}
+
+/** Batches in an epoch of `length` characters; a UsageError if not even one fits. */
+export function batchesPerEpoch(sampling: Sampling, length: number, batchSize: number, numSteps: number): number {
+  const count =
+    sampling === 'consecutive'
+      ? Math.floor((Math.floor(length / batchSize) - 1) / numSteps)
+      : Math.floor(Math.floor((length - 1) / numSteps) / batchSize);
+  if (count < 1) throw tooShort(length, sampling === 'consecutive' ? batchSize * (numSteps + 1) : batchSize * numSteps + 1);
+  return count;
 }
 
 export function makeBatches(sampling: Sampling, ids: Int32Array, batchSize: number, numSteps: number, rng: () => number): Batch[] {
