@@ -133,8 +133,9 @@ export async function train(
     disposeState(state);
 
     const loss = lossSum / done;
-    if (!Number.isFinite(loss)) {
-      throw new DivergedError(`loss became ${loss} in epoch ${epoch}; try a smaller --lr or --clip`);
+    // exp overflows past a loss of ~709: such a model is as broken as one whose loss is NaN.
+    if (!Number.isFinite(Math.exp(loss))) {
+      throw new DivergedError(`training diverged: the loss became ${loss} in epoch ${epoch}; try a smaller --lr or --clip`);
     }
     const metrics: EpochMetrics = {
       epoch,

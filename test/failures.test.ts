@@ -61,3 +61,15 @@ describe('interrupting training', () => {
     expect(done.stderr).toMatch(/already trained 40 epochs/);
   });
 });
+
+describe('a diverging run', () => {
+  it('stops with a message naming the cause, exits 1, and keeps the last good model', () => {
+    const good = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '2', '--out', 'models/d'], { cwd, encoding: 'utf8' });
+    expect(good.status).toBe(0);
+    const before = fs.readFileSync(path.join(cwd, 'models/d/weights.bin'));
+    const bad = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '3', '--report-every', '1', '--lr', '1e30', '--clip', '1e30', '--out', 'models/d'], { cwd, encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^lstm-lyrics: error: training diverged: the loss became (NaN|Infinity|[\d.e+]+) in epoch 1; try a smaller --lr or --clip$/);
+    expect(fs.readFileSync(path.join(cwd, 'models/d/weights.bin')).equals(before)).toBe(true);
+  });
+});
