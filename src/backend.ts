@@ -19,7 +19,12 @@ export interface BackendLoaders {
   /** Loads a native package, which registers the 'tensorflow' backend; throws if it cannot. */
   loadNative(pkg: NativePackage): void;
   /** Makes `name` the active backend; throws if it cannot initialise. */
-  activate(name: 'tensorflow' | 'wasm' | 'cpu'): Promise<void>;
+  activate(name: 'tensorflow' | 'wasm' | 'cpu', options?: BackendOptions): Promise<void>;
+}
+
+export interface BackendOptions {
+  /** XNNPACK threads for wasm (1: the stock single-threaded build). */
+  readonly wasmThreads?: number;
 }
 
 export interface BackendChoice {
@@ -29,7 +34,11 @@ export interface BackendChoice {
   readonly description: string;
 }
 
-export async function selectBackend(preference: BackendPreference, loaders: BackendLoaders = nodeLoaders): Promise<BackendChoice> {
+export async function selectBackend(
+  preference: BackendPreference,
+  options: BackendOptions = {},
+  loaders: BackendLoaders = nodeLoaders,
+): Promise<BackendChoice> {
   // Prod mode drops debug checks and the cpu backend's "install tfjs-node" banner: the one line
   // below says what runs and why, and the README says how to get the native packages.
   tf.enableProdMode();
@@ -48,8 +57,9 @@ export async function selectBackend(preference: BackendPreference, loaders: Back
   }
   if (preference === 'auto' || preference === 'wasm') {
     try {
-      await loaders.activate('wasm');
-      return describe('wasm', 'wasm (WebAssembly, SIMD)');
+      await loaders.activate('wasm', options);
+      const threads = options.wasmThreads ?? 1;
+      return describe('wasm', `wasm (WebAssembly, SIMD, ${threads === 1 ? '1 thread' : `${threads} threads`})`);
     } catch (err) {
       if (preference === 'wasm') throw new UsageError(`--backend wasm failed to start: ${message(err)}`);
       skipped.push(`wasm failed to start: ${message(err)}`);
@@ -99,11 +109,14 @@ export const nodeLoaders: BackendLoaders = {
   loadNative(pkg) {
     require(pkg);
   },
-  async activate(name) {
-    if (name === 'wasm') {
-      require('@tensorflow/tfjs-backend-wasm');
+  async activate(name, options = {}) {
+    if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
+    if (name === 'wasm' && (options.wasmThreads ?? 1) > 1) {
+      const { startThreadedWasm } = require('./wasm-threads') as typeof import('./wasm-threads');
+      await startThreadedWasm(options.wasmThreads!);
+    } else if (!(await tf.setBackend(name))) {
+      throw new Error(`tf.setBackend('${name}') failed`);
     }
-    if (!(await tf.setBackend(name))) throw new Error(`tf.setBackend('${name}') failed`);
     if (name === 'wasm') {
       const { registerWasmKernelFixes } = require('./wasm-kernels') as typeof import('./wasm-kernels');
       registerWasmKernelFixes();

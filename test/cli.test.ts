@@ -85,6 +85,16 @@ describe('lstm-lyrics CLI', () => {
     expect(gated.stderr.trim().split('\n').at(-1)).toMatch(/final perplexity [\d.]+ is above --max-perplexity 1.0001/);
   });
 
+  it('runs multi-threaded wasm with --threads 2, with the same numbers as one thread, and exits', () => {
+    const args = ['train', '--impl', 'scratch', '--corpus', corpus, '--epochs', '2', '--report-every', '1', '--seed', '1', ...SMALL];
+    const perplexities = (out: string) => out.match(/perplexity [\d.]+/g);
+    const one = run([...args, '--out', 'models/t1'], cwd);
+    const two = run([...args, '--threads', '2', '--out', 'models/t2'], cwd);
+    expect(two.code).toBe(0);
+    expect(two.stdout).toMatch(/^backend: wasm \(WebAssembly, SIMD, 2 threads\)/);
+    expect(perplexities(two.stdout)).toEqual(perplexities(one.stdout));
+  });
+
   it('prints help', () => {
     const r = run(['train', '--help'], cwd);
     expect(r.code).toBe(0);

@@ -37,6 +37,7 @@ export interface GenerateArgs {
   topK: number;
   seed?: number;
   backend: BackendPreference;
+  threads: number;
 }
 
 export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'models'): Promise<string> {
@@ -50,7 +51,7 @@ export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'mode
   // costs one line on stderr.
   const meta = readCheckpointMeta(resolveModelDir(dir));
   encode(vocabularyOf(meta.vocab), args.prefix);
-  const backend = await selectBackend(args.backend);
+  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
   const { model, vocab, dir: from } = await loadCheckpoint(dir);
   try {
     log.info(backend.description);

@@ -16,6 +16,11 @@ export const backendOption = {
     default: 'auto' as BackendPreference,
     describe: 'TF.js backend: auto tries CUDA, native TensorFlow, wasm, then plain JS',
   },
+  threads: {
+    type: 'number',
+    default: 1,
+    describe: 'wasm only: compute threads (2 helps on an idle 2-core machine, hurts on a busy one)',
+  },
 } as const;
 
 export const trainOptions = {
@@ -68,6 +73,7 @@ export type TrainArgs = {
   json: boolean;
   maxPerplexity?: number;
   backend: BackendPreference;
+  threads: number;
 };
 
 export function withTrainOptions<T>(y: Argv<T>): Argv<T> {

@@ -196,7 +196,7 @@ async function freshRun(args: TrainArgs): Promise<Run> {
   checkPrefixes(whole, config.prefixes);
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
   batchesPerEpoch(config.sampling, corpus.ids.length, config.batchSize, config.numSteps); // throws if too short
-  const backend = await selectBackend(args.backend);
+  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
   const model = createModel({ impl: args.impl, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
   return { model, config, corpus, heldOut, backend, optimizer: makeOptimizer(config.optimizer, config.lr), history: [] };
 }
@@ -213,7 +213,7 @@ async function resumeRun(args: TrainArgs, out: string): Promise<Run> {
     throw new UsageError(`${config.corpus} has changed since ${out} was trained on it (SHA-256 differs); cannot resume`);
   }
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
-  const backend = await selectBackend(args.backend);
+  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
   const loaded = await loadCheckpoint(out);
   const { optimizer, position } = await restoreTraining(loaded, config);
   const from = position ?? { epoch: meta.epoch + 1, batch: 0, lossSum: 0, normSum: 0, seconds: 0, state: null };

@@ -1,0 +1,89 @@
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend, type BackendLoaders } from '../src/backend';
+import { UsageError } from '../src/errors';
+
+/** Loaders that record what was tried; `installed` packages load, `broken` backends fail to start. */
+function fakeLoaders(opts: { gpu: boolean; installed: string[]; broken?: string[] }) {
+  const tried: string[] = [];
+  const loaders: BackendLoaders = {
+    nvidiaGpuVisible: () => opts.gpu,
+    loadNative(pkg) {
+      tried.push(`load ${pkg}`);
+      if (!opts.installed.includes(pkg)) throw Object.assign(new Error(`Cannot find module '${pkg}'`), { code: 'MODULE_NOT_FOUND' });
+    },
+    async activate(name) {
+      tried.push(`activate ${name}`);
+      if (opts.broken?.includes(name)) throw new Error(`${name} exploded`);
+    },
+  };
+  return { loaders, tried };
+}
+
+describe('selectBackend (decision logic, injected loaders)', () => {
+  it('takes CUDA when a GPU is visible and tfjs-node-gpu loads, and never loads tfjs-node too', async () => {
+    const { loaders, tried } = fakeLoaders({ gpu: true, installed: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] });
+    const choice = await selectBackend('auto', {}, loaders);
+    expect(choice.name).toBe('tensorflow');
+    expect(choice.description).toBe('backend: tensorflow (CUDA, @tensorflow/tfjs-node-gpu)');
+    expect(tried).toEqual(['load @tensorflow/tfjs-node-gpu', 'activate tensorflow']);
+  });
+
+  it('skips CUDA without a GPU and takes native CPU', async () => {
+    const { loaders, tried } = fakeLoaders({ gpu: false, installed: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] });
+    const choice = await selectBackend('auto', {}, loaders);
+    expect(choice.description).toBe('backend: tensorflow (native CPU, @tensorflow/tfjs-node) (skipped: CUDA: no NVIDIA GPU visible)');
+    expect(tried).toEqual(['load @tensorflow/tfjs-node', 'activate tensorflow']);
+  });
+
+  it('falls back to tfjs-node when tfjs-node-gpu is not installed', async () => {
+    const { loaders } = fakeLoaders({ gpu: true, installed: ['@tensorflow/tfjs-node'] });
+    const choice = await selectBackend('auto', {}, loaders);
+    expect(choice.description).toBe('backend: tensorflow (native CPU, @tensorflow/tfjs-node) (skipped: @tensorflow/tfjs-node-gpu: not installed)');
+  });
+
+  it('does not load the second native package once the first loaded but failed to start', async () => {
+    const { loaders, tried } = fakeLoaders({ gpu: true, installed: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'], broken: ['tensorflow'] });
+    const choice = await selectBackend('auto', {}, loaders);
+    expect(choice.name).toBe('wasm');
+    expect(tried).not.toContain('load @tensorflow/tfjs-node');
+    expect(choice.description).toMatch(/@tensorflow\/tfjs-node-gpu loaded but failed to start: tensorflow exploded/);
+  });
+
+  it('falls back to wasm, naming every reason, when no native package is installed', async () => {
+    const { loaders } = fakeLoaders({ gpu: false, installed: [] });
+    const choice = await selectBackend('auto', {}, loaders);
+    expect(choice.description).toBe('backend: wasm (WebAssembly, SIMD, 1 thread) (skipped: CUDA: no NVIDIA GPU visible; @tensorflow/tfjs-node: not installed)');
+  });
+
+  it('falls back to plain JS when wasm fails too', async () => {
+    const { loaders } = fakeLoaders({ gpu: false, installed: [], broken: ['wasm'] });
+    const choice = await selectBackend('auto', {}, loaders);
+    expect(choice.name).toBe('cpu');
+    expect(choice.description).toMatch(/wasm failed to start: wasm exploded/);
+  });
+
+  it('makes an explicitly requested backend that cannot start a usage error', async () => {
+    await expect(selectBackend('tensorflow', {}, fakeLoaders({ gpu: false, installed: [] }).loaders)).rejects.toThrow(UsageError);
+    await expect(selectBackend('wasm', {}, fakeLoaders({ gpu: false, installed: [], broken: ['wasm'] }).loaders)).rejects.toThrow(/--backend wasm failed to start/);
+  });
+});
+
+describe('selectBackend on this machine (real loaders)', () => {
+  it('auto ends on tensorflow if a native package is installed, else on wasm', async () => {
+    let native = true;
+    try {
+      require.resolve('@tensorflow/tfjs-node');
+    } catch {
+      native = false;
+    }
+    const choice = await selectBackend('auto');
+    expect(choice.name).toBe(native ? 'tensorflow' : 'wasm');
+    expect(tf.getBackend()).toBe(choice.name);
+    if (!native) expect(choice.description).toMatch(/@tensorflow\/tfjs-node: not installed/);
+  });
+
+  it('--backend cpu gives plain JS', async () => {
+    expect((await selectBackend('cpu')).name).toBe('cpu');
+    expect(tf.getBackend()).toBe('cpu');
+  });
+});
