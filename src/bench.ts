@@ -176,6 +176,7 @@ async function main(): Promise<void> {
       epochs: { type: 'number', default: 3, describe: 'timed epochs per impl (after one warm-up epoch)' },
       corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled corpus/songci300.txt', describe: 'training text: a UTF-8 .txt or a .zip holding one' },
       backend: { choices: BACKEND_PREFERENCES, default: 'auto' as BackendPreference, describe: 'TF.js backend' },
+      threads: { type: 'number', default: 1, describe: 'wasm compute threads (see lstm-lyrics train --help)' },
       reference: { type: 'boolean', default: false, describe: `also time the PyTorch lesson (${PYTHON} + torch) and compare` },
       'reference-script': { type: 'string', default: DEFAULT_REFERENCE_SCRIPT, defaultDescription: '../shared/reference/seed_lstm.py', describe: 'the PyTorch reference script' },
       json: { type: 'boolean', default: false, describe: 'print the results as one JSON object instead of a table' },
@@ -201,7 +202,7 @@ async function main(): Promise<void> {
   const cpus = os.cpus();
   const machine = { cpu: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, node: process.version };
   say(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}`);
-  const backend = await selectBackend(args.backend);
+  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
   say(backend.description);
   const corpus = loadCorpus(corpusPath, { maxChars: DEFAULT_TRAIN.maxChars });
   say(`corpus: ${corpusPath} (${int(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
