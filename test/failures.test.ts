@@ -73,3 +73,24 @@ describe('a diverging run', () => {
     expect(fs.readFileSync(path.join(cwd, 'models/d/weights.bin')).equals(before)).toBe(true);
   });
 });
+
+describe('a crash during a save', () => {
+  it('SIGKILL at random moments of a run that saves every epoch always leaves a loadable model', async () => {
+    const dir = 'models/crash';
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const child = spawn(process.execPath, [BIN, 'train', ...ARGS, '--hidden', '8', '--epochs', '100000', '--report-every', '1', '--pred-len', '1', '--out', dir], { cwd });
+      await new Promise<void>((resolve) => {
+        let out = '';
+        child.stdout.on('data', (d) => {
+          out += d;
+          // After the first save, kill at a random moment: with a save per epoch, many land mid-save.
+          if (/^epoch 1,/m.test(out) && !child.killed) setTimeout(() => child.kill('SIGKILL'), 50 + Math.random() * 400);
+        });
+        child.on('close', () => resolve());
+      });
+      const gen = spawnSync(process.execPath, [BIN, 'generate', '--prefix', '分开', '--length', '3', '--model', dir, '--backend', 'wasm'], { cwd, encoding: 'utf8' });
+      expect(gen.stderr).not.toMatch(/lstm-lyrics:/);
+      expect(gen.status).toBe(0);
+    }
+  });
+});
