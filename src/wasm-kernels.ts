@@ -4,15 +4,21 @@
  * 1. BatchMatMul and _FusedMatMul with transposeA/transposeB are 10-40x slower than without: the
  *    wasm library takes a slow path for a transposed operand. Backprop asks for exactly those
  *    (the gradient of a·b is dy·bᵀ and aᵀ·dy), so each training step paid for it. Transposing the
- *    operand first (one cheap copy) and multiplying without flags is far faster.
- * 2. UnsortedSegmentSum has no wasm kernel, and the gradient of tf.gather (embedding lookups) is
+ *    operand first (one copy) and multiplying without flags is far faster. An LSTM's backprop
+ *    transposes the same weight once per time step, so large transposed copies are cached (see
+ *    transposedOperand for why that is safe).
+ * 2. A matmul whose left operand is one-hot (tf.layers.lstm on one-hot characters) is a row gather
+ *    (a·b) or a row scatter-add (aᵀ·b) of the other operand: ~1000x less work than multiplying.
+ * 3. UnsortedSegmentSum has no wasm kernel, and the gradient of tf.gather (embedding lookups) is
  *    built on it, so training with a gather failed on wasm.
+ * 4. Slice, Unpack, SplitV and GatherV2 copy far more than they need: see wasm-kernels-fast.ts.
  *
  * Call registerWasmKernelFixes() once the wasm backend is registered (import
  * '@tensorflow/tfjs-backend-wasm'); before or after tf.setBackend('wasm') both work.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { FAST_COPY_KERNELS } from './wasm-kernels-fast';
 
 const BACKEND = 'wasm';
 
@@ -23,11 +29,8 @@ type MarkedKernelFunc = tf.KernelFunc & { [PATCHED]?: true };
 
 export function registerWasmKernelFixes(): void {
   const transpose = requireKernel(tf.Transpose).kernelFunc;
-  for (const name of [tf.BatchMatMul, tf._FusedMatMul]) {
-    const original = requireKernel(name);
-    if ((original.kernelFunc as MarkedKernelFunc)[PATCHED]) continue;
-    replaceKernel({ ...original, kernelFunc: untransposedMatMul(original.kernelFunc, transpose) });
-  }
+  for (const name of [tf.BatchMatMul, tf._FusedMatMul]) patchKernel(name, (matMul) => fastMatMul(matMul, transpose));
+  for (const [name, make] of Object.entries(FAST_COPY_KERNELS)) patchKernel(name, make);
   if (!tf.getKernel(tf.UnsortedSegmentSum, BACKEND)) {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: BACKEND, kernelFunc: unsortedSegmentSum });
   }
@@ -39,43 +42,195 @@ function requireKernel(name: string): tf.KernelConfig {
   return config;
 }
 
-function replaceKernel(config: tf.KernelConfig): void {
-  // config keeps the original setupFunc: if the backend is initialised only after this call,
-  // that still binds the wasm function the original kernelFunc calls.
-  tf.unregisterKernel(config.kernelName, config.backendName);
-  tf.registerKernel(config);
+/** Replaces a kernel by make(its kernelFunc), unless that was done already. */
+function patchKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): void {
+  const original = requireKernel(name);
+  if ((original.kernelFunc as MarkedKernelFunc)[PATCHED]) return;
+  const kernelFunc: MarkedKernelFunc = make(original.kernelFunc);
+  kernelFunc[PATCHED] = true;
+  // Keeps the original setupFunc: if the backend is initialised only after this call, that still
+  // binds the wasm function the original kernelFunc calls.
+  tf.unregisterKernel(name, BACKEND);
+  tf.registerKernel({ ...original, kernelFunc });
 }
 
-/** Wraps a (fused) matmul kernel so the wasm library never sees a transpose flag. */
-function untransposedMatMul(matMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
-  const wrapped: MarkedKernelFunc = ({ inputs, backend, attrs }) => {
-    const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
-    if (!transposeA && !transposeB) return matMul({ inputs, backend, attrs });
+type MatMulAttrs = tf.BatchMatMulAttrs & Partial<Pick<tf._FusedMatMulAttrs, 'activation'>>;
+
+/** Wraps a (fused) matmul kernel: one-hot fast path, and the wasm library never sees a transpose flag. */
+function fastMatMul(matMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const wasm = backend as BackendWasm;
+    const { transposeA, transposeB } = attrs as unknown as MatMulAttrs;
+    dropStaleTransposes(wasm);
     const temporaries: tf.TensorInfo[] = [];
-    const swapLastTwoAxes = (x: tf.TensorInfo): tf.TensorInfo => {
-      const perm = x.shape.map((_, i) => i);
-      const r = perm.length;
-      [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
-      // Straight to the kernel, not tf.transpose: no engine tensor, nothing recorded on the
-      // gradient tape; we free its backend data ourselves below.
-      const xT = transpose({ inputs: { x }, backend, attrs: { perm } }) as tf.TensorInfo;
-      temporaries.push(xT);
-      return xT;
-    };
+    const untransposed = (x: tf.TensorInfo) => transposedOperand(x, wasm, transpose, temporaries);
     try {
+      const product = oneHotProduct(inputs, attrs as unknown as MatMulAttrs, wasm, untransposed);
+      if (product) return product;
+      if (!transposeA && !transposeB) return matMul({ inputs, backend, attrs });
       return matMul({
         // Spread keeps _FusedMatMul's bias and preluActivationWeights.
-        inputs: { ...inputs, a: transposeA ? swapLastTwoAxes(inputs.a!) : inputs.a, b: transposeB ? swapLastTwoAxes(inputs.b!) : inputs.b },
+        inputs: { ...inputs, a: transposeA ? untransposed(inputs.a!) : inputs.a, b: transposeB ? untransposed(inputs.b!) : inputs.b },
         backend,
         attrs: { ...attrs, transposeA: false, transposeB: false },
       });
     } finally {
-      for (const t of temporaries) (backend as BackendWasm).disposeData(t.dataId);
+      for (const t of temporaries) wasm.disposeData(t.dataId);
     }
   };
-  wrapped[PATCHED] = true;
-  return wrapped;
 }
+
+// ---- Cache of transposed operands ----------------------------------------------------------------
+
+/** Smaller operands transpose in microseconds: caching them would only churn the cache. */
+const CACHE_MIN_ELEMENTS = 65536;
+/** Enough for an LSTM's weights in one backward pass plus a few one-off activations. */
+const CACHE_ENTRIES = 4;
+
+interface CachedTranspose {
+  /** The operand's dataId, and the [rows, cols] its last two axes were read as. */
+  source: object;
+  key: string;
+  /** Backend data that only this cache references: no engine tensor, nothing on the tape. */
+  copy: tf.TensorInfo;
+}
+/** Per backend instance, least recently used first. */
+const transposeCaches = new WeakMap<BackendWasm, CachedTranspose[]>();
+
+/**
+ * x with its last two axes swapped, as backend data: a temporary (freed by the caller) or a
+ * cached copy (freed on eviction, or once x's data is gone).
+ *
+ * Why a copy may be reused: it is keyed by x's dataId object, and in tfjs-core 4.22 the data under
+ * a dataId never changes while it lives in a backend. Kernels write only outputs they allocate;
+ * Reshape/Identity-like kernels share or copy, never write; tf.Variable.assign does not write in
+ * place but points the variable at the new value's dataId (so an optimizer step yields new keys);
+ * moving data between backends re-creates the same values. The key also holds the last two dims,
+ * since reshapes share a dataId ([1,K,N] and [K,N] transpose to the same data, [N,K] does not).
+ * A dataId object is never reused while referenced (we hold it), and dropStaleTransposes frees
+ * each copy whose source has left this backend, before any lookup, so none is returned stale.
+ */
+function transposedOperand(x: tf.TensorInfo, wasm: BackendWasm, transpose: tf.KernelFunc, temporaries: tf.TensorInfo[]): tf.TensorInfo {
+  const rank = x.shape.length;
+  const perm = x.shape.map((_, i) => i);
+  [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
+  const cache = tf.util.sizeFromShape(x.shape) >= CACHE_MIN_ELEMENTS ? cacheOf(wasm) : undefined;
+  const key = `${x.shape[rank - 2]}x${x.shape[rank - 1]}`;
+  const hit = cache?.findIndex((e) => e.source === x.dataId && e.key === key) ?? -1;
+  if (cache && hit >= 0) {
+    const [entry] = cache.splice(hit, 1);
+    cache.push(entry);
+    return { ...entry.copy, shape: perm.map((i) => x.shape[i]) }; // the same data, seen with x's batch dims
+  }
+  // Straight to the kernel, not tf.transpose: no engine tensor, nothing recorded on the gradient tape.
+  const xT = transpose({ inputs: { x }, backend: wasm, attrs: { perm } }) as tf.TensorInfo;
+  if (!cache) {
+    temporaries.push(xT);
+  } else {
+    cache.push({ source: x.dataId, key, copy: xT });
+    if (cache.length > CACHE_ENTRIES) wasm.disposeData(cache.shift()!.copy.dataId);
+  }
+  return xT;
+}
+
+function cacheOf(wasm: BackendWasm): CachedTranspose[] {
+  let cache = transposeCaches.get(wasm);
+  if (!cache) transposeCaches.set(wasm, (cache = []));
+  return cache;
+}
+
+/** Frees the copies whose source data was disposed (or moved to another backend). */
+function dropStaleTransposes(wasm: BackendWasm): void {
+  const cache = transposeCaches.get(wasm);
+  if (!cache) return;
+  for (let i = cache.length - 1; i >= 0; i--) {
+    // has(), not get(): get() of a missing dataId would pull it over from another backend.
+    if (wasm.dataIdMap.has(cache[i].source)) continue;
+    wasm.disposeData(cache[i].copy.dataId);
+    cache.splice(i, 1);
+  }
+}
+
+// ---- One-hot left operand ------------------------------------------------------------------------
+
+/** Below this many output columns the scan of `a` would cost about as much as the matmul. */
+const ONE_HOT_MIN_COLUMNS = 8;
+
+/**
+ * a·b (or aᵀ·b) when every row of the stored `a` holds at most one 1 and zeros elsewhere: row r of
+ * a·b is row hot[r] of b, and aᵀ·b adds row r of b into row hot[r]. Exact, no rounding — except
+ * that a NaN or ±Infinity in a row of b not picked is not spread by 0·x as a matmul would.
+ * Undefined (so: the general path) for anything else, including batches of matrices, fused
+ * activations and biases the wasm kernel would not take.
+ */
+function oneHotProduct(
+  inputs: tf.NamedTensorInfoMap,
+  { transposeA, transposeB, activation }: MatMulAttrs,
+  wasm: BackendWasm,
+  untransposed: (x: tf.TensorInfo) => tf.TensorInfo,
+): tf.TensorInfo | undefined {
+  const { a, b, bias, preluActivationWeights } = inputs;
+  if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32' || !isOneMatrix(a.shape) || !isOneMatrix(b.shape)) return undefined;
+  if ((activation ?? 'linear') !== 'linear' || preluActivationWeights) return undefined;
+  const [rows, cols] = a.shape.slice(-2);
+  const [k, n] = transposeB ? b.shape.slice(-2).reverse() : b.shape.slice(-2);
+  if (k !== (transposeA ? rows : cols) || n < ONE_HOT_MIN_COLUMNS) return undefined; // a mismatch is the library's to report
+  if (bias && (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== n)) return undefined;
+  const hot = hotColumns(wasm.typedArrayFromHeap(a) as Float32Array, rows, cols);
+  if (!hot) return undefined;
+
+  const bRows = transposeB ? untransposed(b) : b; // [k, n]
+  const m = transposeA ? cols : rows;
+  const batchDims = new Array<number>(Math.max(a.shape.length, b.shape.length) - 2).fill(1);
+  const out = wasm.makeOutput([...batchDims, m, n], 'float32');
+  // Views only now: makeOutput may grow wasm memory, which detaches views taken before.
+  const outValues = wasm.typedArrayFromHeap(out) as Float32Array;
+  const bValues = wasm.typedArrayFromHeap(bRows) as Float32Array;
+  if (transposeA) {
+    outValues.fill(0); // malloc'd heap memory is not zeroed
+    for (let r = 0; r < rows; r++) {
+      if (hot[r] < 0) continue;
+      const src = r * n;
+      const dst = hot[r] * n;
+      for (let j = 0; j < n; j++) outValues[dst + j] += bValues[src + j];
+    }
+  } else {
+    for (let r = 0; r < rows; r++) {
+      if (hot[r] < 0) outValues.fill(0, r * n, (r + 1) * n);
+      else outValues.set(bValues.subarray(hot[r] * n, (hot[r] + 1) * n), r * n);
+    }
+  }
+  if (bias) {
+    const biasValues = wasm.typedArrayFromHeap(bias) as Float32Array;
+    for (let i = 0; i < m * n; i++) outValues[i] += biasValues[i % n];
+  }
+  return out;
+}
+
+/** Rank 2, or more with every leading axis 1: one matrix. */
+function isOneMatrix(shape: number[]): boolean {
+  return shape.length >= 2 && shape.slice(0, -2).every((d) => d === 1);
+}
+
+/**
+ * For each row of a row-major [rows, cols] matrix, the column of its 1 (-1 for a row of zeros);
+ * undefined at the first value other than 0 and 1 or a second 1 in a row. A dense matrix so
+ * costs a few reads; a one-hot one a single pass, a fraction 1/n of the matmul it replaces.
+ */
+function hotColumns(a: Float32Array, rows: number, cols: number): Int32Array | undefined {
+  const hot = new Int32Array(rows).fill(-1);
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++, i++) {
+      const v = a[i];
+      if (v === 0) continue;
+      if (v !== 1 || hot[r] >= 0) return undefined;
+      hot[r] = c;
+    }
+  }
+  return hot;
+}
+
+// ---- UnsortedSegmentSum --------------------------------------------------------------------------
 
 /** out[segmentIds[i]] += x[i], like tfjs-backend-cpu; ids outside [0, numSegments) are dropped. */
 function unsortedSegmentSum({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {

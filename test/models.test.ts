@@ -46,6 +46,17 @@ describe('scratch and builtin LSTMs compute the same function', () => {
   });
 });
 
+describe.each([0, 5])('with --seed %i', (seed) => {
+  it.each(['scratch', 'builtin'] as const)('%s starts from the same weights every time', (impl) => {
+    const make = () => (impl === 'scratch' ? new ScratchLstm({ impl, ...config }, seed) : BuiltinLstm.create({ impl, ...config }, seed));
+    const [a, b] = [make(), make()];
+    a.variables.forEach((v, i) => expect(Array.from(v.dataSync())).toEqual(Array.from(b.variables[i].dataSync())));
+    const other = impl === 'scratch' ? new ScratchLstm({ impl, ...config }, seed + 1) : BuiltinLstm.create({ impl, ...config }, seed + 1);
+    expect(Array.from(other.variables[0].dataSync())).not.toEqual(Array.from(a.variables[0].dataSync()));
+    [a, b, other].forEach((m) => m.dispose());
+  });
+});
+
 describe('scratch LSTM', () => {
   it('has the lesson\'s parameters: N(0, 0.01) weights, zero biases, named as in the lesson', () => {
     const model = new ScratchLstm({ impl: 'scratch', vocabSize: 50, hidden: 40 }, 0);

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../config';
+import { weightSeed } from './scratch';
 import type { LanguageModel, LstmState, ModelFiles } from './types';
 
 export const BUILTIN_MODEL_FILE = 'model.json';
@@ -27,7 +28,7 @@ export class BuiltinLstm implements LanguageModel {
     const { vocabSize: V, hidden: H } = config;
     // nn.LSTM and nn.Linear initialise every weight U(-1/√fan, 1/√fan); matching it (rather than
     // Keras' glorot/orthogonal) keeps the comparison with the lesson like for like.
-    const uniform = (fan: number, k: number) => tf.initializers.randomUniform({ minval: -1 / Math.sqrt(fan), maxval: 1 / Math.sqrt(fan), seed: seed * 1000 + k });
+    const uniform = (fan: number, k: number) => tf.initializers.randomUniform({ minval: -1 / Math.sqrt(fan), maxval: 1 / Math.sqrt(fan), seed: weightSeed(seed, k) });
     const chars = tf.input({ shape: [null, V], name: 'chars' });
     const lstm = tf.layers.lstm({
       units: H,

@@ -36,6 +36,14 @@ export const SCRATCH_MANIFEST_FILE = 'weights.json';
 
 let modelCount = 0;
 
+/**
+ * A distinct seed per weight matrix. Never 0: TF.js treats a falsy seed as "no seed" and draws a
+ * random one, which made --seed 0 (the default) unrepeatable.
+ */
+export function weightSeed(seed: number, k: number): number {
+  return seed * 1000 + k + 1;
+}
+
 export class ScratchLstm implements LanguageModel {
   readonly params: ScratchParams;
   readonly variables: readonly tf.Variable[];
@@ -57,7 +65,7 @@ export class ScratchLstm implements LanguageModel {
       const shape = shapes[name];
       const value = tf.tidy(() => {
         if (initial) return checkedShape(initial, name, shape);
-        return shape.length === 1 ? tf.zeros(shape) : tf.randomNormal(shape, 0, INIT_STDDEV, 'float32', seed * 1000 + k);
+        return shape.length === 1 ? tf.zeros(shape) : tf.randomNormal(shape, 0, INIT_STDDEV, 'float32', weightSeed(seed, k));
       });
       params[name] = tf.variable(value, true, `${scope}/${name}`);
       value.dispose();

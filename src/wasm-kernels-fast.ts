@@ -1,0 +1,130 @@
+/**
+ * Data-movement kernels for @tensorflow/tfjs-backend-wasm 4.22.0, written in JS over the wasm heap.
+ *
+ * The library's Slice kernel starts with backend.readSync(x), a copy of the WHOLE input, and its
+ * Unpack and SplitV call that Slice once per output. Unstacking [35,32,1024] so copied the input
+ * 35 times (~40-80 ms where one pass of memcpy is enough); splitting a weight in four, four times.
+ * Its GatherV2 goes element by element (~36 ms for 1120 rows of 1024). Here each output is filled
+ * straight from a view of the input's heap memory, in runs as long as the layout allows, by
+ * TypedArray.set (a memcpy).
+ *
+ * Each factory takes the library's kernel and falls back to it for what it does not handle
+ * (strings; GatherV2 other than rows of axis 0).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+type HeapArray = Float32Array | Int32Array | Uint8Array;
+
+/** Kernel name → (library kernel) → replacement. */
+export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.KernelFunc> = {
+  [tf.Slice]: (original) => (args) => {
+    const x = args.inputs.x!;
+    if (x.dtype === 'string') return original(args);
+    const { begin, size } = args.attrs as unknown as tf.SliceAttrs;
+    const [begin_, size_] = tf.slice_util.parseSliceParams(x, begin, size);
+    const wasm = args.backend as BackendWasm;
+    const out = wasm.makeOutput(size_, x.dtype);
+    copyBlock(heap(wasm, x), x.shape, begin_, size_, heap(wasm, out));
+    return out;
+  },
+
+  [tf.Unpack]: (original) => (args) => {
+    const value = args.inputs.value!;
+    if (value.dtype === 'string') return original(args);
+    const rank = value.shape.length;
+    const axis = tf.util.parseAxisParam((args.attrs as unknown as tf.UnpackAttrs).axis, value.shape)[0];
+    const outShape = value.shape.filter((_, i) => i !== axis);
+    const blocks = Array.from({ length: value.shape[axis] }, (_, i) => {
+      const begin = new Array<number>(rank).fill(0);
+      begin[axis] = i;
+      return { begin, size: value.shape.map((d, k) => (k === axis ? 1 : d)), shape: outShape };
+    });
+    return copyBlocks(args.backend as BackendWasm, value, blocks);
+  },
+
+  [tf.SplitV]: (original) => (args) => {
+    const x = args.inputs.x!;
+    if (x.dtype === 'string') return original(args);
+    const { numOrSizeSplits, axis } = args.attrs as unknown as tf.SplitVAttrs;
+    const $axis = tf.util.parseAxisParam(axis, x.shape)[0];
+    let start = 0;
+    const blocks = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, $axis).map((s) => {
+      const begin = x.shape.map((_, k) => (k === $axis ? start : 0));
+      start += s;
+      const size = x.shape.map((d, k) => (k === $axis ? s : d));
+      return { begin, size, shape: size };
+    });
+    return copyBlocks(args.backend as BackendWasm, x, blocks);
+  },
+
+  [tf.GatherV2]: (original) => (args) => {
+    const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
+    const { axis, batchDims } = args.attrs as unknown as tf.GatherV2Attrs;
+    if (x.dtype === 'string' || indices.dtype !== 'int32' || (batchDims ?? 0) !== 0 || tf.util.parseAxisParam(axis, x.shape)[0] !== 0) {
+      return original(args);
+    }
+    const wasm = args.backend as BackendWasm;
+    const numRows = x.shape[0];
+    // Like the cpu backend (and the library's kernel): an index out of range throws.
+    for (const index of heap(wasm, indices)) {
+      tf.util.assert(index >= 0 && index < numRows, () => `GatherV2: the index value ${index} is not in [0, ${numRows - 1}]`);
+    }
+    const rowSize = tf.util.sizeFromShape(x.shape.slice(1));
+    const out = wasm.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
+    // Views only now: makeOutput may grow wasm memory, which detaches views taken before.
+    const [src, dst, ids] = [heap(wasm, x), heap(wasm, out), heap(wasm, indices)];
+    for (let i = 0; i < ids.length; i++) copyRun(src, ids[i] * rowSize, dst, i * rowSize, rowSize);
+    return out;
+  },
+};
+
+interface Block {
+  begin: number[];
+  size: number[];
+  /** The output's shape: `size`, or `size` less the unstacked axis. */
+  shape: number[];
+}
+
+/** One output per block of x. All outputs are allocated before any heap view is taken. */
+function copyBlocks(wasm: BackendWasm, x: tf.TensorInfo, blocks: Block[]): tf.TensorInfo[] {
+  const outs = blocks.map(({ shape }) => wasm.makeOutput(shape, x.dtype));
+  const src = heap(wasm, x);
+  blocks.forEach(({ begin, size }, i) => copyBlock(src, x.shape, begin, size, heap(wasm, outs[i])));
+  return outs;
+}
+
+function heap(wasm: BackendWasm, t: tf.TensorInfo): HeapArray {
+  return wasm.typedArrayFromHeap(t) as HeapArray;
+}
+
+/**
+ * Copies the block src[begin .. begin+size) of a row-major array of `shape` into dst, densely.
+ * The innermost axes the block spans in full, plus the next one out, are one contiguous run in
+ * src; only the axes outside it are looped over.
+ */
+export function copyBlock(src: HeapArray, shape: number[], begin: number[], size: number[], dst: HeapArray): void {
+  const rank = shape.length;
+  if (rank === 0) {
+    dst[0] = src[0];
+    return;
+  }
+  const strides = [...tf.util.computeStrides(shape), 1];
+  let d = rank - 1;
+  while (d > 0 && size[d] === shape[d]) d--;
+  const run = size[d] * strides[d];
+  const runs = tf.util.sizeFromShape(size.slice(0, d));
+  const idx = new Array<number>(d).fill(0); // position among the outer axes
+  for (let n = 0, out = 0; n < runs; n++, out += run) {
+    let from = begin[d] * strides[d];
+    for (let k = 0; k < d; k++) from += (begin[k] + idx[k]) * strides[k];
+    copyRun(src, from, dst, out, run);
+    for (let k = d - 1; k >= 0 && ++idx[k] === size[k]; k--) idx[k] = 0;
+  }
+}
+
+/** dst[to .. to+n) = src[from .. from+n). set() is a memcpy but costs a call and a subarray. */
+function copyRun(src: HeapArray, from: number, dst: HeapArray, to: number, n: number): void {
+  if (n >= 32) dst.set(src.subarray(from, from + n), to);
+  else for (let i = 0; i < n; i++) dst[to + i] = src[from + i];
+}
