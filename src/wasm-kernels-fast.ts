@@ -8,19 +8,34 @@
  * straight from a view of the input's heap memory, in runs as long as the layout allows, by
  * TypedArray.set (a memcpy).
  *
+ * Identity, which the library implements as a copy, shares the data instead, as the cpu backend does.
+ *
  * Each factory takes the library's kernel and falls back to it for what it does not handle
- * (strings; GatherV2 other than rows of axis 0).
+ * (strings, which live outside the heap; GatherV2 other than rows of axis 0).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 type HeapArray = Float32Array | Int32Array | Uint8Array;
+/** What typedArrayFromHeap can view (strings live outside the heap; wasm has no complex64). */
+const onHeap = (t: tf.TensorInfo): boolean => t.dtype === 'float32' || t.dtype === 'int32' || t.dtype === 'bool';
 
 /** Kernel name → (library kernel) → replacement. */
 export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.KernelFunc> = {
+  // tfjs-core clones each tensor it saves for backprop (engine.saveTensorsForBackwardMode) with
+  // this kernel. The library copies the data; the cpu backend shares it, as a dataId's data never
+  // changes (see transposedOperand in wasm-kernels.ts). Sharing saves a copy of the LSTM's weights
+  // per time step, and lets the transpose cache see each step's saved weight as the same operand.
+  [tf.Identity]: (original) => (args) => {
+    const x = args.inputs.x!;
+    if (!onHeap(x)) return original(args);
+    (args.backend as BackendWasm).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  },
+
   [tf.Slice]: (original) => (args) => {
     const x = args.inputs.x!;
-    if (x.dtype === 'string') return original(args);
+    if (!onHeap(x)) return original(args);
     const { begin, size } = args.attrs as unknown as tf.SliceAttrs;
     const [begin_, size_] = tf.slice_util.parseSliceParams(x, begin, size);
     const wasm = args.backend as BackendWasm;
@@ -31,7 +46,7 @@ export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.K
 
   [tf.Unpack]: (original) => (args) => {
     const value = args.inputs.value!;
-    if (value.dtype === 'string') return original(args);
+    if (!onHeap(value)) return original(args);
     const rank = value.shape.length;
     const axis = tf.util.parseAxisParam((args.attrs as unknown as tf.UnpackAttrs).axis, value.shape)[0];
     const outShape = value.shape.filter((_, i) => i !== axis);
@@ -45,7 +60,7 @@ export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.K
 
   [tf.SplitV]: (original) => (args) => {
     const x = args.inputs.x!;
-    if (x.dtype === 'string') return original(args);
+    if (!onHeap(x)) return original(args);
     const { numOrSizeSplits, axis } = args.attrs as unknown as tf.SplitVAttrs;
     const $axis = tf.util.parseAxisParam(axis, x.shape)[0];
     let start = 0;
@@ -61,7 +76,7 @@ export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.K
   [tf.GatherV2]: (original) => (args) => {
     const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
     const { axis, batchDims } = args.attrs as unknown as tf.GatherV2Attrs;
-    if (x.dtype === 'string' || indices.dtype !== 'int32' || (batchDims ?? 0) !== 0 || tf.util.parseAxisParam(axis, x.shape)[0] !== 0) {
+    if (!onHeap(x) || indices.dtype !== 'int32' || (batchDims ?? 0) !== 0 || tf.util.parseAxisParam(axis, x.shape)[0] !== 0) {
       return original(args);
     }
     const wasm = args.backend as BackendWasm;
@@ -103,7 +118,7 @@ function heap(wasm: BackendWasm, t: tf.TensorInfo): HeapArray {
  * The innermost axes the block spans in full, plus the next one out, are one contiguous run in
  * src; only the axes outside it are looped over.
  */
-export function copyBlock(src: HeapArray, shape: number[], begin: number[], size: number[], dst: HeapArray): void {
+function copyBlock(src: HeapArray, shape: number[], begin: number[], size: number[], dst: HeapArray): void {
   const rank = shape.length;
   if (rank === 0) {
     dst[0] = src[0];

@@ -11,7 +11,8 @@
  *    (a·b) or a row scatter-add (aᵀ·b) of the other operand: ~1000x less work than multiplying.
  * 3. UnsortedSegmentSum has no wasm kernel, and the gradient of tf.gather (embedding lookups) is
  *    built on it, so training with a gather failed on wasm.
- * 4. Slice, Unpack, SplitV and GatherV2 copy far more than they need: see wasm-kernels-fast.ts.
+ * 4. Identity (tf.clone; backprop clones what it saves), Slice, Unpack, SplitV and GatherV2 copy
+ *    far more than they need: see wasm-kernels-fast.ts.
  *
  * Call registerWasmKernelFixes() once the wasm backend is registered (import
  * '@tensorflow/tfjs-backend-wasm'); before or after tf.setBackend('wasm') both work.
@@ -84,7 +85,8 @@ function fastMatMul(matMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelF
 
 /** Smaller operands transpose in microseconds: caching them would only churn the cache. */
 const CACHE_MIN_ELEMENTS = 65536;
-/** Enough for an LSTM's weights in one backward pass plus a few one-off activations. */
+/** Enough for an LSTM's weights in one backward pass plus a few one-off activations; at least 2,
+ *  as one call may use two cached copies (eviction must not free one in use). */
 const CACHE_ENTRIES = 4;
 
 interface CachedTranspose {
@@ -103,12 +105,17 @@ const transposeCaches = new WeakMap<BackendWasm, CachedTranspose[]>();
  *
  * Why a copy may be reused: it is keyed by x's dataId object, and in tfjs-core 4.22 the data under
  * a dataId never changes while it lives in a backend. Kernels write only outputs they allocate;
- * Reshape/Identity-like kernels share or copy, never write; tf.Variable.assign does not write in
- * place but points the variable at the new value's dataId (so an optimizer step yields new keys);
- * moving data between backends re-creates the same values. The key also holds the last two dims,
- * since reshapes share a dataId ([1,K,N] and [K,N] transpose to the same data, [N,K] does not).
- * A dataId object is never reused while referenced (we hold it), and dropStaleTransposes frees
- * each copy whose source has left this backend, before any lookup, so none is returned stale.
+ * Reshape and Identity share data (Identity once patched, as on cpu: that is what lets the copy of
+ * a weight that backprop saves at each time step hit here), never write it; tf.Variable.assign
+ * does not write in place but points the variable at the new value's dataId (so each optimizer
+ * step brings new keys); moving data between backends re-creates the same values. The key also
+ * holds the last two dims, as reshapes share a dataId ([1,K,N] and [K,N] transpose to the same
+ * data, [N,K] does not). A dataId object is never reused while referenced (we hold it), and
+ * dropStaleTransposes frees each copy whose source has left this backend before any lookup, so
+ * none is returned stale.
+ *
+ * A cached copy outlives the kernel call, so tfjs' IS_TEST per-kernel leak check (off unless set)
+ * would report it.
  */
 function transposedOperand(x: tf.TensorInfo, wasm: BackendWasm, transpose: tf.KernelFunc, temporaries: tf.TensorInfo[]): tf.TensorInfo {
   const rank = x.shape.length;
@@ -158,8 +165,9 @@ const ONE_HOT_MIN_COLUMNS = 8;
 
 /**
  * a·b (or aᵀ·b) when every row of the stored `a` holds at most one 1 and zeros elsewhere: row r of
- * a·b is row hot[r] of b, and aᵀ·b adds row r of b into row hot[r]. Exact, no rounding — except
- * that a NaN or ±Infinity in a row of b not picked is not spread by 0·x as a matmul would.
+ * a·b is row hot[r] of b, and aᵀ·b adds row r of b into row hot[r]. The same numbers as a matmul
+ * (up to summation order) except that a NaN or ±Infinity in a row of b no row picks is not spread
+ * by 0·x as a matmul would.
  * Undefined (so: the general path) for anything else, including batches of matrices, fused
  * activations and biases the wasm kernel would not take.
  */

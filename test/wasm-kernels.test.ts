@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernelFixes } from '../src/wasm-kernels';
 
 type Backend = 'wasm' | 'cpu';
@@ -29,6 +30,17 @@ async function on(backend: Backend, fn: () => tf.Tensor): Promise<number[]> {
   }
 }
 
+/** Runs fn on wasm and expects it to leave no engine tensor and no wasm buffer behind. */
+function expectNoLeak(fn: () => void): void {
+  const tensors = tf.memory().numTensors;
+  const buffers = tf.engine().backend.numDataIds();
+  tf.tidy(fn);
+  expect(tf.memory().numTensors).toBe(tensors);
+  expect(tf.engine().backend.numDataIds()).toBe(buffers);
+}
+
+const wasmBackend = (): BackendWasm => tf.engine().findBackend('wasm') as BackendWasm;
+
 function expectClose(actual: number[], expected: number[], rtol = 1e-4): void {
   expect(actual.length).toBe(expected.length);
   actual.forEach((a, i) => {
@@ -47,7 +59,7 @@ beforeAll(async () => {
 
 describe('registerWasmKernelFixes', () => {
   test('a second call changes nothing', () => {
-    const names = ['BatchMatMul', '_FusedMatMul', 'UnsortedSegmentSum'];
+    const names = ['BatchMatMul', '_FusedMatMul', 'UnsortedSegmentSum', 'Identity', 'Slice', 'Unpack', 'SplitV', 'GatherV2'];
     const before = names.map((n) => tf.getKernel(n, 'wasm').kernelFunc);
     registerWasmKernelFixes();
     expect(names.map((n) => tf.getKernel(n, 'wasm').kernelFunc)).toEqual(before);
@@ -204,4 +216,255 @@ describe('gradient of tf.gather on wasm equals cpu', () => {
       expectClose(await on('wasm', run), await on('cpu', run));
     });
   }
+});
+
+describe('cache of transposed matMul operands', () => {
+  // Operands of >= 64K elements are cached; these are 256·512 = 128K.
+  const K = 256;
+  const N = 512;
+
+  test('repeated matMuls with one large transposed weight equal cpu', async () => {
+    const w = values(N * K, 21);
+    const x = values(4 * K, 22);
+    const run = () => {
+      const W = tf.tensor2d(w, [N, K]);
+      const X = tf.tensor2d(x, [4, K]);
+      // The same weight, transposed as B then as A, and via a batch-1 reshape (same dataId).
+      const outs = [0, 1, 2].map(() => tf.matMul(X, W, false, true));
+      outs.push(tf.matMul(W, tf.tensor2d(x.slice(0, N * 2), [N, 2]), true, false)); // W as a transposed A
+      outs.push(tf.matMul(X.reshape([1, 4, K]), W.reshape([1, N, K]), false, true).reshape([4, N]));
+      return tf.concat(outs.map((o) => o.flatten()));
+    };
+    expectClose(await on('wasm', run), await on('cpu', run));
+  });
+
+  test('a reshape of the same data to other last two dims is not served the cached copy', async () => {
+    const w = values(N * K, 23);
+    const run = () => {
+      const W = tf.tensor2d(w, [N, K]);
+      const first = tf.matMul(tf.ones([2, K]), W, false, true); // caches Wᵀ read as [N, K]
+      const second = tf.matMul(tf.ones([2, N]), W.reshape([K, N]), false, true); // same dataId read as [K, N]
+      return tf.concat([first.flatten(), second.flatten()]);
+    };
+    expectClose(await on('wasm', run), await on('cpu', run));
+  });
+
+  test('a variable assigned a new value is multiplied with the new value', () => {
+    const initial = tf.tensor2d(values(N * K, 24), [N, K]);
+    const v = tf.variable(initial); // shares initial's dataId
+    initial.dispose();
+    const x = tf.tensor2d(values(3 * K, 25), [3, K]);
+    const before = tf.tidy(() => tf.matMul(x, v, false, true));
+    const doubled = v.mul<tf.Tensor2D>(2);
+    v.assign(doubled); // v now shares doubled's dataId
+    doubled.dispose();
+    const after = tf.matMul(x, v, false, true);
+    expectClose(Array.from(after.dataSync()), Array.from(before.dataSync(), (y) => 2 * y));
+    tf.dispose([v, x, before, after]);
+  });
+
+  test('keeps at most 4 copies, and frees each once its source is disposed', () => {
+    const x = tf.tensor2d(values(2 * K, 26), [2, K]);
+    // Empty the cache: 4 fresh weights evict whatever earlier tests left, then they die too.
+    const fresh = [0, 1, 2, 3].map((i) => tf.tensor2d(values(N * K, 26 + i), [N, K]));
+    for (const w of fresh) tf.matMul(x, w, false, true).dispose();
+    tf.dispose(fresh);
+    tf.matMul(x, x, false, true).dispose(); // any matMul drops the copies of dead sources
+    const buffers = tf.engine().backend.numDataIds();
+    const weights = [0, 1, 2, 3, 4, 5].map((i) => tf.tensor2d(values(N * K, 30 + i), [N, K]));
+    const bufferOfWeights = tf.engine().backend.numDataIds();
+    for (const w of weights) tf.matMul(x, w, false, true).dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(bufferOfWeights + 4);
+    tf.dispose(weights);
+    tf.matMul(x, x, false, true).dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(buffers);
+    x.dispose();
+  });
+});
+
+describe('matMul with a one-hot left operand on wasm equals cpu', () => {
+  /** [rows, cols] with a 1 at (r, hot[r]); hot -1 leaves a row of zeros. */
+  const oneHot = (hot: number[], cols: number): number[] => hot.flatMap((h) => Array.from({ length: cols }, (_, c) => (c === h ? 1 : 0)));
+  const hot = [3, 0, 3, 7, -1, 2]; // a repeated row, and a row of zeros
+  const [M, K, N] = [hot.length, 9, 16];
+  const a = oneHot(hot, K);
+  const b = values(K * N, 40);
+  const bT = values(N * K, 41);
+  const bias = values(N, 42);
+
+  const cases: { title: string; run: () => tf.Tensor }[] = [
+    { title: 'a·b', run: () => tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(b, [K, N])) },
+    { title: 'a·bᵀ', run: () => tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(bT, [N, K]), false, true) },
+    { title: 'a·b, batch of 1', run: () => tf.matMul(tf.tensor3d(a, [1, M, K]), tf.tensor3d(b, [1, K, N])) },
+    { title: 'a·b, batch of 1 against rank 2', run: () => tf.matMul(tf.tensor3d(a, [1, M, K]), tf.tensor2d(b, [K, N])) },
+    { title: 'fused a·b + bias', run: () => tf.fused.matMul({ a: tf.tensor2d(a, [M, K]), b: tf.tensor2d(b, [K, N]), bias: tf.tensor1d(bias) }) },
+    { title: 'fused a·bᵀ + bias', run: () => tf.fused.matMul({ a: tf.tensor2d(a, [M, K]), b: tf.tensor2d(bT, [N, K]), transposeB: true, bias: tf.tensor1d(bias) }) },
+    { title: 'fused a·b + bias, relu (general path)', run: () => tf.fused.matMul({ a: tf.tensor2d(a, [M, K]), b: tf.tensor2d(b, [K, N]), bias: tf.tensor1d(bias), activation: 'relu' }) },
+    // aᵀ·dz with a [M, K]: dz [M, N], the result [K, N] sums dz's rows by hot column.
+    { title: 'aᵀ·dz', run: () => tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(values(M * N, 43), [M, N]), true, false) },
+    { title: 'aᵀ·dz, batch of 1', run: () => tf.matMul(tf.tensor3d(a, [1, M, K]), tf.tensor3d(values(M * N, 43), [1, M, N]), true, false) },
+    { title: 'aᵀ·dzᵀ', run: () => tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(values(N * M, 44), [N, M]), true, true) },
+    { title: 'a batch of 2 (general path)', run: () => tf.matMul(tf.tensor3d([...a, ...a.slice().reverse()], [2, M, K]), tf.tensor3d(b, [1, K, N])) },
+    // Not one-hot: a second 1 in a row; a value other than 0 and 1 late in the matrix.
+    { title: 'two 1s in a row (general path)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === 1 ? 1 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
+    { title: 'a 2 in the last row (general path)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === M * K - 1 ? 2 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
+    { title: 'all zeros', run: () => tf.fused.matMul({ a: tf.zeros([M, K]), b: tf.tensor2d(b, [K, N]), bias: tf.tensor1d(bias) }) },
+  ];
+  for (const { title, run } of cases) {
+    test(title, async () => expectClose(await on('wasm', run), await on('cpu', run)));
+  }
+
+  test('the gradients of a fused one-hot matMul (as in tf.layers.lstm) equal cpu', async () => {
+    const run = () => {
+      const f = (w: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.square(tf.fused.matMul({ a: tf.tensor2d(a, [M, K]).reshape([1, M, K]) as tf.Tensor3D, b: w.reshape([1, K, N]) as tf.Tensor3D, bias: c })));
+      const [dw, dc] = tf.grads(f)([tf.tensor2d(b, [K, N]), tf.tensor1d(bias)]);
+      return tf.concat([dw.flatten(), dc]);
+    };
+    expectClose(await on('wasm', run), await on('cpu', run));
+  });
+
+  test('takes the fast path: rows of b that are not picked do not matter', () => {
+    // A matmul computes 0·Infinity = NaN for every output; a gather or scatter never reads them.
+    const bad = b.map((v, i) => (Math.floor(i / N) === 5 ? Infinity : v)); // row 5 of b, picked by no row of a
+    const gathered = tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(bad, [K, N]));
+    expect(gathered.dataSync().every(Number.isFinite)).toBe(true);
+    const dz = values(M * N, 45).map((v, i) => (Math.floor(i / N) === 4 ? Infinity : v)); // dz row of the zero row of a
+    const scattered = tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(dz, [M, N]), true, false);
+    expect(scattered.dataSync().every(Number.isFinite)).toBe(true);
+    tf.dispose([gathered, scattered]);
+  });
+
+  test('leaks no tensor or wasm buffer', () => {
+    const A = tf.tensor2d(a, [M, K]);
+    const B = tf.tensor2d(bT, [N, K]);
+    const dz = tf.tensor2d(values(M * N, 46), [M, N]);
+    expectNoLeak(() => {
+      tf.fused.matMul({ a: A, b: B, transposeB: true, bias: tf.tensor1d(bias) });
+      tf.matMul(A, dz, true, false);
+    });
+    tf.dispose([A, B, dz]);
+  });
+});
+
+describe('Identity (tf.clone, and every tensor saved for backprop) on wasm', () => {
+  test('shares the data, which outlives either tensor alone, and leaks nothing', () => {
+    const x = tf.tensor2d(values(6, 60), [2, 3]);
+    const expected = Array.from(x.dataSync());
+    const buffers = tf.engine().backend.numDataIds();
+    const y = tf.clone(x);
+    expect(tf.engine().backend.numDataIds()).toBe(buffers); // no copy
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual(expected);
+    y.dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(buffers - 1);
+  });
+
+  test('gradients through a saved, cloned weight used at many steps equal cpu', async () => {
+    // As an LSTM's backprop: each step's matMul saves (clones) the same large weight.
+    const w = values(256 * 512, 61);
+    const run = () =>
+      tf.grad((W: tf.Tensor) => {
+        let h: tf.Tensor = tf.tensor2d(values(2 * 256, 62), [2, 256]);
+        for (let t = 0; t < 3; t++) h = tf.tanh(tf.matMul(tf.matMul(h, W), W, false, true));
+        return tf.sum(h);
+      })(tf.tensor2d(w, [256, 512]));
+    expectClose(await on('wasm', run), await on('cpu', run), 1e-3);
+  });
+});
+
+describe('Slice, Unpack, SplitV and GatherV2 on wasm equal cpu', () => {
+  const cases: { title: string; run: () => tf.Tensor }[] = [];
+  const add = (title: string, run: () => tf.Tensor | tf.Tensor[]) =>
+    cases.push({ title, run: () => [run()].flat().reduce<tf.Tensor>((all, t) => tf.concat([all, t.flatten().toFloat()]), tf.zeros([0])) });
+  const x3 = (shape: number[], dtype: 'float32' | 'int32' = 'float32') =>
+    tf.tensor(values(size(shape), 50 + size(shape)).map((v) => (dtype === 'int32' ? Math.round(v * 100) : v)), shape, dtype);
+
+  for (const axis of [0, 1, 2, -1]) add(`unstack [7,4,6] axis ${axis}`, () => tf.unstack(x3([7, 4, 6]), axis));
+  add('unstack [1,1,5,3] axis 2', () => tf.unstack(x3([1, 1, 5, 3]), 2));
+  add('unstack [5] (to scalars)', () => tf.unstack(x3([5])));
+  add('unstack int32 [3,40] axis 1', () => tf.unstack(x3([3, 40], 'int32'), 1));
+  add('unstack bool [3,4]', () => tf.unstack(tf.tensor2d([1, 0, 0, 1, 1, 1, 0, 0, 1, 0, 1, 0], [3, 4], 'bool')).map((t) => t.toInt()));
+
+  add('split [12,5] axis 0 into [3,4,5]', () => tf.split(x3([12, 5]), [3, 4, 5], 0));
+  add('split [5,12] axis 1 into [2,-1,3]', () => tf.split(x3([5, 12]), [2, -1, 3], 1));
+  add('split [3,8,40] axis 1 in 4', () => tf.split(x3([3, 8, 40]), 4, 1));
+  add('split [4,200] axis 1 in 4 (long rows)', () => tf.split(x3([4, 200]), 4, 1));
+  add('split int32 [6,3] axis 0 in 3', () => tf.split(x3([6, 3], 'int32'), 3, 0));
+
+  add('slice [5,6] from [1,2] size [3,-1]', () => tf.slice(x3([5, 6]), [1, 2], [3, -1]));
+  add('slice [4,5,70] middle axis', () => tf.slice(x3([4, 5, 70]), [0, 1, 0], [-1, 3, -1]));
+  add('slice [2,3,4,5,6] (rank 5)', () => tf.slice(x3([2, 3, 4, 5, 6]), [1, 0, 1, 2, 3], [1, 2, 3, 2, 3]));
+  add('slice int32 [10] from 3', () => tf.slice(x3([10], 'int32'), 3, 4));
+
+  const ids = (v: number[], shape = [v.length]) => tf.tensor(v, shape, 'int32');
+  add('gather [6,40] rows [5,0,5,2]', () => tf.gather(x3([6, 40]), ids([5, 0, 5, 2])));
+  add('gather [6,3] rows shaped [2,3]', () => tf.gather(x3([6, 3]), ids([1, 1, 4, 0, 5, 2], [2, 3])));
+  add('gather [7] (scalar rows)', () => tf.gather(x3([7]), ids([6, 0, 3])));
+  add('gather [5,2,3] rows', () => tf.gather(x3([5, 2, 3]), ids([4, 0])));
+  add('gather int32 [4,3] rows', () => tf.gather(x3([4, 3], 'int32'), ids([3, 3, 1])));
+  add('gather axis 1 (general path)', () => tf.gather(x3([4, 5]), ids([4, 0, 2]), 1));
+  add('gather batchDims 1 (general path)', () => tf.gather(x3([2, 5, 3]), ids([4, 0, 1, 1], [2, 2]), 1, 1));
+
+  for (const { title, run } of cases) {
+    test(title, async () => expectClose(await on('wasm', run), await on('cpu', run)));
+  }
+
+  test('string tensors (not on the wasm heap) still work', () => {
+    tf.tidy(() => {
+      const s = tf.tensor2d(['a', 'b', 'c', 'd', 'e', 'f'], [3, 2]);
+      const read = (t: tf.Tensor) => Array.from(t.dataSync() as unknown as Uint8Array[], (b) => Buffer.from(b).toString());
+      expect(tf.unstack(s, 1).map(read)).toEqual([['a', 'c', 'e'], ['b', 'd', 'f']]);
+      expect(read(tf.slice(s, [1, 1], [2, 1]))).toEqual(['d', 'f']);
+      expect(read(tf.clone(s))).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+    });
+  });
+
+  test('gather with an index out of range throws, as on cpu, and leaks nothing', async () => {
+    const run = () => tf.gather(tf.zeros([4, 3]), tf.tensor1d([1, 4], 'int32'));
+    await expect(on('cpu', run)).rejects.toThrow('GatherV2: the index value 4 is not in [0, 3]');
+    await expect(on('wasm', run)).rejects.toThrow('GatherV2: the index value 4 is not in [0, 3]');
+    const x = tf.zeros([4, 3]);
+    const bad = tf.tensor1d([-1], 'int32');
+    const buffers = tf.engine().backend.numDataIds();
+    expect(() => tf.gather(x, bad)).toThrow('not in [0, 3]');
+    expect(tf.engine().backend.numDataIds()).toBe(buffers);
+    tf.dispose([x, bad]);
+  });
+
+  test('leak no tensor or wasm buffer', () => {
+    const x = x3([6, 8, 40]);
+    const i = ids([5, 1, 1]);
+    expectNoLeak(() => {
+      tf.unstack(x, 1);
+      tf.split(x, [2, 6], 1);
+      tf.slice(x, [1, 2, 3], [2, 3, 4]);
+      tf.gather(x, i);
+    });
+    tf.dispose([x, i]);
+  });
+
+  test('read their input correctly when making the outputs grows wasm memory', () => {
+    // makeOutput can grow the heap, which detaches any view of it taken earlier. An input of half
+    // the heap and outputs as large again cannot fit without growing it.
+    const heapBytes = () => (wasmBackend().wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer.byteLength;
+    const halfHeap = () => {
+      const rows = Math.ceil(heapBytes() / 4 / 1024 / 4) * 2;
+      return tf.tidy(() => tf.range(0, rows * 1024, 1, 'int32').reshape([rows, 1024]));
+    };
+    const expectRows = (t: tf.Tensor, firstRow: number) => {
+      const v = t.dataSync();
+      expect([v[0], v[v.length - 1]]).toEqual([firstRow * 1024, firstRow * 1024 + v.length - 1]);
+    };
+    for (const op of ['split', 'gather'] as const) {
+      const x = halfHeap();
+      const rows = x.shape[0];
+      const indices = tf.range(0, rows, 1, 'int32');
+      const before = heapBytes();
+      const outs = op === 'split' ? tf.split(x, 2, 0) : [tf.gather(x, indices)];
+      expect(heapBytes()).toBeGreaterThan(before);
+      outs.forEach((t, i) => expectRows(t, (i * rows) / outs.length));
+      tf.dispose([x, indices, ...outs]);
+    }
+  });
 });
