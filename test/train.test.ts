@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type TrainConfig } from '../src/config';
 import { loadCorpus, splitHeldOut } from '../src/data/corpus';
 import { createModel } from '../src/models';
-import { clipByGlobalNorm, crossEntropy, train } from '../src/train';
+import { clipByGlobalNorm, crossEntropy, makeOptimizer, train } from '../src/train';
 import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);
@@ -90,5 +90,12 @@ describe('crossEntropy', () => {
     const a = tf.grad(ours)(logits).dataSync();
     const b = tf.grad(reference)(logits).dataSync();
     a.forEach((v, i) => expect(v).toBeCloseTo(b[i], 6));
+  });
+});
+
+describe('makeOptimizer', () => {
+  it('gives the lesson\'s optimizers, Adam with torch\'s epsilon of 1e-8', () => {
+    expect(makeOptimizer('sgd', 100).getConfig()).toMatchObject({ learningRate: 100 });
+    expect(makeOptimizer('adam', 0.01).getConfig()).toMatchObject({ learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 });
   });
 });
