@@ -3,6 +3,8 @@
  * (0 ok, 1 runtime failure, 2 bad usage or input, 3 gate failed, 130 interrupted).
  */
 import yargs from 'yargs';
+import * as compare from './commands/compare';
+import * as corpus from './commands/corpus';
 import * as generate from './commands/generate';
 import type { Logger } from './commands/logger';
 import type { TrainArgs } from './commands/options';
@@ -46,7 +48,16 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       const text = await generate.handler(args as unknown as generate.GenerateArgs, io.err);
       io.out.info(text);
     })
-    .demandCommand(1, 'name a command: train or generate')
+    .command(compare.command, compare.describe, compare.builder, async (args) => {
+      const compareArgs = args as unknown as compare.CompareArgs;
+      // As with train: --json puts only the result object on stdout.
+      const result = await compare.handler(compareArgs, compareArgs.json ? io.err : io.out, io.progress);
+      if (compareArgs.json) io.out.info(JSON.stringify(result));
+    })
+    .command(corpus.command, corpus.describe, corpus.builder, async (args) => {
+      for (const line of await corpus.handler(args as unknown as corpus.CorpusArgs, io.err)) io.out.info(line);
+    })
+    .demandCommand(1, 'name a command: train, generate, compare or corpus')
     .recommendCommands()
     .strict()
     .help()
