@@ -6,9 +6,18 @@ import AdmZip from 'adm-zip';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/backend';
 
+const tempDirs: string[] = [];
+
+/** A fresh directory, removed when the test file that asked for it is done. */
 export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'lstm-lyrics-test-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lstm-lyrics-test-'));
+  tempDirs.push(dir);
+  return dir;
 }
+
+afterAll(() => {
+  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 export function writeFile(dir: string, name: string, content: string | Buffer): string {
   const file = path.join(dir, name);
