@@ -16,7 +16,7 @@ import { loadCorpus, type Corpus } from './data/corpus';
 import { UsageError, exitCodeOf } from './errors';
 import { generateText } from './generate';
 import { createModel } from './models';
-import { makeOptimizer, train } from './train';
+import { makeOptimizer, median, train } from './train';
 
 const PYTHON = '/usr/bin/python3';
 const INSTALL_TORCH = 'apt-get update && apt-get install -y python3-torch libopenblas0-pthread';
@@ -66,12 +66,6 @@ export function parseResultLine(stdout: string): ReferenceResult | undefined {
     finalPerplexity: num('final_perplexity'),
   };
   return result.impl && Number.isFinite(result.medianEpochSeconds) ? result : undefined;
-}
-
-/** Same convention as the reference script and `train`'s summary: the upper middle when even. */
-export function median(xs: readonly number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
 /** A plain text table: text columns left-aligned, numeric ones right-aligned. */

@@ -90,6 +90,15 @@ export function makeOptimizer(name: OptimizerName, lr: number): tf.Optimizer {
   return name === 'sgd' ? tf.train.sgd(lr) : tf.train.adam(lr, 0.9, 0.999, ADAM_EPSILON);
 }
 
+/**
+ * The middle value, the upper one of an even count: the rule of the lesson's reference script
+ * (sorted[n // 2]), so our "median seconds per epoch" compares like for like with its own.
+ */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
 /** Each epoch draws its window order from its own seed, so a resumed run needs no RNG state. */
 export function epochRng(seed: number, epoch: number): () => number {
   return makeRng((seed ^ Math.imul(epoch, 0x9e3779b1)) >>> 0);

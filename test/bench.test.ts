@@ -1,4 +1,5 @@
-import { formatTable, median, parseResultLine } from '../src/bench';
+import { formatTable, parseResultLine } from '../src/bench';
+import { median } from '../src/train';
 
 describe('bench helpers', () => {
   it('parses the reference script\'s RESULT line, ignoring the lines before it', () => {

@@ -17,7 +17,7 @@ import { GateError, InterruptedError, UsageError } from '../errors';
 import { generateText } from '../generate';
 import { parameterCount } from '../models';
 import { noProgress, type Progress } from '../progress';
-import type { EpochMetrics } from '../train';
+import { median, type EpochMetrics } from '../train';
 import type { Logger } from './logger';
 import { positiveNumber, trainOptions, wholeNumber, withTrainOptions, type TrainArgs } from './options';
 import * as train from './train';
@@ -188,18 +188,12 @@ export async function compareEntries(dirs: readonly string[]): Promise<CompareEn
       finalPerplexity: last?.perplexity ?? NaN,
       ...(last?.heldOutPerplexity !== undefined && { finalHeldOutPerplexity: last.heldOutPerplexity }),
       reports: history.filter((m) => m.epoch % config.reportEvery === 0 || m === last).map((m) => ({ epoch: m.epoch, perplexity: m.perplexity })),
-      medianEpochSeconds: upperMedian(history.map((m) => m.seconds)),
+      medianEpochSeconds: median(history.map((m) => m.seconds)),
       generations,
       history,
     });
   }
   return entries;
-}
-
-/** The middle value (the upper one of two), as train's summary reports medianEpochSeconds. */
-function upperMedian(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
 /**

@@ -9,7 +9,7 @@ import { batchesPerEpoch } from '../data/batches';
 import { loadCorpus, splitHeldOut, unknownChars, type Corpus } from '../data/corpus';
 import { EXIT, GateError, InterruptedError, UsageError } from '../errors';
 import { createModel, parameterCount, type LanguageModel } from '../models';
-import { makeOptimizer, train, type EpochMetrics, type Report, type TrainPosition } from '../train';
+import { makeOptimizer, median, train, type EpochMetrics, type Report, type TrainPosition } from '../train';
 import { noProgress, type Progress } from '../progress';
 import { VERSIONS } from '../versions';
 import type { Logger } from './logger';
@@ -41,7 +41,7 @@ export interface TrainSummary {
 }
 
 function summarise(run: { impl: string; out: string; backend: string; parameters: number; history: readonly EpochMetrics[]; lastReport?: Report }): TrainSummary {
-  const seconds = run.history.map((m) => m.seconds).sort((a, b) => a - b);
+  const seconds = run.history.map((m) => m.seconds);
   return {
     summary: true,
     impl: run.impl,
@@ -50,7 +50,7 @@ function summarise(run: { impl: string; out: string; backend: string; parameters
     parameters: run.parameters,
     epochs: run.history.length,
     finalPerplexity: run.history.at(-1)?.perplexity ?? NaN,
-    medianEpochSeconds: seconds[Math.floor(seconds.length / 2)] ?? NaN,
+    medianEpochSeconds: median(seconds),
     totalSeconds: seconds.reduce((a, b) => a + b, 0),
     samples: run.lastReport?.samples ?? [],
   };
