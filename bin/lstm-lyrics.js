@@ -3,9 +3,9 @@
 // Entry point: runs the compiled CLI (dist/, built by `npm ci` / `npm run build`) and sets the exit code.
 let cli;
 try {
-  cli = require('../dist/cli');
+  cli = require('../dist/cli/main');
 } catch (err) {
-  if (err && err.code === 'MODULE_NOT_FOUND' && /dist[\\/]cli/.test(err.message)) {
+  if (err && err.code === 'MODULE_NOT_FOUND' && /dist[\\/]cli[\\/]main/.test(err.message)) {
     console.error('lstm-lyrics: not built yet; run `npm ci` (or `npm run build`) in the project first');
     process.exit(1);
   }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend, type BackendLoaders } from '../src/backend';
-import { UsageError } from '../src/errors';
+import { selectBackend, type BackendLoaders } from '../src/backend/select';
+import { UsageError } from '../src/core/errors';
 
 /** Loaders that record what was tried; `installed` packages load, `broken` backends fail to start. */
 function fakeLoaders(opts: { gpu: boolean; installed: string[]; broken?: string[] }) {

@@ -1,6 +1,6 @@
-import { consecutiveBatches, randomBatches } from '../src/data/batches';
-import { UsageError } from '../src/errors';
-import { makeRng } from '../src/random';
+import { consecutiveBatches, randomBatches } from '../src/core/batches';
+import { UsageError } from '../src/core/errors';
+import { makeRng } from '../src/core/random';
 
 const ids = Int32Array.from({ length: 1000 }, (_, i) => i);
 const row = (a: Int32Array, r: number, steps: number) => Array.from(a.subarray(r * steps, (r + 1) * steps));

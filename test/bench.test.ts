@@ -1,5 +1,6 @@
-import { formatTable, parseResultLine } from '../src/bench';
-import { median } from '../src/train';
+import { parseResultLine } from '../src/cli/commands/bench';
+import { formatTable } from '../src/ui/table';
+import { median } from '../src/core/metrics';
 
 describe('bench helpers', () => {
   it('parses the reference script\'s RESULT line, ignoring the lines before it', () => {
@@ -26,7 +27,7 @@ describe('bench helpers', () => {
   });
 
   it('aligns text left and numbers right', () => {
-    expect(formatTable(['impl', 's/epoch'], [['scratch', '1.500'], ['builtin', '12.250']]).split('\n')).toEqual([
+    expect(formatTable([['scratch', '1.500'], ['builtin', '12.250']], ['impl', 's/epoch'])).toEqual([
       'impl     s/epoch',
       '-------  -------',
       'scratch    1.500',

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { perplexityChartSvg, perplexitySpec, writePerplexityChart, type PerplexitySeries } from '../src/chart';
+import { perplexitySpec, type PerplexitySeries } from '../src/core/chart-spec';
+import { perplexityChartSvg, writePerplexityChart } from '../src/ui/chart';
 import { tempDir } from './helpers';
 
 /** Tiny metrics, no training: the chart is about drawing, not learning. */

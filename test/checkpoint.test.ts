@@ -1,13 +1,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { CHECKPOINT_FILE, latestModelDir, loadCheckpoint, saveCheckpoint } from '../src/checkpoint';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS } from '../src/config';
-import { loadCorpus } from '../src/data/corpus';
-import { generateText } from '../src/generate';
-import { createModel, type LanguageModel } from '../src/models';
-import { train } from '../src/train';
-import { makeRng } from '../src/random';
+import { CHECKPOINT_FILE } from '../src/core/format';
+import { latestModelDir, loadCheckpoint, saveCheckpoint } from '../src/node/model-dir';
+import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS } from '../src/core/config';
+import { loadCorpus } from '../src/node/corpus-file';
+import { generateText } from '../src/core/generate';
+import { createModel, type LanguageModel } from '../src/core/models';
+import { train } from '../src/core/train';
+import { makeRng } from '../src/core/random';
 import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);

@@ -4,9 +4,9 @@ import * as fs from 'fs';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as path from 'path';
-import { handler, KNOWN_CORPORA, type CorpusArgs, type KnownCorpus } from '../src/commands/corpus';
-import { UsageError } from '../src/errors';
-import { DownloadError } from '../src/fetch';
+import { handler, KNOWN_CORPORA, type CorpusArgs, type KnownCorpus } from '../src/cli/commands/corpus';
+import { UsageError } from '../src/core/errors';
+import { DownloadError } from '../src/node/fetch';
 import { tempDir, writeFile, writeZip } from './helpers';
 
 const DEFAULTS: CorpusArgs = { action: 'info', target: '', maxChars: 10_000, top: 10, sampleChars: 80, dir: 'corpus', timeout: 60 };

@@ -1,5 +1,6 @@
-import { buildVocabulary, decode, encode, loadCorpus, normalise, splitHeldOut, unknownChars } from '../src/data/corpus';
-import { UsageError } from '../src/errors';
+import { buildVocabulary, decode, encode, normalise, splitHeldOut, unknownChars } from '../src/core/vocab';
+import { loadCorpus } from '../src/node/corpus-file';
+import { UsageError } from '../src/core/errors';
 import { tempDir, writeFile, writeZip } from './helpers';
 
 describe('loadCorpus', () => {

@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import AdmZip from 'adm-zip';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../src/backend';
+import { selectBackend } from '../src/backend/select';
 
 const tempDirs: string[] = [];
 

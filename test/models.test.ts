@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { BuiltinLstm } from '../src/models/builtin';
-import { GATE_ORDER, ScratchLstm } from '../src/models/scratch';
+import { BuiltinLstm } from '../src/core/models/builtin';
+import { GATE_ORDER, ScratchLstm } from '../src/core/models/scratch';
 import { useWasm } from './helpers';
 
 beforeAll(useWasm);

@@ -1,5 +1,5 @@
-import { colorLevel } from '../src/colors';
-import { progressFor } from '../src/progress';
+import { colorLevel } from '../src/ui/colors';
+import { progressFor } from '../src/ui/progress';
 
 function fakeStream(isTTY: boolean) {
   const writes: string[] = [];

@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type TrainConfig } from '../src/config';
-import { loadCorpus, splitHeldOut } from '../src/data/corpus';
-import { createModel } from '../src/models';
-import { clipByGlobalNorm, crossEntropy, makeOptimizer, train } from '../src/train';
+import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type TrainConfig } from '../src/core/config';
+import { splitHeldOut } from '../src/core/vocab';
+import { loadCorpus } from '../src/node/corpus-file';
+import { createModel } from '../src/core/models';
+import { makeOptimizer } from '../src/core/optimizer';
+import { clipByGlobalNorm, crossEntropy, train } from '../src/core/train';
 import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { registerWasmKernelFixes } from '../src/wasm-kernels';
+import { registerWasmKernelFixes } from '../src/backend/wasm-kernels';
 
 type Backend = 'wasm' | 'cpu';
 

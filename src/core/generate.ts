@@ -3,7 +3,7 @@
  * so each new character costs one LSTM step, never a re-run over the whole text.
  */
 import * as tf from '@tensorflow/tfjs';
-import { encode, decode, type Vocabulary } from './data/corpus';
+import { decode, encode, type Vocabulary } from './vocab';
 import type { LanguageModel, LstmState } from './models';
 import { disposeState } from './models/types';
 

@@ -5,12 +5,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Argv } from 'yargs';
-import { DEFAULT_TRAIN } from '../config';
-import { buildVocabulary, loadCorpus } from '../data/corpus';
-import { UsageError } from '../errors';
-import { DEFAULT_TIMEOUT_MS, downloadVerified, fileDigest, type ExpectedFile } from '../fetch';
-import type { Logger } from './logger';
-import { positiveNumber, wholeNumber } from './options';
+import { DEFAULT_TRAIN } from '../../core/config';
+import { buildVocabulary } from '../../core/vocab';
+import { loadCorpus } from '../../node/corpus-file';
+import { UsageError } from '../../core/errors';
+import { DEFAULT_TIMEOUT_MS, downloadVerified, fileDigest, type ExpectedFile } from '../../node/fetch';
+import type { Logger } from '../logger';
+import { positiveNumber, wholeNumber, type ArgsOf } from '../options';
 
 export const command = 'corpus <action> <target>';
 export const describe = 'inspect a corpus (info PATH) or download the lesson\'s (fetch jaychou)';
@@ -36,35 +37,28 @@ export const KNOWN_CORPORA: Readonly<Record<string, KnownCorpus>> = {
 export const ACTIONS = ['info', 'fetch'] as const;
 export type Action = (typeof ACTIONS)[number];
 
-export function builder<T>(y: Argv<T>): Argv<T> {
+export const corpusOptions = {
+  entry: { type: 'string', describe: 'info: which .txt inside a zip that holds several' },
+  'max-chars': { type: 'number', default: DEFAULT_TRAIN.maxChars, describe: 'info: also count the vocabulary of the first N characters (what train reads)' },
+  top: { type: 'number', default: 10, describe: 'info: how many of the most frequent characters to list' },
+  'sample-chars': { type: 'number', default: 80, describe: 'info: length of the sample from the start of the text' },
+  dir: { type: 'string', default: 'corpus', describe: 'fetch: the directory to save into' },
+  url: { type: 'string', describe: 'fetch: download from this URL (a mirror) instead', defaultDescription: 'the corpus\' home' },
+  timeout: { type: 'number', default: DEFAULT_TIMEOUT_MS / 1000, describe: 'fetch: give up after this many seconds without data' },
+} as const;
+
+/** The two positionals (required by the command string) and the options. */
+export type CorpusArgs = ArgsOf<typeof corpusOptions> & { readonly action: Action; readonly target: string };
+
+export function builder<T>(y: Argv<T>) {
   return y
-    .positional('action', { choices: ACTIONS, describe: 'info: describe a corpus file; fetch: download a known corpus' })
-    .positional('target', { type: 'string', describe: `info: a .txt or .zip file; fetch: a corpus name (${Object.keys(KNOWN_CORPORA).join(', ')})` })
-    .options({
-      entry: { type: 'string', describe: 'info: which .txt inside a zip that holds several' },
-      'max-chars': { type: 'number', default: DEFAULT_TRAIN.maxChars, describe: 'info: also count the vocabulary of the first N characters (what train reads)' },
-      top: { type: 'number', default: 10, describe: 'info: how many of the most frequent characters to list' },
-      'sample-chars': { type: 'number', default: 80, describe: 'info: length of the sample from the start of the text' },
-      dir: { type: 'string', default: 'corpus', describe: 'fetch: the directory to save into' },
-      url: { type: 'string', describe: 'fetch: download from this URL (a mirror) instead', defaultDescription: 'the corpus\' home' },
-      timeout: { type: 'number', default: DEFAULT_TIMEOUT_MS / 1000, describe: 'fetch: give up after this many seconds without data' },
-    })
+    .positional('action', { choices: ACTIONS, demandOption: true, describe: 'info: describe a corpus file; fetch: download a known corpus' })
+    .positional('target', { type: 'string', demandOption: true, describe: `info: a .txt or .zip file; fetch: a corpus name (${Object.keys(KNOWN_CORPORA).join(', ')})` })
+    .options(corpusOptions)
     .example([
       ['$0 corpus info corpus/songci300.txt', 'characters, vocabulary, most frequent characters, a sample'],
       ['$0 corpus fetch jaychou', 'download jaychou_lyrics.txt.zip into corpus/ and check its SHA-256'],
-    ]) as Argv<T>;
-}
-
-export interface CorpusArgs {
-  action: Action;
-  target: string;
-  entry?: string;
-  maxChars: number;
-  top: number;
-  sampleChars: number;
-  dir: string;
-  url?: string;
-  timeout: number;
+    ]);
 }
 
 /** Returns the lines to print; diagnostics go to `log`. `known` is injectable for tests. */

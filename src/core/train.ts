@@ -3,53 +3,16 @@
  * mean cross-entropy, gradients clipped by their global norm, then one optimizer step.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { OptimizerName, TrainConfig } from './config';
-import { makeBatches, type Batch } from './data/batches';
-import type { Corpus } from './data/corpus';
+import { makeBatches, type Batch } from './batches';
+import type { TrainConfig } from './config';
 import { generateText } from './generate';
+import { isReportEpoch, type EpochMetrics, type Report, type TrainPosition } from './metrics';
 import type { LanguageModel, LstmState } from './models';
 import { disposeState } from './models/types';
+import { makeOptimizer } from './optimizer';
 import { makeRng } from './random';
+import type { Corpus } from './vocab';
 
-/** What one epoch did; a line of --metrics output. */
-export interface EpochMetrics {
-  readonly epoch: number;
-  /** Mean cross-entropy per character over the epoch (nats). */
-  readonly loss: number;
-  /** exp(loss): the lesson's measure. 1 is perfect; the vocabulary size is a uniform guess. */
-  readonly perplexity: number;
-  /** Perplexity on the held-out tail of the corpus (--val-chars), which training never sees. */
-  readonly heldOutPerplexity?: number;
-  readonly seconds: number;
-  readonly charsPerSecond: number;
-  /** Mean over the epoch's batches of the global gradient norm, before clipping. */
-  readonly gradNorm: number;
-  readonly lr: number;
-  /** tf.memory().numTensors after the epoch: flat from epoch to epoch, or something leaks. */
-  readonly numTensors: number;
-}
-
-/** A report: the epoch's metrics and a greedy line for each prefix. */
-export interface Report {
-  readonly metrics: EpochMetrics;
-  readonly samples: readonly string[];
-}
-
-/**
- * Where training stands, mid-epoch included: enough to continue exactly where it stopped.
- * `state` (the LSTM state carried by consecutive sampling) is owned by the position.
- */
-export interface TrainPosition {
-  /** The epoch in progress, from 1. */
-  readonly epoch: number;
-  /** Batches of that epoch already trained. */
-  readonly batch: number;
-  /** Over those batches: summed loss and summed gradient norm, and seconds spent. */
-  readonly lossSum: number;
-  readonly normSum: number;
-  readonly seconds: number;
-  readonly state: LstmState | null;
-}
 
 export interface TrainHooks {
   /** After every batch (for progress bars). */
@@ -79,24 +42,6 @@ export interface TrainResult {
 
 export class DivergedError extends Error {
   override readonly name = 'DivergedError';
-}
-
-/** ε = 1e-8 as in torch.optim.Adam (TF.js defaults to 1e-7). With gradients clipped to a norm of
- * 0.01, per-weight gradients are ~1e-5 and ε is not negligible: at 1e-7 the builtin LSTM's
- * perplexity at epoch 12 was 165, at 1e-8 it was 66 (bundled corpus, seed 1). */
-export const ADAM_EPSILON = 1e-8;
-
-export function makeOptimizer(name: OptimizerName, lr: number): tf.Optimizer {
-  return name === 'sgd' ? tf.train.sgd(lr) : tf.train.adam(lr, 0.9, 0.999, ADAM_EPSILON);
-}
-
-/**
- * The middle value, the upper one of an even count: the rule of the lesson's reference script
- * (sorted[n // 2]), so our "median seconds per epoch" compares like for like with its own.
- */
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
 /** Each epoch draws its window order from its own seed, so a resumed run needs no RNG state. */
@@ -133,8 +78,9 @@ export async function train(
       state = next;
       done++;
       hooks.onBatch?.(epoch, done, batches.length);
-      // Training is synchronous tensor work; this lets signal handlers (SIGINT) run between batches.
-      await new Promise((resolve) => setImmediate(resolve));
+      // Training is synchronous tensor work; yielding lets signal handlers (SIGINT) and a page's
+      // Stop button run between batches.
+      await yieldToEventLoop();
       if (hooks.shouldStop?.() && done < batches.length) {
         stopped = true;
         break;
@@ -164,7 +110,7 @@ export async function train(
     };
     history.push(metrics);
     await hooks.onEpoch?.(metrics);
-    if (epoch % config.reportEvery === 0 || epoch === config.epochs) {
+    if (isReportEpoch(epoch, config.reportEvery, config.epochs)) {
       const samples = config.prefixes.map((prefix) => generateText(model, corpus.vocab, prefix, config.predLen));
       await hooks.onReport?.({ metrics, samples });
     }
@@ -263,4 +209,10 @@ export function clipByGlobalNorm(grads: readonly tf.Tensor[], maxNorm: number): 
     const scale = tf.minimum(1, tf.div(maxNorm, norm));
     return { clipped: grads.map((g) => tf.mul(g, scale)), norm };
   });
+}
+
+/** One turn of the event loop: setImmediate in Node, a zero-delay timeout in a browser. */
+function yieldToEventLoop(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+  return new Promise((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
 }

@@ -4,9 +4,10 @@
  * standard TF.js Layers model that tf.loadLayersModel opens.
  */
 import * as tf from '@tensorflow/tfjs';
+import { arrayBufferOf, utf8Bytes, utf8Text } from '../bytes';
 import type { ModelConfig } from '../config';
 import { weightSeed } from './scratch';
-import type { LanguageModel, LstmState, ModelFiles } from './types';
+import { zeroState, type LanguageModel, type LstmState, type ModelFiles } from './types';
 
 export const BUILTIN_MODEL_FILE = 'model.json';
 export const BUILTIN_WEIGHTS_FILE = 'weights.bin';
@@ -60,7 +61,7 @@ export class BuiltinLstm implements LanguageModel {
   }
 
   zeroState(batchSize: number): LstmState {
-    return { h: tf.zeros([batchSize, this.config.hidden]), c: tf.zeros([batchSize, this.config.hidden]) };
+    return zeroState(batchSize, this.config.hidden);
   }
 
   /** model.json + weights.bin, exactly what tfjs-node's file:// handler would write. */
@@ -76,7 +77,7 @@ export class BuiltinLstm implements LanguageModel {
           weightsManifest: [{ paths: [BUILTIN_WEIGHTS_FILE], weights: artifacts.weightSpecs }],
         };
         files = {
-          [BUILTIN_MODEL_FILE]: Buffer.from(JSON.stringify(modelJson)),
+          [BUILTIN_MODEL_FILE]: utf8Bytes(JSON.stringify(modelJson)),
           [BUILTIN_WEIGHTS_FILE]: new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData)),
         };
         return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
@@ -92,9 +93,8 @@ export class BuiltinLstm implements LanguageModel {
 
 /** Reads model.json + weights.bin (see toFiles) with tf.loadLayersModel. */
 export async function builtinFromFiles(config: ModelConfig, files: ModelFiles): Promise<BuiltinLstm> {
-  const modelJson = JSON.parse(Buffer.from(files[BUILTIN_MODEL_FILE]).toString('utf8')) as tf.io.ModelJSON;
-  const bytes = files[BUILTIN_WEIGHTS_FILE];
-  const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  const modelJson = JSON.parse(utf8Text(files[BUILTIN_MODEL_FILE])) as tf.io.ModelJSON;
+  const weightData = arrayBufferOf(files[BUILTIN_WEIGHTS_FILE]);
   const artifacts = tf.io.getModelArtifactsForJSONSync(modelJson, modelJson.weightsManifest[0].weights, weightData);
   const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
   return new BuiltinLstm(config, model);

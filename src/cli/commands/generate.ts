@@ -1,43 +1,34 @@
 /** `lstm-lyrics generate`: write lyrics from a saved model. */
 import type { Argv } from 'yargs';
-import { selectBackend, type BackendPreference } from '../backend';
-import { latestModelDir, loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../checkpoint';
-import { encode, vocabularyOf } from '../data/corpus';
-import { UsageError } from '../errors';
-import { generateText } from '../generate';
-import { makeRng } from '../random';
-import type { Logger } from './logger';
-import { backendOption, wholeNumber } from './options';
+import { selectBackend } from '../../backend/select';
+import { latestModelDir, loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
+import { encode, vocabularyOf } from '../../core/vocab';
+import { UsageError } from '../../core/errors';
+import { generateText } from '../../core/generate';
+import { makeRng } from '../../core/random';
+import type { Logger } from '../logger';
+import { backendOption, wholeNumber, type ArgsOf } from '../options';
 
 export const command = 'generate';
 export const describe = 'write lyrics from a saved model, starting with a prefix';
 
-export function builder<T>(y: Argv<T>): Argv<T> {
-  return y
-    .options({
-      prefix: { type: 'string', demandOption: true, describe: 'the text to continue, e.g. 不分开' },
-      model: { type: 'string', describe: 'model directory', defaultDescription: 'the most recently trained model in models/' },
-      length: { type: 'number', default: 50, describe: 'characters to generate after the prefix' },
-      temperature: { type: 'number', default: 0, describe: '0: greedy (the lesson); higher: more varied' },
-      'top-k': { type: 'number', default: 0, describe: 'sample among the k most likely characters (0: all)' },
-      seed: { type: 'number', describe: 'seed for sampling (temperature > 0)', defaultDescription: 'random' },
-      ...backendOption,
-    })
-    .example([
-      ['$0 generate --prefix 不分开', 'greedy, from the last trained model'],
-      ['$0 generate --prefix 分开 --model models/builtin --temperature 0.8 --top-k 10 --seed 1', 'sampled'],
-    ]) as Argv<T>;
-}
+export const generateOptions = {
+  prefix: { type: 'string', demandOption: true, describe: 'the text to continue, e.g. 不分开' },
+  model: { type: 'string', describe: 'model directory', defaultDescription: 'the most recently trained model in models/' },
+  length: { type: 'number', default: 50, describe: 'characters to generate after the prefix' },
+  temperature: { type: 'number', default: 0, describe: '0: greedy (the lesson); higher: more varied' },
+  'top-k': { type: 'number', default: 0, describe: 'sample among the k most likely characters (0: all)' },
+  seed: { type: 'number', describe: 'seed for sampling (temperature > 0)', defaultDescription: 'random' },
+  ...backendOption,
+} as const;
 
-export interface GenerateArgs {
-  prefix: string;
-  model?: string;
-  length: number;
-  temperature: number;
-  topK: number;
-  seed?: number;
-  backend: BackendPreference;
-  threads: number;
+export type GenerateArgs = ArgsOf<typeof generateOptions>;
+
+export function builder<T>(y: Argv<T>) {
+  return y.options(generateOptions).example([
+    ['$0 generate --prefix 不分开', 'greedy, from the last trained model'],
+    ['$0 generate --prefix 分开 --model models/builtin --temperature 0.8 --top-k 10 --seed 1', 'sampled'],
+  ]);
 }
 
 export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'models'): Promise<string> {

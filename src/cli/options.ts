@@ -2,10 +2,10 @@
  * Command-line options and their checks, in one place, tied to the config types they fill.
  */
 import * as path from 'path';
-import type { Argv } from 'yargs';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../backend';
-import { DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Impl, type OptimizerName, type Sampling } from '../config';
-import { UsageError } from '../errors';
+import type { InferredOptionTypes, Options } from 'yargs';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../backend/select';
+import { DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Impl, type Sampling } from '../core/config';
+import { UsageError } from '../core/errors';
 
 /** The corpus that ships in corpus/, found relative to the installed package, not the cwd. */
 export const BUNDLED_CORPUS = path.resolve(__dirname, '..', '..', 'corpus', 'songci300.txt');
@@ -39,7 +39,7 @@ export const trainOptions = {
   clip: { type: 'number', default: DEFAULT_TRAIN.clip, describe: 'clip gradients to this global L2 norm' },
   'report-every': { type: 'number', default: DEFAULT_TRAIN.reportEvery, describe: 'print perplexity and samples, and save, every N epochs' },
   'pred-len': { type: 'number', default: DEFAULT_TRAIN.predLen, describe: 'characters generated after each prefix in reports' },
-  prefixes: { type: 'string', array: true, default: [...DEFAULT_TRAIN.prefixes], describe: 'prefixes for the report samples' },
+  prefixes: { type: 'string', array: true, defaultDescription: `${DEFAULT_TRAIN.prefixes.join(' ')} (or, where the corpus lacks them, prefixes taken from it)`, describe: 'prefixes for the report samples' },
   seed: { type: 'number', default: DEFAULT_TRAIN.seed, describe: 'seed for weights and window order; same seed, same backend: same run' },
   out: { type: 'string', describe: 'directory to save the model in', defaultDescription: 'models/<impl>' },
   resume: { type: 'boolean', default: false, describe: 'continue the run saved in --out (its settings and corpus; --epochs may raise the total)' },
@@ -49,36 +49,22 @@ export const trainOptions = {
   ...backendOption,
 } as const;
 
-export type TrainArgs = {
-  impl: Impl;
-  corpus: string;
-  entry?: string;
-  maxChars: number;
-  valChars: number;
-  epochs: number;
-  numSteps: number;
-  batchSize: number;
-  hidden: number;
-  sampling: Sampling;
-  optimizer?: OptimizerName;
-  lr?: number;
-  clip: number;
-  reportEvery: number;
-  predLen: number;
-  prefixes: string[];
-  seed: number;
-  out?: string;
-  resume: boolean;
-  metrics?: string;
-  json: boolean;
-  maxPerplexity?: number;
-  backend: BackendPreference;
-  threads: number;
-};
+/**
+ * The arguments a command's handler receives, derived from its option definitions: every option
+ * under its camelCase name, typed as yargs infers it. One new option is one new line above.
+ */
+export type ArgsOf<O extends Record<string, Options>> = Given<InferredOptionTypes<O>> & Optional<InferredOptionTypes<O>>;
 
-export function withTrainOptions<T>(y: Argv<T>): Argv<T> {
-  return y.options(trainOptions as unknown as Parameters<Argv<T>['options']>[0]) as Argv<T>;
-}
+/** Options that always have a value (a default, or demanded). */
+type Given<T> = { readonly [K in keyof T as undefined extends T[K] ? never : CamelCase<K & string>]: T[K] };
+/** Options that may be absent. */
+type Optional<T> = { readonly [K in keyof T as undefined extends T[K] ? CamelCase<K & string> : never]?: T[K] };
+
+/** 'max-chars' -> 'maxChars', as yargs names the parsed option. */
+type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}` ? `${Head}${Capitalize<CamelCase<Tail>>}` : S;
+
+export type BackendArgs = ArgsOf<typeof backendOption>;
+export type TrainArgs = ArgsOf<typeof trainOptions>;
 
 /** A whole number >= min; flags like --epochs 2.5 or --epochs abc are usage errors. */
 export function wholeNumber(flag: string, value: number, min = 1): number {

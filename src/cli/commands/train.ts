@@ -1,25 +1,29 @@
 /** `lstm-lyrics train`: train one model on a corpus, report as the lesson does, save it. */
 import * as fs from 'fs';
-import type { Argv } from 'yargs';
 import type * as tf from '@tensorflow/tfjs';
-import { selectBackend, type BackendChoice } from '../backend';
-import { loadCheckpoint, readCheckpointMeta, resolveModelDir, restoreTraining, saveCheckpoint } from '../checkpoint';
-import { DEFAULT_OPTIMIZER, type TrainConfig } from '../config';
-import { batchesPerEpoch } from '../data/batches';
-import { loadCorpus, splitHeldOut, unknownChars, type Corpus } from '../data/corpus';
-import { EXIT, GateError, InterruptedError, UsageError } from '../errors';
-import { createModel, parameterCount, type LanguageModel } from '../models';
-import { makeOptimizer, median, train, type EpochMetrics, type Report, type TrainPosition } from '../train';
-import { noProgress, type Progress } from '../progress';
-import { VERSIONS } from '../versions';
-import type { Logger } from './logger';
-import { nonNegative, positiveNumber, wholeNumber, withTrainOptions, type TrainArgs } from './options';
+import type { Argv } from 'yargs';
+import { selectBackend, type BackendChoice } from '../../backend/select';
+import { batchesPerEpoch } from '../../core/batches';
+import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type TrainConfig } from '../../core/config';
+import { GateError, InterruptedError, UsageError } from '../../core/errors';
+import { restoreTraining } from '../../core/format';
+import { median, type EpochMetrics, type Report, type TrainPosition } from '../../core/metrics';
+import { createModel, parameterCount, type LanguageModel } from '../../core/models';
+import { makeOptimizer } from '../../core/optimizer';
+import { train } from '../../core/train';
+import { defaultPrefixes, splitHeldOut, unknownChars, type Corpus } from '../../core/vocab';
+import { loadCorpus } from '../../node/corpus-file';
+import { loadCheckpoint, readCheckpointMeta, resolveModelDir, saveCheckpoint } from '../../node/model-dir';
+import { VERSIONS } from '../../node/versions';
+import { noProgress, type Progress } from '../../ui/progress';
+import type { Logger } from '../logger';
+import { nonNegative, positiveNumber, trainOptions, wholeNumber, type TrainArgs } from '../options';
 
 export const command = 'train';
 export const describe = 'train an LSTM language model on a corpus and save it';
 
-export function builder<T>(y: Argv<T>): Argv<T> {
-  return withTrainOptions(y).example([
+export function builder<T>(y: Argv<T>) {
+  return y.options(trainOptions).example([
     ['$0 train --impl scratch', 'the lesson: hand-written LSTM, SGD lr 100, 160 epochs, bundled corpus'],
     ['$0 train --impl builtin --corpus jaychou_lyrics.txt.zip', 'tf.layers.lstm with Adam on the lesson\'s own corpus'],
     ['$0 train --epochs 20 --report-every 5 --hidden 128', 'a quick run'],
@@ -66,7 +70,7 @@ function checkGate(perplexity: number, maxPerplexity: number | undefined): void 
 export function trainConfigOf(args: TrainArgs): TrainConfig {
   const optimizer = args.optimizer ?? DEFAULT_OPTIMIZER[args.impl].optimizer;
   const lr = args.lr ?? (optimizer === DEFAULT_OPTIMIZER.scratch.optimizer ? DEFAULT_OPTIMIZER.scratch.lr : DEFAULT_OPTIMIZER.builtin.lr);
-  if (args.prefixes.length === 0 || args.prefixes.some((p) => p.length === 0)) throw new UsageError('--prefixes must be non-empty strings');
+  if (args.prefixes && (args.prefixes.length === 0 || args.prefixes.some((p) => p.length === 0))) throw new UsageError('--prefixes must be non-empty strings');
   return {
     corpus: args.corpus,
     entry: args.entry,
@@ -81,15 +85,20 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
     clip: positiveNumber('clip', args.clip),
     reportEvery: wholeNumber('report-every', args.reportEvery),
     predLen: wholeNumber('pred-len', args.predLen, 0),
-    prefixes: args.prefixes,
+    prefixes: args.prefixes ?? DEFAULT_TRAIN.prefixes,
     seed: wholeNumber('seed', args.seed, 0),
   };
 }
 
-export async function handler(args: TrainArgs, log: Logger, progress: Progress = noProgress): Promise<TrainSummary> {
+/**
+ * Trains, reporting to `log` and `progress`. When `stop` is aborted (the entry point does that on
+ * SIGINT/SIGTERM), the current batch finishes, a checkpoint with the mid-epoch position is saved,
+ * and an InterruptedError says how to resume.
+ */
+export async function handler(args: TrainArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<TrainSummary> {
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
   const out = args.out ?? `models/${args.impl}`;
-  const run = args.resume ? await resumeRun(args, out) : await freshRun(args);
+  const run = args.resume ? await resumeRun(args, out) : await freshRun(args, log);
   const { model, config, corpus, heldOut } = run;
   log.info(run.backend.description);
   const parameters = parameterCount(model);
@@ -100,16 +109,11 @@ export async function handler(args: TrainArgs, log: Logger, progress: Progress =
       `, ${config.epochs} epochs, ${config.optimizer} lr ${config.lr}, saving to ${out}`,
   );
 
-  let interrupted = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    // The first signal finishes the batch and saves; a second one quits at once. Either way the
-    // last saved model stays intact, because saves are atomic.
-    if (++interrupted > 1) process.exit(EXIT.interrupted);
+  const onStop = () => {
     progress.clear();
-    log.info(`${signal}: finishing this batch and saving to ${out} (again to quit at once)`);
+    log.info(`${String(stop?.reason ?? 'stop')}: finishing this batch and saving to ${out} (again to quit at once)`);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  stop?.addEventListener('abort', onStop, { once: true });
 
   const history: EpochMetrics[] = [...run.history];
   let lastReport: Report | undefined;
@@ -137,7 +141,7 @@ export async function handler(args: TrainArgs, log: Logger, progress: Progress =
       corpus,
       config,
       {
-        shouldStop: () => interrupted > 0,
+        shouldStop: () => stop?.aborted ?? false,
         onBatch: (epoch, batch, batches) => progress.update(epoch, config.epochs, batch, batches, history.at(-1)?.perplexity),
         onEpoch: (metrics) => {
           history.push(metrics);
@@ -164,8 +168,7 @@ export async function handler(args: TrainArgs, log: Logger, progress: Progress =
     checkGate(summary.finalPerplexity, args.maxPerplexity);
     return summary;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop?.removeEventListener('abort', onStop);
     model.dispose();
   }
 }
@@ -188,12 +191,18 @@ interface Run {
   readonly history: readonly EpochMetrics[];
 }
 
-async function freshRun(args: TrainArgs): Promise<Run> {
-  const config = trainConfigOf(args);
+async function freshRun(args: TrainArgs, log: Logger): Promise<Run> {
+  let config = trainConfigOf(args);
   const hidden = wholeNumber('hidden', args.hidden);
   // Input first, so a mistake costs one line on stderr and no backend start-up.
   const whole = loadCorpus(config.corpus, config);
-  checkPrefixes(whole, config.prefixes);
+  if (args.prefixes) {
+    checkPrefixes(whole, config.prefixes);
+  } else {
+    const { prefixes, fromCorpus } = defaultPrefixes(whole, DEFAULT_TRAIN.prefixes);
+    if (fromCorpus) log.info(`the corpus lacks characters of ${DEFAULT_TRAIN.prefixes.join(' ')}; report samples start from ${prefixes.map((p) => JSON.stringify(p)).join(' ')} instead (set them with --prefixes)`);
+    config = { ...config, prefixes };
+  }
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
   batchesPerEpoch(config.sampling, corpus.ids.length, config.batchSize, config.numSteps); // throws if too short
   const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });

@@ -9,14 +9,18 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
-import { BACKEND_PREFERENCES, selectBackend, type BackendPreference } from './backend';
-import { BUNDLED_CORPUS, wholeNumber } from './commands/options';
-import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type Impl, type TrainConfig } from './config';
-import { loadCorpus, type Corpus } from './data/corpus';
-import { UsageError, exitCodeOf } from './errors';
-import { generateText } from './generate';
-import { createModel } from './models';
-import { makeOptimizer, median, train } from './train';
+import { BACKEND_PREFERENCES, selectBackend, type BackendPreference } from '../../backend/select';
+import { BUNDLED_CORPUS, wholeNumber } from '../options';
+import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type Impl, type TrainConfig } from '../../core/config';
+import { loadCorpus } from '../../node/corpus-file';
+import type { Corpus } from '../../core/vocab';
+import { UsageError, exitCodeOf } from '../../core/errors';
+import { generateText } from '../../core/generate';
+import { createModel } from '../../core/models';
+import { median } from '../../core/metrics';
+import { makeOptimizer } from '../../core/optimizer';
+import { train } from '../../core/train';
+import { count, formatTable } from '../../ui/table';
 
 const PYTHON = '/usr/bin/python3';
 const INSTALL_TORCH = 'apt-get update && apt-get install -y python3-torch libopenblas0-pthread';
@@ -68,23 +72,12 @@ export function parseResultLine(stdout: string): ReferenceResult | undefined {
   return result.impl && Number.isFinite(result.medianEpochSeconds) ? result : undefined;
 }
 
-/** A plain text table: text columns left-aligned, numeric ones right-aligned. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => /^[-+\d.,x]+$/.test(r[i] ?? '')));
-  const line = (cells: readonly string[]) =>
-    cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-const int = (n: number) => Math.round(n).toLocaleString('en');
-
 export function resultTable(results: readonly ImplResult[]): string {
   const withRef = results.some((r) => r.reference);
   const header = ['impl', 'backend', 's/epoch', 'chars/s', 'peak RSS MiB', 'tensors left', 'gen chars/s'];
   if (withRef) header.push('PyTorch s/epoch*', 'ours/PyTorch', 'target', 'met');
   const rows = results.map((r) => {
-    const row = [r.impl, r.backend, r.medianEpochSeconds.toFixed(3), int(r.charsPerSecond), int(r.peakRssMiB), String(r.tensorsLeaked), int(r.generateCharsPerSecond)];
+    const row = [r.impl, r.backend, r.medianEpochSeconds.toFixed(3), count(r.charsPerSecond), count(r.peakRssMiB), String(r.tensorsLeaked), count(r.generateCharsPerSecond)];
     if (r.reference) {
       const ref = r.reference;
       row.push(ref.medianEpochSeconds.toFixed(3), ref.ratio.toFixed(2) + 'x', '<=' + ref.target.toFixed(1) + 'x', ref.met ? 'yes' : 'NO');
@@ -93,7 +86,7 @@ export function resultTable(results: readonly ImplResult[]): string {
     }
     return row;
   });
-  return formatTable(header, rows);
+  return formatTable(rows, header).join('\n');
 }
 
 async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs: number, backend: string): Promise<ImplResult> {
@@ -162,7 +155,7 @@ async function main(): Promise<void> {
     .scriptName('npm run bench --')
     .usage(
       '$0 [options]\n\nTimes training and generation of both LSTMs on the lesson\'s reference configuration ' +
-        `(hidden ${DEFAULT_HIDDEN}, ${DEFAULT_TRAIN.numSteps} steps, batch ${DEFAULT_TRAIN.batchSize}, first ${int(DEFAULT_TRAIN.maxChars)} characters, ` +
+        `(hidden ${DEFAULT_HIDDEN}, ${DEFAULT_TRAIN.numSteps} steps, batch ${DEFAULT_TRAIN.batchSize}, first ${count(DEFAULT_TRAIN.maxChars)} characters, ` +
         'the lesson\'s optimizers), after one untimed warm-up epoch.',
     )
     .options({
@@ -172,7 +165,7 @@ async function main(): Promise<void> {
       backend: { choices: BACKEND_PREFERENCES, default: 'auto' as BackendPreference, describe: 'TF.js backend' },
       threads: { type: 'number', default: 1, describe: 'wasm compute threads (see lstm-lyrics train --help)' },
       reference: { type: 'boolean', default: false, describe: `also time the PyTorch lesson (${PYTHON} + torch) and compare` },
-      'reference-script': { type: 'string', default: DEFAULT_REFERENCE_SCRIPT, defaultDescription: '../shared/reference/seed_lstm.py', describe: 'the PyTorch reference script' },
+      'reference-script': { type: 'string', default: DEFAULT_REFERENCE_SCRIPT, defaultDescription: '../../../shared/reference/seed_lstm.py', describe: 'the PyTorch reference script' },
       json: { type: 'boolean', default: false, describe: 'print the results as one JSON object instead of a table' },
     })
     .example([
@@ -199,7 +192,7 @@ async function main(): Promise<void> {
   const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
   say(backend.description);
   const corpus = loadCorpus(corpusPath, { maxChars: DEFAULT_TRAIN.maxChars });
-  say(`corpus: ${corpusPath} (${int(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
+  say(`corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
 
   const results: ImplResult[] = [];
   for (const impl of impls) {

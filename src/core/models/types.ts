@@ -2,7 +2,7 @@
  * The one contract both LSTMs honour, so the trainer and the text sampler never know which one
  * they drive.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../config';
 
 /** Hidden and cell state of the LSTM, each [batch, hidden]. */
@@ -34,4 +34,9 @@ export interface LanguageModel {
 export function disposeState(state: LstmState): void {
   state.h.dispose();
   state.c.dispose();
+}
+
+/** The all-zero (h, c) that every sequence starts from. */
+export function zeroState(batchSize: number, hidden: number): LstmState {
+  return { h: tf.zeros([batchSize, hidden]), c: tf.zeros([batchSize, hidden]) };
 }

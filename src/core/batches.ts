@@ -2,9 +2,9 @@
  * The one minibatch sampler, shared by both models. A batch is `batchSize` windows of `numSteps`
  * character ids; targets are the same windows shifted one character on.
  */
-import { UsageError } from '../errors';
-import type { Sampling } from '../config';
-import { shuffle } from '../random';
+import { UsageError } from './errors';
+import type { Sampling } from './config';
+import { shuffle } from './random';
 
 /** Row-major [batchSize, numSteps] ids. */
 export interface Batch {

@@ -10,8 +10,9 @@
  * W_x, done for all steps at once.
  */
 import * as tf from '@tensorflow/tfjs';
+import { arrayBufferOf, utf8Bytes, utf8Text } from '../bytes';
 import type { ModelConfig } from '../config';
-import type { LanguageModel, LstmState, ModelFiles } from './types';
+import { zeroState, type LanguageModel, type LstmState, type ModelFiles } from './types';
 
 /** The lesson's parameter names, in the lesson's order. */
 export const SCRATCH_PARAM_NAMES = [
@@ -101,14 +102,14 @@ export class ScratchLstm implements LanguageModel {
   }
 
   zeroState(batchSize: number): LstmState {
-    return { h: tf.zeros([batchSize, this.config.hidden]), c: tf.zeros([batchSize, this.config.hidden]) };
+    return zeroState(batchSize, this.config.hidden);
   }
 
   async toFiles(): Promise<ModelFiles> {
     const { data, specs } = await tf.io.encodeWeights(SCRATCH_PARAM_NAMES.map((name) => ({ name, tensor: this.params[name] })));
     const manifest = { format: 'lstm-lyrics-scratch', weightsManifest: [{ paths: [SCRATCH_WEIGHTS_FILE], weights: specs }] };
     return {
-      [SCRATCH_MANIFEST_FILE]: Buffer.from(JSON.stringify(manifest, null, 1)),
+      [SCRATCH_MANIFEST_FILE]: utf8Bytes(JSON.stringify(manifest, null, 1)),
       [SCRATCH_WEIGHTS_FILE]: new Uint8Array(tf.io.CompositeArrayBuffer.join(data)),
     };
   }
@@ -135,10 +136,9 @@ export function lstmCell(inputGates: tf.Tensor2D, state: LstmState, W_h: tf.Tens
 
 /** Reads a scratch model's files (see toFiles) back into a model. */
 export function scratchFromFiles(config: ModelConfig, files: ModelFiles): ScratchLstm {
-  const manifest = JSON.parse(Buffer.from(files[SCRATCH_MANIFEST_FILE]).toString('utf8'));
+  const manifest = JSON.parse(utf8Text(files[SCRATCH_MANIFEST_FILE]));
   const specs = manifest.weightsManifest[0].weights as tf.io.WeightsManifestEntry[];
-  const bytes = files[SCRATCH_WEIGHTS_FILE];
-  const weights = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, specs);
+  const weights = tf.io.decodeWeights(arrayBufferOf(files[SCRATCH_WEIGHTS_FILE]), specs);
   try {
     return new ScratchLstm(config, 0, weights);
   } finally {

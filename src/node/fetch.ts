@@ -12,7 +12,7 @@ import * as https from 'https';
 import * as path from 'path';
 import { Transform } from 'stream';
 import { pipeline } from 'stream/promises';
-import { UsageError } from './errors';
+import { UsageError } from '../core/errors';
 
 /** What the downloaded file must be. */
 export interface ExpectedFile {

@@ -1,11 +1,9 @@
 /**
- * The perplexity chart of `lstm-lyrics compare`: perplexity against epoch, one line per model, on
- * a log scale, drawn by vega-lite and rendered to SVG by vega's headless renderer (no browser, no
- * canvas). vega 5 / vega-lite 5 because they still load with require(); 6 is ESM-only.
+ * The perplexity chart, as a vega-lite spec: perplexity against epoch, one line per model, on a log
+ * scale. One spec for both places that draw it: `lstm-lyrics compare` renders it to SVG
+ * (ui/chart.ts) and the page draws it live.
  */
-import * as fs from 'fs';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 
 /** One model's curve. */
 export interface PerplexitySeries {
@@ -67,21 +65,4 @@ export function perplexitySpec(series: readonly PerplexitySeries[], subtitle: Su
       }),
     },
   };
-}
-
-export async function perplexityChartSvg(series: readonly PerplexitySeries[], subtitle?: Subtitle): Promise<string> {
-  const view = new vega.View(vega.parse(compile(perplexitySpec(series, subtitle)).spec), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
-}
-
-/** Writes the chart to `file` (written beside it, then renamed, so a reader never sees half). */
-export async function writePerplexityChart(file: string, series: readonly PerplexitySeries[], subtitle?: Subtitle): Promise<void> {
-  const svg = await perplexityChartSvg(series, subtitle);
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, svg);
-  fs.renameSync(tmp, file);
 }

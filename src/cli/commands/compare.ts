@@ -8,18 +8,20 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Argv } from 'yargs';
-import { selectBackend } from '../backend';
-import { writePerplexityChart, CHART_SUBTITLE, type PerplexitySeries } from '../chart';
-import { loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../checkpoint';
-import { DEFAULT_OPTIMIZER, IMPLS, type Impl } from '../config';
-import { unknownChars } from '../data/corpus';
-import { GateError, InterruptedError, UsageError } from '../errors';
-import { generateText } from '../generate';
-import { parameterCount } from '../models';
-import { noProgress, type Progress } from '../progress';
-import { median, type EpochMetrics } from '../train';
-import type { Logger } from './logger';
-import { positiveNumber, trainOptions, wholeNumber, withTrainOptions, type TrainArgs } from './options';
+import { selectBackend } from '../../backend/select';
+import { loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
+import { DEFAULT_OPTIMIZER, IMPLS, type Impl } from '../../core/config';
+import { GateError, InterruptedError, UsageError } from '../../core/errors';
+import { generateText } from '../../core/generate';
+import { parameterCount } from '../../core/models';
+import { noProgress, type Progress } from '../../ui/progress';
+import { isReportEpoch, median, type EpochMetrics } from '../../core/metrics';
+import { CHART_SUBTITLE, type PerplexitySeries } from '../../core/chart-spec';
+import { unknownChars } from '../../core/vocab';
+import { writePerplexityChart } from '../../ui/chart';
+import { count, displayWidth, formatTable, pad } from '../../ui/table';
+import type { Logger } from '../logger';
+import { positiveNumber, trainOptions, wholeNumber, type ArgsOf } from '../options';
 import * as train from './train';
 
 export const command = 'compare';
@@ -28,30 +30,26 @@ export const describe = 'train the hand-written and the built-in LSTM alike, the
 export const CHART_FILE = 'compare.svg';
 const DEFAULT_OUT = 'models';
 
-export function builder<T>(y: Argv<T>): Argv<T> {
-  return withTrainOptions(y)
-    .options({
-      // Every train flag applies to both runs, except the one that picks a single impl.
-      impl: { ...trainOptions.impl, default: undefined, hidden: true },
-      out: { type: 'string', default: DEFAULT_OUT, defaultDescription: DEFAULT_OUT, describe: `directory for ${CHART_FILE} and the two models (<out>/scratch, <out>/builtin)` },
-      metrics: { type: 'string', describe: 'write each run\'s JSON lines to this file with the impl added to its name (m.jsonl: m.scratch.jsonl, m.builtin.jsonl)' },
-      json: { type: 'boolean', default: false, describe: 'print the comparison as JSON on stdout (training and table lines go to stderr)' },
-      'max-perplexity': { type: 'number', describe: 'regression gate: exit 3 if either final perplexity is above this' },
-      from: { type: 'string', array: true, describe: 'compare models saved earlier instead of training (their directories; training flags are then ignored)' },
-    })
-    .example([
-      ['$0 compare', 'the lesson\'s settings for both: 160 epochs each, models/compare.svg'],
-      ['$0 compare --epochs 20 --report-every 5 --hidden 128 --out runs/quick', 'a quick comparison'],
-      ['$0 compare --from models/scratch models/builtin', 'the table and chart of two earlier runs'],
-    ]) as Argv<T>;
-}
+export const compareOptions = {
+  ...trainOptions,
+  // Every train flag applies to both runs, except the one that picks a single impl (refused if given).
+  impl: { choices: IMPLS, hidden: true },
+  out: { type: 'string', default: DEFAULT_OUT, describe: `directory for ${CHART_FILE} and the two models (<out>/scratch, <out>/builtin)` },
+  metrics: { type: 'string', describe: 'write each run\'s JSON lines to this file with the impl added to its name (m.jsonl: m.scratch.jsonl, m.builtin.jsonl)' },
+  json: { type: 'boolean', default: false, describe: 'print the comparison as JSON on stdout (training and table lines go to stderr)' },
+  'max-perplexity': { type: 'number', describe: 'regression gate: exit 3 if either final perplexity is above this' },
+  from: { type: 'string', array: true, describe: 'compare models saved earlier instead of training (their directories; training flags are then ignored)' },
+} as const;
 
-export type CompareArgs = Omit<TrainArgs, 'impl' | 'out'> & {
-  /** Refused: compare trains both. */
-  impl?: Impl;
-  out: string;
-  from?: string[];
-};
+export type CompareArgs = ArgsOf<typeof compareOptions>;
+
+export function builder<T>(y: Argv<T>) {
+  return y.options(compareOptions).example([
+    ['$0 compare', 'the lesson\'s settings for both: 160 epochs each, models/compare.svg'],
+    ['$0 compare --epochs 20 --report-every 5 --hidden 128 --out runs/quick', 'a quick comparison'],
+    ['$0 compare --from models/scratch models/builtin', 'the table and chart of two earlier runs'],
+  ]);
+}
 
 /** One column of the table: a saved model, as its checkpoint describes it. */
 export interface CompareEntry {
@@ -83,7 +81,7 @@ export interface CompareResult {
   readonly entries: readonly Omit<CompareEntry, 'history'>[];
 }
 
-export async function handler(args: CompareArgs, log: Logger, progress: Progress = noProgress): Promise<CompareResult> {
+export async function handler(args: CompareArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<CompareResult> {
   if (args.impl !== undefined) throw new UsageError('compare trains both impls; drop --impl (or run: lstm-lyrics train --impl ...)');
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
   let dirs: string[];
@@ -105,6 +103,7 @@ export async function handler(args: CompareArgs, log: Logger, progress: Progress
           { ...args, impl, out, resume, metrics: args.metrics && withImpl(args.metrics, impl), maxPerplexity: undefined, json: false },
           prefixed,
           progress,
+          stop,
         );
       } catch (err) {
         if (err instanceof InterruptedError) log.info(`to finish the comparison later: lstm-lyrics compare --resume --out ${args.out} (and the same flags)`);
@@ -187,7 +186,7 @@ export async function compareEntries(dirs: readonly string[]): Promise<CompareEn
       epochs: meta.epoch,
       finalPerplexity: last?.perplexity ?? NaN,
       ...(last?.heldOutPerplexity !== undefined && { finalHeldOutPerplexity: last.heldOutPerplexity }),
-      reports: history.filter((m) => m.epoch % config.reportEvery === 0 || m === last).map((m) => ({ epoch: m.epoch, perplexity: m.perplexity })),
+      reports: history.filter((m) => isReportEpoch(m.epoch, config.reportEvery, last?.epoch ?? 0)).map((m) => ({ epoch: m.epoch, perplexity: m.perplexity })),
       medianEpochSeconds: median(history.map((m) => m.seconds)),
       generations,
       history,
@@ -222,8 +221,7 @@ export function comparisonTable(entries: readonly Omit<CompareEntry, 'history'>[
     rows.push(['final held-out perplexity', ...entries.map((e) => perplexity(e.finalHeldOutPerplexity))]);
   }
   rows.push(['median seconds per epoch', ...entries.map((e) => (Number.isNaN(e.medianEpochSeconds) ? '-' : e.medianEpochSeconds.toFixed(3)))]);
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => displayWidth(row[column]))));
-  const lines = rows.map((row) => row.map((cell, column) => pad(cell, widths[column])).join('  ').trimEnd());
+  const lines = formatTable(rows);
 
   const labelWidth = Math.max(...entries.map((e) => displayWidth(e.label)));
   const prefixes = entries[0]?.generations.map((g) => g.prefix) ?? [];
@@ -249,21 +247,4 @@ export function seriesOf(entries: readonly CompareEntry[]): PerplexitySeries[] {
 function chartSubtitle(entries: readonly CompareEntry[]): string[] {
   const corpora = [...new Set(entries.map((e) => e.corpus))];
   return corpora.length === 1 ? [CHART_SUBTITLE, `corpus: ${corpora[0]}`] : [CHART_SUBTITLE];
-}
-
-function count(n: number): string {
-  return n.toLocaleString('en');
-}
-
-/** Columns a string takes in a terminal: CJK and full-width characters take two. */
-export function displayWidth(text: string): number {
-  let width = 0;
-  for (const c of text) width += WIDE.test(c) ? 2 : 1;
-  return width;
-}
-
-const WIDE = /[\u1100-\u115F\u2E80-\u303E\u3041-\u33FF\u3400-\u4DBF\u4E00-\u9FFF\uA000-\uA4CF\uAC00-\uD7A3\uF900-\uFAFF\uFE30-\uFE4F\uFF00-\uFF60\uFFE0-\uFFE6\u{20000}-\u{3FFFD}]/u;
-
-function pad(text: string, width: number): string {
-  return text + ' '.repeat(Math.max(0, width - displayWidth(text)));
 }

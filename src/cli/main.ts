@@ -1,18 +1,18 @@
 /**
  * The command line: yargs wiring, and the only place that turns errors into exit codes
- * (0 ok, 1 runtime failure, 2 bad usage or input, 3 gate failed, 130 interrupted).
+ * (0 ok, 1 runtime failure, 2 bad usage or input, 3 gate failed, 130 interrupted) and that owns
+ * the process' signals. Each command is a module exporting command, describe, builder, handler.
  */
+import type chalk from 'chalk';
 import yargs from 'yargs';
+import { EXIT, UsageError, exitCodeOf } from '../core/errors';
+import { colorsFor } from '../ui/colors';
+import { progressFor, type Progress } from '../ui/progress';
 import * as compare from './commands/compare';
 import * as corpus from './commands/corpus';
 import * as generate from './commands/generate';
-import type { Logger } from './commands/logger';
-import type { TrainArgs } from './commands/options';
 import * as train from './commands/train';
-import { EXIT, UsageError, exitCodeOf } from './errors';
-import { progressFor, type Progress } from './progress';
-import type chalk from 'chalk';
-import { colorsFor } from './colors';
+import type { Logger } from './logger';
 
 export interface Io {
   /** Results: the lesson's report lines, generated lyrics. */
@@ -23,6 +23,8 @@ export interface Io {
   readonly progress: Progress;
   /** Colours for stderr (none unless it is a terminal; see colors.ts). */
   readonly errColors: chalk.Chalk;
+  /** Aborted to stop long work early; the process' SIGINT/SIGTERM when not given. */
+  readonly stop?: AbortSignal;
 }
 
 const processIo: Io = {
@@ -33,29 +35,28 @@ const processIo: Io = {
 };
 
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const signals = io.stop ? undefined : stopOnSignals();
+  const stop = io.stop ?? signals!.stop;
   const parser = yargs([...argv])
     .scriptName('lstm-lyrics')
     // A flag given twice takes its last value (as most CLIs do), not an array of both.
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .usage('$0 <command> [options]\n\nA character-level LSTM that learns to write lyrics: written by hand, or tf.layers.lstm.')
     .command(train.command, train.describe, train.builder, async (args) => {
-      const trainArgs = args as unknown as TrainArgs;
       // With --json, stdout carries only the summary object, for machines.
-      const summary = await train.handler(trainArgs, trainArgs.json ? io.err : io.out, io.progress);
-      if (trainArgs.json) io.out.info(JSON.stringify(summary));
+      const summary = await train.handler(args, args.json ? io.err : io.out, io.progress, stop);
+      if (args.json) io.out.info(JSON.stringify(summary));
     })
     .command(generate.command, generate.describe, generate.builder, async (args) => {
-      const text = await generate.handler(args as unknown as generate.GenerateArgs, io.err);
-      io.out.info(text);
+      io.out.info(await generate.handler(args, io.err));
     })
     .command(compare.command, compare.describe, compare.builder, async (args) => {
-      const compareArgs = args as unknown as compare.CompareArgs;
       // As with train: --json puts only the result object on stdout.
-      const result = await compare.handler(compareArgs, compareArgs.json ? io.err : io.out, io.progress);
-      if (compareArgs.json) io.out.info(JSON.stringify(result));
+      const result = await compare.handler(args, args.json ? io.err : io.out, io.progress, stop);
+      if (args.json) io.out.info(JSON.stringify(result));
     })
     .command(corpus.command, corpus.describe, corpus.builder, async (args) => {
-      for (const line of await corpus.handler(args as unknown as corpus.CorpusArgs, io.err)) io.out.info(line);
+      for (const line of await corpus.handler(args, io.err)) io.out.info(line);
     })
     .demandCommand(1, 'name a command: train, generate, compare or corpus')
     .recommendCommands()
@@ -79,5 +80,28 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     io.err.info(`${io.errColors.red.bold('lstm-lyrics:')} ${code === EXIT.failure ? 'error: ' : ''}${message.split('\n')[0]}`);
     if (code === EXIT.failure && process.env.LSTM_LYRICS_DEBUG) io.err.info(String((err as Error).stack));
     return code;
+  } finally {
+    signals?.release();
   }
+}
+
+/**
+ * The first SIGINT or SIGTERM asks the running command to stop (it finishes its batch and saves);
+ * a second one exits at once. Either way the last saved model stays intact: saves are atomic.
+ */
+function stopOnSignals(): { stop: AbortSignal; release(): void } {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(EXIT.interrupted);
+    controller.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    stop: controller.signal,
+    release() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }

@@ -1,0 +1,139 @@
+/**
+ * A saved model as a map of file names to bytes, the same on disk (node/model-dir.ts), over HTTP
+ * and in a downloaded zip (the page): the model's own files in TF.js' formats, and checkpoint.json
+ * with the model and training settings, the vocabulary and the metrics so far.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { arrayBufferOf, utf8Bytes, utf8Text } from './bytes';
+import { IMPLS, type ModelConfig, type TrainConfig } from './config';
+import { UsageError } from './errors';
+import type { EpochMetrics, TrainPosition } from './metrics';
+import { modelFromFiles, type LanguageModel, type LstmState, type ModelFiles } from './models';
+import { makeOptimizer } from './optimizer';
+import { vocabularyOf, type Vocabulary } from './vocab';
+
+export const CHECKPOINT_FILE = 'checkpoint.json';
+/** Bumped when the layout changes in a way older readers cannot follow. */
+export const CHECKPOINT_FORMAT = 'lstm-lyrics/1';
+/** Optimizer slots (Adam's moments), for --resume. */
+export const OPTIMIZER_FILE = 'optimizer.bin';
+/** The carried LSTM state of a run stopped mid-epoch. */
+export const STATE_FILE = 'state.bin';
+
+export interface CheckpointMeta {
+  readonly format: typeof CHECKPOINT_FORMAT;
+  readonly model: ModelConfig;
+  readonly train: TrainConfig;
+  /** Characters in id order. */
+  readonly vocab: readonly string[];
+  /** Epochs completed. */
+  readonly epoch: number;
+  readonly savedAt: string;
+  readonly backend: string;
+  readonly versions: Readonly<Record<string, string>>;
+  readonly corpusSha256: string;
+  readonly history: readonly EpochMetrics[];
+  /** The model's own files in the directory, besides checkpoint.json. */
+  readonly files: readonly string[];
+  /** Optimizer slots (Adam's moments, the step count) in optimizer.bin, in the optimizer's order. */
+  readonly optimizerWeights?: readonly tf.io.WeightsManifestEntry[];
+  /** Set when training stopped mid-epoch (SIGINT): where --resume continues; (h, c) in state.bin. */
+  readonly position?: Omit<TrainPosition, 'state'> & { readonly hasState: boolean };
+}
+
+/** What the caller says about a model when saving it; the rest of CheckpointMeta is derived. */
+export type CheckpointInfo = Omit<CheckpointMeta, 'files' | 'format' | 'optimizerWeights' | 'position'>;
+
+/** What --resume needs besides the weights. */
+export interface TrainingState {
+  readonly optimizer: tf.Optimizer;
+  readonly position?: TrainPosition;
+}
+
+/** A checkpoint as read back: its record and its files by name. */
+export interface CheckpointFiles {
+  readonly meta: CheckpointMeta;
+  readonly files: ModelFiles;
+}
+
+/**
+ * Every file of a saved model, checkpoint.json last (a writer that writes in order and stops
+ * half-way leaves a directory without it, which readers treat as incomplete).
+ */
+export async function checkpointFiles(model: LanguageModel, info: CheckpointInfo, training?: TrainingState): Promise<ModelFiles> {
+  const files: ModelFiles = await model.toFiles();
+  let meta: CheckpointMeta = { format: CHECKPOINT_FORMAT, ...info, files: Object.keys(files) };
+  if (training) {
+    // Slot names embed per-process variable names; the optimizer restores slots by order, so
+    // number them instead.
+    const slots = (await training.optimizer.getWeights()).map((w, i) => ({ name: `slot${i}`, tensor: w.tensor }));
+    const { data, specs } = await tf.io.encodeWeights(slots);
+    files[OPTIMIZER_FILE] = new Uint8Array(tf.io.CompositeArrayBuffer.join(data));
+    meta = { ...meta, optimizerWeights: specs };
+    const position = training.position;
+    if (position) {
+      const { state, ...rest } = position;
+      if (state) {
+        const encoded = await tf.io.encodeWeights({ h: state.h, c: state.c });
+        files[STATE_FILE] = new Uint8Array(tf.io.CompositeArrayBuffer.join(encoded.data));
+      }
+      meta = { ...meta, position: { ...rest, hasState: state !== null } };
+    }
+  }
+  files[CHECKPOINT_FILE] = utf8Bytes(JSON.stringify(meta, null, 1));
+  return files;
+}
+
+/** Reads and checks checkpoint.json; `where` names it in the one-line error. */
+export function parseCheckpointMeta(bytes: Uint8Array, where: string): CheckpointMeta {
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(utf8Text(bytes));
+  } catch (err) {
+    throw new UsageError(`cannot read ${where}: ${(err as Error).message}`);
+  }
+  if (meta?.format !== CHECKPOINT_FORMAT) {
+    throw new UsageError(`${where} is not a model this version can read (format ${JSON.stringify(meta?.format)}, expected ${CHECKPOINT_FORMAT})`);
+  }
+  if (!IMPLS.includes(meta.model?.impl) || !Array.isArray(meta.vocab) || meta.vocab.length !== meta.model.vocabSize) {
+    throw new UsageError(`${where} is corrupt: bad model settings or vocabulary`);
+  }
+  return meta;
+}
+
+/** The files besides checkpoint.json that a checkpoint needs, by name. */
+export function filesOf(meta: CheckpointMeta): string[] {
+  return [...meta.files, ...(meta.optimizerWeights ? [OPTIMIZER_FILE] : []), ...(meta.position?.hasState ? [STATE_FILE] : [])];
+}
+
+/** Rebuilds a saved model from its files; `where` names it in the one-line error. */
+export async function modelOfCheckpoint({ meta, files }: CheckpointFiles, where: string): Promise<{ model: LanguageModel; vocab: Vocabulary }> {
+  for (const name of meta.files) {
+    if (!files[name]) throw new UsageError(`model in ${where} is incomplete: ${name} is missing`);
+  }
+  try {
+    return { model: await modelFromFiles(meta.model, files), vocab: vocabularyOf(meta.vocab) };
+  } catch (err) {
+    throw new UsageError(`model in ${where} is corrupt: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** The optimizer and mid-epoch position saved with a checkpoint, for --resume. */
+export async function restoreTraining({ meta, files }: CheckpointFiles, config: TrainConfig): Promise<TrainingState> {
+  const optimizer = makeOptimizer(config.optimizer, config.lr);
+  if (meta.optimizerWeights && files[OPTIMIZER_FILE]) {
+    const slots = tf.io.decodeWeights(arrayBufferOf(files[OPTIMIZER_FILE]), [...meta.optimizerWeights]);
+    await optimizer.setWeights(meta.optimizerWeights.map((spec) => ({ name: spec.name, tensor: slots[spec.name] })));
+  }
+  if (!meta.position) return { optimizer };
+  let state: LstmState | null = null;
+  if (meta.position.hasState) {
+    const { h, c } = tf.io.decodeWeights(arrayBufferOf(files[STATE_FILE]), [
+      { name: 'h', shape: [config.batchSize, meta.model.hidden], dtype: 'float32' },
+      { name: 'c', shape: [config.batchSize, meta.model.hidden], dtype: 'float32' },
+    ]);
+    state = { h: h as tf.Tensor2D, c: c as tf.Tensor2D };
+  }
+  const { hasState: _, ...position } = meta.position;
+  return { optimizer, position: { ...position, state } };
+}

@@ -1,0 +1,26 @@
+/**
+ * The perplexity chart of `lstm-lyrics compare` as an SVG file: core/chart-spec.ts's spec, rendered
+ * by vega's headless renderer (no browser, no canvas). vega 5 / vega-lite 5 because they still
+ * load with require(); 6 is ESM-only.
+ */
+import * as fs from 'fs';
+import * as vega from 'vega';
+import { compile } from 'vega-lite';
+import { perplexitySpec, type PerplexitySeries, type Subtitle } from '../core/chart-spec';
+
+export async function perplexityChartSvg(series: readonly PerplexitySeries[], subtitle?: Subtitle): Promise<string> {
+  const view = new vega.View(vega.parse(compile(perplexitySpec(series, subtitle)).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Writes the chart to `file` (written beside it, then renamed, so a reader never sees half). */
+export async function writePerplexityChart(file: string, series: readonly PerplexitySeries[], subtitle?: Subtitle): Promise<void> {
+  const svg = await perplexityChartSvg(series, subtitle);
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, svg);
+  fs.renameSync(tmp, file);
+}
