@@ -75,6 +75,50 @@ describe('a diverging run', () => {
 });
 
 describe('a crash during a save', () => {
+  /** Trains with every save paused after each step; kills the process once `inSave(dir)` holds. */
+  async function killInsideSave(dir: string, inSave: (abs: string) => boolean): Promise<void> {
+    const env = { ...process.env, LSTM_LYRICS_TEST_SAVE_PAUSE_MS: '300' };
+    const child = spawn(process.execPath, [BIN, 'train', ...ARGS, '--hidden', '8', '--epochs', '100000', '--report-every', '1', '--pred-len', '1', '--out', dir], { cwd, env });
+    const abs = path.join(cwd, dir);
+    let firstSaveDone = false;
+    await new Promise<void>((resolve, reject) => {
+      const poll = setInterval(() => {
+        // Once the first model is complete, wait for a later save to be caught in the act.
+        firstSaveDone ||= fs.existsSync(path.join(abs, 'checkpoint.json'));
+        if (firstSaveDone && inSave(abs)) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+        }
+      }, 10);
+      child.on('close', () => {
+        clearInterval(poll);
+        resolve();
+      });
+      setTimeout(() => reject(new Error('never caught a save in progress')), 90_000);
+    });
+  }
+
+  const generates = (dir: string) => {
+    const gen = spawnSync(process.execPath, [BIN, 'generate', '--prefix', '分开', '--length', '3', '--model', dir, '--backend', 'wasm'], { cwd, encoding: 'utf8' });
+    expect(gen.stderr).not.toMatch(/lstm-lyrics:/);
+    expect(gen.status).toBe(0);
+  };
+
+  it('SIGKILL while the new files are being written leaves the previous model loadable', async () => {
+    const dir = 'models/killed-writing';
+    // The next save has begun: its .tmp directory exists but is not complete yet.
+    await killInsideSave(dir, (abs) => fs.existsSync(`${abs}.tmp`) && !fs.existsSync(path.join(`${abs}.tmp`, 'checkpoint.json')));
+    expect(fs.existsSync(path.join(cwd, `${dir}.tmp`))).toBe(true); // the kill did land inside the save
+    generates(dir);
+  });
+
+  it('SIGKILL between the two renames (the old model moved aside, the new one not yet in place) leaves a loadable model', async () => {
+    const dir = 'models/killed-renaming';
+    await killInsideSave(dir, (abs) => !fs.existsSync(abs) && fs.existsSync(`${abs}.old`));
+    expect(fs.existsSync(path.join(cwd, dir))).toBe(false); // the kill did land between the renames
+    generates(dir);
+  });
+
   it('SIGKILL at random moments of a run that saves every epoch always leaves a loadable model', async () => {
     const dir = 'models/crash';
     for (let attempt = 0; attempt < 4; attempt++) {

@@ -40,10 +40,14 @@ export function writeModelDir(dir: string, files: ModelFiles): void {
   const old = `${dir}.old`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
-  for (const [name, bytes] of Object.entries(files)) writeDurably(path.join(tmp, name), bytes);
+  for (const [name, bytes] of Object.entries(files)) {
+    writeDurably(path.join(tmp, name), bytes);
+    pauseForTests();
+  }
   if (fs.existsSync(dir)) {
     fs.rmSync(old, { recursive: true, force: true });
     fs.renameSync(dir, old);
+    pauseForTests();
   }
   fs.renameSync(tmp, dir);
   fs.rmSync(old, { recursive: true, force: true });
@@ -101,4 +105,13 @@ function writeDurably(file: string, bytes: Uint8Array): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Test-only: LSTM_LYRICS_TEST_SAVE_PAUSE_MS pauses a save after each of its steps, so a test can
+ * kill the process inside a save on purpose rather than by luck (test/failures.test.ts).
+ */
+function pauseForTests(): void {
+  const ms = Number(process.env.LSTM_LYRICS_TEST_SAVE_PAUSE_MS ?? 0);
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
