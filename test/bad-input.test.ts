@@ -1,16 +1,14 @@
 /**
  * Bad input of every kind: a one-line error on stderr, exit 2, and no saved model touched.
- * Spawns the real CLI, as a user (or a CI job) runs it.
+ * Runs the CLI in process (test/cli.test.ts checks that a real process exits with the same code).
  */
-import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { REPETITIVE_LYRIC, tempDir, writeFile, writeZip } from './helpers';
+import { REPETITIVE_LYRIC, runCli, tempDir, useWasm, writeFile, writeZip } from './helpers';
 
-const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
 const cwd = tempDir();
-const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+const run = (args: string[]) => runCli(args, cwd);
 const TINY = ['--hidden', '8', '--batch-size', '2', '--num-steps', '4', '--epochs', '1', '--backend', 'wasm'];
 
 /** Every file under models/, with its hash: must be identical after each bad command. */
@@ -32,7 +30,8 @@ function copyModel(from: string, to: string, spoil: (dir: string) => void): void
   spoil(path.join(cwd, to));
 }
 
-beforeAll(() => {
+beforeAll(async () => {
+  await useWasm();
   writeFile(cwd, 'song.txt', REPETITIVE_LYRIC);
   writeFile(cwd, 'empty.txt', '');
   writeFile(cwd, 'short.txt', '分开不分开');
@@ -41,8 +40,8 @@ beforeAll(() => {
   writeZip(cwd, 'no-text.zip', { 'notes.md': 'x' });
   writeZip(cwd, 'two-texts.zip', { 'a.txt': REPETITIVE_LYRIC, 'b.txt': REPETITIVE_LYRIC });
   for (const impl of ['scratch', 'builtin']) {
-    const r = run(['train', '--impl', impl, '--corpus', 'song.txt', '--out', `models/${impl}`, ...TINY]);
-    if (r.status !== 0) throw new Error(r.stderr);
+    const r = await run(['train', '--impl', impl, '--corpus', 'song.txt', '--out', `models/${impl}`, ...TINY]);
+    if (r.code !== 0) throw new Error(r.err.join('\n'));
   }
   const truncate = (file: string) => (dir: string) => {
     const p = path.join(dir, file);
@@ -98,15 +97,15 @@ const cases: [string, string[], RegExp][] = [
 ];
 
 describe('bad input', () => {
-  it.each(cases)('%s: exit 2, one line on stderr, saved models untouched', (_what, args, pattern) => {
+  it.each(cases)('%s: exit 2, one line on stderr, saved models untouched', async (_what, args, pattern) => {
     const before = snapshot();
-    const r = run(args);
-    expect(r.status).toBe(2);
-    const lines = r.stderr.trimEnd().split('\n');
+    const r = await run(args);
+    expect(r.code).toBe(2);
+    const lines = r.err;
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^lstm-lyrics: /);
     expect(lines[0]).toMatch(pattern);
-    expect(r.stdout).toBe('');
+    expect(r.out).toEqual([]);
     expect(snapshot()).toEqual(before);
   });
 });

@@ -2,7 +2,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
+import { REPETITIVE_LYRIC, runCli, tempDir, useWasm, writeFile } from './helpers';
 
 const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
 
@@ -12,6 +12,8 @@ function run(args: string[], cwd: string) {
 }
 
 const SMALL = ['--hidden', '16', '--batch-size', '4', '--num-steps', '8', '--backend', 'wasm'];
+
+beforeAll(useWasm);
 
 describe('lstm-lyrics CLI', () => {
   const cwd = tempDir();
@@ -48,12 +50,18 @@ describe('lstm-lyrics CLI', () => {
     ['fractional epochs', ['train', '--corpus', 'song.txt', '--epochs', '2.5'], /--epochs must be a whole number/],
     ['a non-positive lr', ['train', '--corpus', 'song.txt', '--lr', '0'], /--lr must be a number > 0/],
     ['an unknown flag', ['train', '--epoch', '3'], /Unknown argument/],
-  ])('exits 2 with one line on stderr for %s', (_what, args, pattern) => {
-    const r = run(args as string[], cwd);
+  ])('exits 2 with one line on stderr for %s', async (_what, args, pattern) => {
+    const r = await runCli(args as string[], cwd);
     expect(r.code).toBe(2);
-    const lines = r.stderr.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(pattern);
+    expect(r.err).toHaveLength(1);
+    expect(r.err[0]).toMatch(pattern);
+  });
+
+  it('a real process exits with status 2 and prints its one line on stderr only', () => {
+    const r = run(['train', '--epoch', '3'], cwd);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^lstm-lyrics: Unknown argument: epoch/)]);
   });
 
   it('repeats a seeded run exactly (the default seed 0 included): same perplexities to every digit, same generations', () => {
@@ -100,5 +108,37 @@ describe('lstm-lyrics CLI', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/--impl/);
     expect(r.stdout).toMatch(/--sampling/);
+  });
+});
+
+describe('report prefixes on a corpus without 分开', () => {
+  const cwd = tempDir();
+  const text = 'the quick brown fox jumps over the lazy dog and runs away '.repeat(30);
+  const english = writeFile(cwd, 'english.txt', text);
+  /** The corpus' own prefixes: its first two characters, and the first non-space one from its middle. */
+  const middle = text.slice(Math.floor(text.length / 2)).trimStart()[0];
+  const TINY = ['--corpus', english, '--hidden', '8', '--batch-size', '2', '--num-steps', '4', '--epochs', '1', '--pred-len', '3', '--backend', 'wasm'];
+
+  it('train takes its prefixes from the corpus when none were given, and says so in one line', async () => {
+    const r = await runCli(['train', ...TINY, '--out', 'models/en'], cwd);
+    expect(r.err).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(r.out.filter((l) => l.includes(`lacks characters of 分开 不分开; report samples start from "th" "${middle}" instead`))).toHaveLength(1);
+    expect(r.out.filter((l) => l.startsWith(' - '))).toEqual([expect.stringMatching(/^ - th.{3}$/), expect.stringMatching(new RegExp(`^ - ${middle}.{3}$`))]);
+  });
+
+  it('an explicit --prefixes outside the corpus is still exit 2 with the same message', async () => {
+    const r = await runCli(['train', ...TINY, '--out', 'models/en2', '--prefixes', '分开'], cwd);
+    expect(r.code).toBe(2);
+    expect(r.err).toEqual([expect.stringMatching(/prefix "分开" has characters not in the corpus: 分 开/)]);
+    expect(fs.existsSync(path.join(cwd, 'models', 'en2'))).toBe(false);
+  });
+
+  it('compare does the same for both models', async () => {
+    const r = await runCli(['compare', ...TINY, '--out', 'runs'], cwd);
+    expect(r.err).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(r.out.filter((l) => l.includes(`report samples start from "th" "${middle}" instead`))).toHaveLength(2);
+    expect(r.out.filter((l) => /^th\s+scratch\s+th/.test(l))).toHaveLength(1);
   });
 });

@@ -2,28 +2,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import chalk from 'chalk';
 import { saveCheckpoint } from '../src/node/model-dir';
-import { main, type Io } from '../src/cli/main';
 import { comparisonTable, withImpl, type CompareEntry } from '../src/cli/commands/compare';
 import { displayWidth } from '../src/ui/table';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl } from '../src/core/config';
 import { loadCorpus } from '../src/node/corpus-file';
 import { createModel, parameterCount } from '../src/core/models';
-import { noProgress } from '../src/ui/progress';
 import type { EpochMetrics } from '../src/core/metrics';
-import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
+import { REPETITIVE_LYRIC, runCli, tempDir, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);
 
-/** Runs the CLI in-process, capturing what it prints. */
-async function run(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: { info: (l) => void out.push(l) }, err: { info: (l) => void err.push(l) }, progress: noProgress, errColors: new chalk.Instance({ level: 0 }) };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
+const run = (argv: string[]) => runCli(argv);
 
 /** The line of the table whose label is `label`, split into its cells. */
 function row(lines: readonly string[], label: string): string[] {

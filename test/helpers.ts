@@ -4,7 +4,10 @@ import * as os from 'os';
 import * as path from 'path';
 import AdmZip from 'adm-zip';
 import * as tf from '@tensorflow/tfjs';
+import chalk from 'chalk';
 import { selectBackend } from '../src/backend/select';
+import { main, type Io } from '../src/cli/main';
+import { noProgress } from '../src/ui/progress';
 
 const tempDirs: string[] = [];
 
@@ -48,5 +51,29 @@ export async function onBackend<T>(name: 'cpu' | 'wasm', fn: () => T | Promise<T
     return await fn();
   } finally {
     await tf.setBackend(before);
+  }
+}
+
+/**
+ * Runs the CLI in this process, as `lstm-lyrics ARGV` would in `cwd`, capturing what it prints:
+ * for argument errors and results, where a real process adds nothing. (Signals, the real exit
+ * status and the stdout/stderr split are tested with spawned processes.)
+ */
+export async function runCli(argv: readonly string[], cwd?: string): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = {
+    out: { info: (l) => void out.push(l) },
+    err: { info: (l) => void err.push(l) },
+    progress: noProgress,
+    errColors: new chalk.Instance({ level: 0 }),
+    stop: new AbortController().signal,
+  };
+  const before = process.cwd();
+  if (cwd) process.chdir(cwd);
+  try {
+    return { code: await main(argv, io), out, err };
+  } finally {
+    process.chdir(before);
   }
 }
