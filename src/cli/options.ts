@@ -3,7 +3,7 @@
  */
 import * as path from 'path';
 import type { InferredOptionTypes, Options } from 'yargs';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../backend/select';
+import { BACKEND_PREFERENCES, selectBackend, type BackendChoice, type BackendPreference } from '../backend/select';
 import { DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Impl, type Sampling } from '../core/config';
 import { UsageError } from '../core/errors';
 
@@ -82,4 +82,9 @@ export function positiveNumber(flag: string, value: number): number {
 export function nonNegative(flag: string, value: number): number {
   if (!Number.isFinite(value) || value < 0) throw new UsageError(`--${flag} must be a number >= 0, got ${value}`);
   return value;
+}
+
+/** Starts the TF.js backend that --backend and --threads ask for (after the input is checked). */
+export function startBackend(args: BackendArgs): Promise<BackendChoice> {
+  return selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
 }

@@ -13,6 +13,7 @@ import * as path from 'path';
 import { Transform } from 'stream';
 import { pipeline } from 'stream/promises';
 import { UsageError } from '../core/errors';
+import { count } from '../ui/table';
 
 /** What the downloaded file must be. */
 export interface ExpectedFile {
@@ -130,10 +131,6 @@ function get(url: string, original: string, timeoutMs: number, redirectsLeft: nu
     request.setTimeout(timeoutMs, () => request.destroy(new DownloadError(`no data for ${timeoutMs / 1000} s (timed out)`)));
     request.on('error', reject);
   });
-}
-
-function count(n: number): string {
-  return n.toLocaleString('en');
 }
 
 function firstLine(message: string): string {

@@ -8,7 +8,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Argv } from 'yargs';
-import { selectBackend } from '../../backend/select';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
 import { DEFAULT_OPTIMIZER, IMPLS, type Impl } from '../../core/config';
 import { GateError, InterruptedError, UsageError } from '../../core/errors';
@@ -21,7 +20,7 @@ import { unknownChars } from '../../core/vocab';
 import { writePerplexityChart } from '../../ui/chart';
 import { count, displayWidth, formatTable, pad } from '../../ui/table';
 import type { Logger } from '../logger';
-import { positiveNumber, trainOptions, wholeNumber, type ArgsOf } from '../options';
+import { positiveNumber, startBackend, trainOptions, type ArgsOf } from '../options';
 import * as train from './train';
 
 export const command = 'compare';
@@ -89,7 +88,7 @@ export async function handler(args: CompareArgs, log: Logger, progress: Progress
     if (args.from.length === 0) throw new UsageError('--from needs the model directories to compare, e.g. --from models/scratch models/builtin');
     dirs = args.from;
     for (const dir of dirs) readCheckpointMeta(resolveModelDir(dir)); // a wrong directory costs one line, no backend start-up
-    await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
+    await startBackend(args);
   } else {
     dirs = IMPLS.map((impl) => path.join(args.out, impl));
     for (const [i, impl] of IMPLS.entries()) {

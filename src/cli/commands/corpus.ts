@@ -11,6 +11,7 @@ import { loadCorpus } from '../../node/corpus-file';
 import { UsageError } from '../../core/errors';
 import { DEFAULT_TIMEOUT_MS, downloadVerified, fileDigest, type ExpectedFile } from '../../node/fetch';
 import type { Logger } from '../logger';
+import { count, formatTable } from '../../ui/table';
 import { positiveNumber, wholeNumber, type ArgsOf } from '../options';
 
 export const command = 'corpus <action> <target>';
@@ -76,20 +77,19 @@ export function corpusInfo(args: Pick<CorpusArgs, 'target' | 'entry' | 'maxChars
   for (const c of chars) counts.set(c, (counts.get(c) ?? 0) + 1);
   const frequent = [...counts].sort((a, b) => b[1] - a[1] || a[0].codePointAt(0)! - b[0].codePointAt(0)!).slice(0, top);
   const rows: [string, string][] = [
-    ['file', `${args.target}${args.entry ? ` (${args.entry})` : ''}, ${fs.statSync(args.target).size.toLocaleString('en')} bytes, SHA-256 ${corpus.sha256}`],
-    ['characters', `${chars.length.toLocaleString('en')} (line breaks count as spaces, as training reads them)`],
-    ['vocabulary', `${corpus.vocab.chars.length.toLocaleString('en')} distinct characters`],
+    ['file', `${args.target}${args.entry ? ` (${args.entry})` : ''}, ${count(fs.statSync(args.target).size)} bytes, SHA-256 ${corpus.sha256}`],
+    ['characters', `${count(chars.length)} (line breaks count as spaces, as training reads them)`],
+    ['vocabulary', `${count(corpus.vocab.chars.length)} distinct characters`],
   ];
   if (maxChars > 0 && maxChars < chars.length) {
     const first = buildVocabulary(chars.slice(0, maxChars).join('')).chars.length;
-    rows.push([`first ${maxChars.toLocaleString('en')}`, `${first.toLocaleString('en')} distinct characters (what train reads with --max-chars ${maxChars})`]);
+    rows.push([`first ${count(maxChars)}`, `${count(first)} distinct characters (what train reads with --max-chars ${maxChars})`]);
   }
   if (top > 0) {
     rows.push(['most frequent', frequent.map(([c, n]) => `${JSON.stringify(c)} ${((100 * n) / chars.length).toFixed(1)}%`).join('  ')]);
   }
   if (sampleChars > 0) rows.push(['sample', chars.slice(0, sampleChars).join('') + (chars.length > sampleChars ? '…' : '')]);
-  const width = Math.max(...rows.map(([label]) => label.length));
-  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`);
+  return formatTable(rows);
 }
 
 async function fetchCorpus(args: CorpusArgs, log: Logger, known: Readonly<Record<string, KnownCorpus>>): Promise<string[]> {
@@ -106,5 +106,5 @@ async function fetchCorpus(args: CorpusArgs, log: Logger, known: Readonly<Record
   const url = args.url ?? corpus.url;
   log.info(`downloading ${corpus.description} from ${url}`);
   await downloadVerified(url, dest, corpus.expected, { timeoutMs: timeout * 1000 });
-  return [`saved ${dest} (${corpus.expected.bytes.toLocaleString('en')} bytes, SHA-256 ${corpus.expected.sha256} verified); ${useIt}`];
+  return [`saved ${dest} (${count(corpus.expected.bytes)} bytes, SHA-256 ${corpus.expected.sha256} verified); ${useIt}`];
 }

@@ -1,13 +1,12 @@
 /** `lstm-lyrics generate`: write lyrics from a saved model. */
 import type { Argv } from 'yargs';
-import { selectBackend } from '../../backend/select';
 import { latestModelDir, loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
 import { encode, vocabularyOf } from '../../core/vocab';
 import { UsageError } from '../../core/errors';
 import { generateText } from '../../core/generate';
 import { makeRng } from '../../core/random';
 import type { Logger } from '../logger';
-import { backendOption, wholeNumber, type ArgsOf } from '../options';
+import { backendOption, startBackend, wholeNumber, type ArgsOf } from '../options';
 
 export const command = 'generate';
 export const describe = 'write lyrics from a saved model, starting with a prefix';
@@ -42,7 +41,7 @@ export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'mode
   // costs one line on stderr.
   const meta = readCheckpointMeta(resolveModelDir(dir));
   encode(vocabularyOf(meta.vocab), args.prefix);
-  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
+  const backend = await startBackend(args);
   const { model, vocab, dir: from } = await loadCheckpoint(dir);
   try {
     log.info(backend.description);

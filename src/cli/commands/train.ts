@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import type * as tf from '@tensorflow/tfjs';
 import type { Argv } from 'yargs';
-import { selectBackend, type BackendChoice } from '../../backend/select';
+import type { BackendChoice } from '../../backend/select';
 import { batchesPerEpoch } from '../../core/batches';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type TrainConfig } from '../../core/config';
 import { GateError, InterruptedError, UsageError } from '../../core/errors';
@@ -16,8 +16,9 @@ import { loadCorpus } from '../../node/corpus-file';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir, saveCheckpoint } from '../../node/model-dir';
 import { VERSIONS } from '../../node/versions';
 import { noProgress, type Progress } from '../../ui/progress';
+import { count } from '../../ui/table';
 import type { Logger } from '../logger';
-import { nonNegative, positiveNumber, trainOptions, wholeNumber, type TrainArgs } from '../options';
+import { nonNegative, positiveNumber, startBackend, trainOptions, wholeNumber, type TrainArgs } from '../options';
 
 export const command = 'train';
 export const describe = 'train an LSTM language model on a corpus and save it';
@@ -103,9 +104,9 @@ export async function handler(args: TrainArgs, log: Logger, progress: Progress =
   log.info(run.backend.description);
   const parameters = parameterCount(model);
   log.info(
-    `${args.resume ? 'resuming' : 'training'} ${model.config.impl} LSTM: ${parameters.toLocaleString('en')} parameters, ` +
-      `vocabulary ${model.config.vocabSize}, ${corpus.ids.length.toLocaleString('en')} training characters` +
-      (heldOut ? ` (+${heldOut.length.toLocaleString('en')} held out)` : '') +
+    `${args.resume ? 'resuming' : 'training'} ${model.config.impl} LSTM: ${count(parameters)} parameters, ` +
+      `vocabulary ${model.config.vocabSize}, ${count(corpus.ids.length)} training characters` +
+      (heldOut ? ` (+${count(heldOut.length)} held out)` : '') +
       `, ${config.epochs} epochs, ${config.optimizer} lr ${config.lr}, saving to ${out}`,
   );
 
@@ -205,7 +206,7 @@ async function freshRun(args: TrainArgs, log: Logger): Promise<Run> {
   }
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
   batchesPerEpoch(config.sampling, corpus.ids.length, config.batchSize, config.numSteps); // throws if too short
-  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
+  const backend = await startBackend(args);
   const model = createModel({ impl: args.impl, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
   return { model, config, corpus, heldOut, backend, optimizer: makeOptimizer(config.optimizer, config.lr), history: [] };
 }
@@ -222,7 +223,7 @@ async function resumeRun(args: TrainArgs, out: string): Promise<Run> {
     throw new UsageError(`${config.corpus} has changed since ${out} was trained on it (SHA-256 differs); cannot resume`);
   }
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
-  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
+  const backend = await startBackend(args);
   const loaded = await loadCheckpoint(out);
   const { optimizer, position } = await restoreTraining(loaded, config);
   const from = position ?? { epoch: meta.epoch + 1, batch: 0, lossSum: 0, normSum: 0, seconds: 0, state: null };
