@@ -13,6 +13,7 @@ import * as path from 'path';
 import { Transform } from 'stream';
 import { pipeline } from 'stream/promises';
 import { UsageError } from '../core/errors';
+import { makeDirs, removeEmptyDirs } from './out-path';
 
 /** What the downloaded file must be. */
 export interface ExpectedFile {
@@ -37,7 +38,7 @@ export class DownloadError extends Error {
 
 export async function downloadVerified(url: string, dest: string, expected: ExpectedFile, options: DownloadOptions = {}): Promise<void> {
   checkUrl(url);
-  const made = fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const made = makeDirs(path.dirname(dest));
   const tmp = `${dest}.${process.pid}.part`;
   try {
     const response = await get(url, url, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, options.maxRedirects ?? DEFAULT_MAX_REDIRECTS);
@@ -81,18 +82,6 @@ export async function downloadVerified(url: string, dest: string, expected: Expe
 export function fileDigest(file: string): { bytes: number; sha256: string } {
   const bytes = fs.readFileSync(file);
   return { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
-}
-
-/** Removes `dir` and its parents up to `top`, as far as they are empty: the ones a failed download made. */
-function removeEmptyDirs(dir: string, top: string): void {
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    try {
-      fs.rmdirSync(d);
-    } catch {
-      return;
-    }
-    if (d === path.resolve(top)) return;
-  }
 }
 
 function checkUrl(url: string): void {

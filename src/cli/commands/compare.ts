@@ -5,11 +5,11 @@
  * Both modes end on the same path: read each saved checkpoint, load its model for the greedy
  * generations, build one table and one chart from that.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import type { Argv } from 'yargs';
 import { selectBackend } from '../../backend/select';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
+import { checkOutDir, checkOutFile, makeDirs } from '../../node/out-path';
 import { DEFAULT_OPTIMIZER, IMPLS, type Impl } from '../../core/config';
 import { GateError, InterruptedError, UsageError } from '../../core/errors';
 import { generateText } from '../../core/generate';
@@ -84,6 +84,14 @@ export interface CompareResult {
 export async function handler(args: CompareArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<CompareResult> {
   if (args.impl !== undefined) throw new UsageError('compare trains both impls; drop --impl (or run: lstm-lyrics train --impl ...)');
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
+  // Every path written, checked before any training: the chart, and (when training) both models.
+  const chart = path.join(args.out, CHART_FILE);
+  checkOutDir('--out', args.out);
+  checkOutFile('--out', chart);
+  return compareChecked(args, chart, log, progress, stop);
+}
+
+async function compareChecked(args: CompareArgs, chart: string, log: Logger, progress: Progress, stop?: AbortSignal): Promise<CompareResult> {
   let dirs: string[];
   if (args.from !== undefined) {
     if (args.from.length === 0) throw new UsageError('--from needs the model directories to compare, e.g. --from models/scratch models/builtin');
@@ -92,6 +100,7 @@ export async function handler(args: CompareArgs, log: Logger, progress: Progress
     await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
   } else {
     dirs = IMPLS.map((impl) => path.join(args.out, impl));
+    IMPLS.forEach((impl, i) => train.checkTrainPaths(dirs[i], args.metrics && withImpl(args.metrics, impl)));
     for (const [i, impl] of IMPLS.entries()) {
       const out = dirs[i];
       const prefixed: Logger = { info: (line) => log.info(`[${impl}] ${line}`) };
@@ -112,8 +121,7 @@ export async function handler(args: CompareArgs, log: Logger, progress: Progress
     }
   }
   const entries = await compareEntries(dirs);
-  const chart = path.join(args.out, CHART_FILE);
-  fs.mkdirSync(args.out, { recursive: true });
+  makeDirs(args.out);
   await writePerplexityChart(chart, seriesOf(entries), chartSubtitle(entries));
   for (const line of comparisonTable(entries)) log.info(line);
   log.info(`chart: ${chart}`);

@@ -1,5 +1,6 @@
 /** `lstm-lyrics train`: train one model on a corpus, report as the lesson does, save it. */
 import * as fs from 'fs';
+import * as path from 'path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Argv } from 'yargs';
 import { selectBackend, type BackendChoice } from '../../backend/select';
@@ -14,6 +15,7 @@ import { train } from '../../core/train';
 import { defaultPrefixes, splitHeldOut, unknownChars, type Corpus } from '../../core/vocab';
 import { loadCorpus } from '../../node/corpus-file';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir, saveCheckpoint } from '../../node/model-dir';
+import { checkModelOut, checkOutFile, makeDirs } from '../../node/out-path';
 import { VERSIONS } from '../../node/versions';
 import { noProgress, type Progress } from '../../ui/progress';
 import type { Logger } from '../logger';
@@ -98,6 +100,18 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
 export async function handler(args: TrainArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<TrainSummary> {
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
   const out = args.out ?? `models/${args.impl}`;
+  // Every path this run writes, checked before the long work.
+  checkTrainPaths(out, args.metrics);
+  return trainChecked(args, out, log, progress, stop);
+}
+
+/** --out is empty, missing or a model directory, and writable; --metrics a writable file. */
+export function checkTrainPaths(out: string, metrics: string | undefined): void {
+  checkModelOut('--out', out);
+  if (metrics !== undefined) checkOutFile('--metrics', metrics);
+}
+
+async function trainChecked(args: TrainArgs, out: string, log: Logger, progress: Progress, stop: AbortSignal | undefined): Promise<TrainSummary> {
   const run = args.resume ? await resumeRun(args, out) : await freshRun(args, log);
   const { model, config, corpus, heldOut } = run;
   log.info(run.backend.description);
@@ -134,6 +148,7 @@ export async function handler(args: TrainArgs, log: Logger, progress: Progress =
       },
       { optimizer: run.optimizer, position },
     );
+  if (args.metrics) makeDirs(path.dirname(path.resolve(args.metrics)));
   if (args.metrics && !args.resume) fs.writeFileSync(args.metrics, '');
   try {
     const result = await train(

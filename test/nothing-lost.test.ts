@@ -1,0 +1,119 @@
+/**
+ * Nothing lost, nothing hung: every path the CLI writes is checked before the long work, nothing
+ * that is not the CLI's own is replaced, a failed save leaves no partial files and says what is
+ * unchanged, one run at a time per model directory, memory bounded by the settings. Spawns the
+ * real CLI, as a user (or a CI job) runs it.
+ */
+import { spawnSync } from 'child_process';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import AdmZip from 'adm-zip';
+import { MAX_TEXT_BYTES } from '../src/node/corpus-file';
+import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
+
+const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
+const cwd = tempDir();
+const TINY = ['--corpus', 'song.txt', '--hidden', '16', '--batch-size', '4', '--num-steps', '8', '--epochs', '1', '--pred-len', '2', '--backend', 'wasm'];
+const run = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env } });
+const train = (...args: string[]) => ['train', ...TINY, ...args];
+
+/** Every file under the test's directory with its hash (and every directory): what must not change. */
+function snapshot(): Record<string, string> {
+  const found: Record<string, string> = {};
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        found[path.relative(cwd, p) + '/'] = 'dir';
+        walk(p);
+      } else found[path.relative(cwd, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+    }
+  };
+  walk(cwd);
+  return found;
+}
+
+/** Exit code, and stderr as exactly one `lstm-lyrics: ...` line matching `pattern`. */
+function expectOneLine(r: { status: number | null; stderr: string }, status: number, pattern: RegExp): void {
+  const lines = r.stderr.trimEnd().split('\n');
+  expect({ status: r.status, lines }).toEqual({ status, lines: [expect.stringMatching(pattern)] });
+  expect(lines[0]).toMatch(/^lstm-lyrics: /);
+}
+
+beforeAll(() => {
+  writeFile(cwd, 'song.txt', REPETITIVE_LYRIC);
+  writeFile(cwd, 'notes.txt', 'my notes, not a model\n');
+  fs.mkdirSync(path.join(cwd, 'photos'));
+  writeFile(cwd, 'photos/cat.jpg', 'not really a cat');
+  fs.mkdirSync(path.join(cwd, 'a-directory'));
+  fs.mkdirSync(path.join(cwd, 'cmp/scratch'), { recursive: true });
+  writeFile(cwd, 'cmp/scratch/readme.txt', 'mine');
+  // A zip bomb: one repeated line, more than MAX_TEXT_BYTES unpacked, a few hundred KB packed.
+  const line = Buffer.from(REPETITIVE_LYRIC.slice(0, 24) + '\n');
+  const zip = new AdmZip();
+  zip.addFile('lyrics.txt', Buffer.alloc(MAX_TEXT_BYTES + 1_000_000, line));
+  zip.writeZip(path.join(cwd, 'bomb.zip'));
+});
+
+describe('paths checked before any training: exit 2, one line on stderr, every file around unchanged', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['train --out naming an existing file', train('--out', 'notes.txt'), /--out notes.txt is a file, not a model directory$/],
+    ['train --out in a place that cannot be written', train('--out', '/proc/lstm-test'), /--out \/proc\/lstm-test cannot be written \(/],
+    ['train --out a directory that holds no model', train('--out', 'photos'), /--out photos is a directory that holds no model \(1 entry, no checkpoint.json\)/],
+    ['train --out under a file', train('--out', 'notes.txt/model'), /--out notes.txt\/model cannot be written: .*notes.txt is a file/],
+    ['train --metrics naming a directory', train('--out', 'models/m', '--metrics', 'a-directory'), /--metrics a-directory is a directory, not a file$/],
+    ['train --metrics in a place that cannot be written', train('--out', 'models/m', '--metrics', '/proc/lstm-test.jsonl'), /--metrics \/proc\/lstm-test.jsonl cannot be written/],
+    ['compare --out naming a file', ['compare', ...TINY, '--out', 'notes.txt'], /--out notes.txt is a file, not a directory$/],
+    ['compare --out whose model directory would replace other things', ['compare', ...TINY, '--out', 'cmp'], /--out cmp\/scratch is a directory that holds no model/],
+    ['compare --out in a place that cannot be written', ['compare', ...TINY, '--out', '/proc/lstm-test'], /--out \/proc\/lstm-test cannot be written/],
+    ['corpus fetch --dir naming a file', ['corpus', 'fetch', 'jaychou', '--dir', 'notes.txt', '--url', 'http://127.0.0.1:9/x'], /--dir notes.txt is a file, not a directory$/],
+    ['corpus fetch --dir in a place that cannot be written', ['corpus', 'fetch', 'jaychou', '--dir', '/proc/lstm-test', '--url', 'http://127.0.0.1:9/x'], /--dir \/proc\/lstm-test cannot be written/],
+    [
+      'a zip whose entry unpacks to more than the limit, read whole (--max-chars 0)',
+      train('--out', 'models/bomb', '--corpus', 'bomb.zip', '--max-chars', '0'),
+      /bomb.zip:lyrics.txt unpacks to more than 32 MiB \([\d,]+ bytes packed, [\d,]+ bytes declared\); with --max-chars 0 a corpus text may be at most 32 MiB/,
+    ],
+  ];
+
+  it.each(cases)('%s', (_what, args, pattern) => {
+    const before = snapshot();
+    const started = Date.now();
+    const r = run(args);
+    expectOneLine(r, 2, pattern);
+    expect(Date.now() - started).toBeLessThan(30_000); // refused at start, not after training or hanging
+    expect(snapshot()).toEqual(before);
+  });
+});
+
+describe('memory bounded by the settings, not by the input', () => {
+  it('a 2 MB-style zip bomb trains on the first --max-chars characters, quickly', () => {
+    const started = Date.now();
+    const r = run(train('--out', 'models/from-bomb', '--corpus', 'bomb.zip', '--max-chars', '2000'));
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/2,000 training characters/);
+    expect(Date.now() - started).toBeLessThan(60_000);
+  });
+});
+
+describe('a failed save (disk full): exit 1, one line naming what failed and what is unchanged, no partial files', () => {
+  const FULL_AFTER_ONE_FILE = { LSTM_LYRICS_TEST_FAIL_WRITE_AFTER: '1' };
+
+  it('with a previous model: that model is byte-identical afterwards', () => {
+    expect(run(train('--out', 'models/full')).status).toBe(0);
+    const before = snapshot();
+    const r = run(train('--out', 'models/full', '--seed', '7'), FULL_AFTER_ONE_FILE);
+    expectOneLine(r, 1, /^lstm-lyrics: error: cannot save the model to models\/full: ENOSPC: no space left on device, write \(models\/full.tmp\/\S+\); the previous model in models\/full is unchanged$/);
+    expect(snapshot()).toEqual(before);
+  });
+
+  it('without one: nothing is left behind', () => {
+    const before = snapshot();
+    const r = run(train('--out', 'models/new/first', '--metrics', 'first.jsonl'), { LSTM_LYRICS_TEST_FAIL_WRITE_AFTER: '0' });
+    expectOneLine(r, 1, /cannot save the model to models\/new\/first: ENOSPC: .*; nothing was saved$/);
+    // The metrics file (its epoch line) is the one thing the run leaves: no model, no .tmp, no lock.
+    expect(Object.keys(snapshot()).filter((f) => !(f in before))).toEqual(['first.jsonl']);
+  });
+});
