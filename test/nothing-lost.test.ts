@@ -4,7 +4,7 @@
  * unchanged, one run at a time per model directory, memory bounded by the settings. Spawns the
  * real CLI, as a user (or a CI job) runs it.
  */
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -115,5 +115,66 @@ describe('a failed save (disk full): exit 1, one line naming what failed and wha
     expectOneLine(r, 1, /cannot save the model to models\/new\/first: ENOSPC: .*; nothing was saved$/);
     // The metrics file (its epoch line) is the one thing the run leaves: no model, no .tmp, no lock.
     expect(Object.keys(snapshot()).filter((f) => !(f in before))).toEqual(['first.jsonl']);
+  });
+});
+
+/** Spawns a long run of train; resolves once it has started training (it holds the lock then). */
+function startLongRun(out: string): { child: ChildProcessWithoutNullStreams; started: Promise<boolean>; exited: Promise<{ code: number | null; stderr: string }> } {
+  const child = spawn(process.execPath, [BIN, 'train', ...TINY, '--epochs', '100000', '--report-every', '100000', '--out', out], { cwd });
+  let stdout = '';
+  let stderr = '';
+  const started = new Promise<boolean>((resolve) => {
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (/^training /m.test(stdout)) resolve(true);
+    });
+    child.on('close', () => resolve(false));
+  });
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+  return { child, started, exited };
+}
+
+describe('one run at a time per --out', () => {
+  it('of three runs started at once with the same --out, one trains; the others refuse at start, naming it', async () => {
+    const runs = [0, 1, 2].map(() => startLongRun('models/shared'));
+    const outcomes = await Promise.all(runs.map((r) => r.started));
+    expect(outcomes.filter(Boolean)).toHaveLength(1);
+    const winner = runs[outcomes.indexOf(true)];
+    for (const loser of runs.filter((r) => r !== winner)) {
+      const { code, stderr } = await loser.exited;
+      expectOneLine({ status: code, stderr }, 2, new RegExp(`--out models/shared is in use by another run \\(pid ${winner.child.pid}, started .*\\); wait for it to end, or pick another --out$`));
+    }
+    expect(fs.existsSync(path.join(cwd, 'models/shared.lock'))).toBe(true);
+    // A second signal ends it at once; the lock goes with it.
+    winner.child.kill('SIGTERM');
+    winner.child.kill('SIGTERM');
+    expect((await winner.exited).code).toBe(130);
+    expect(fs.existsSync(path.join(cwd, 'models/shared.lock'))).toBe(false);
+    expect(fs.readdirSync(path.join(cwd, 'models')).filter((f) => f.startsWith('shared.'))).toEqual([]);
+  });
+
+  it('a lock left by a process that died is taken over, and released at the end', () => {
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    fs.mkdirSync(path.join(cwd, 'models'), { recursive: true });
+    writeFile(cwd, 'models/stale.lock', JSON.stringify({ pid: dead, startedAt: '2026-01-01T00:00:00.000Z' }));
+    writeFile(cwd, 'models/garbled.lock', '{"pid": 12');
+    for (const out of ['models/stale', 'models/garbled']) {
+      const r = run(train('--out', out));
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(fs.existsSync(path.join(cwd, `${out}.lock`))).toBe(false);
+    }
+  });
+
+  it('an interrupted run (first signal) saves, exits 130 and releases its lock', async () => {
+    const r = startLongRun('models/interrupted');
+    expect(await r.started).toBe(true);
+    r.child.kill('SIGINT');
+    const { code, stderr } = await r.exited;
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted in epoch \d+ after batch \d+; saved to models\/interrupted/);
+    expect(fs.existsSync(path.join(cwd, 'models/interrupted.lock'))).toBe(false);
+    expect(fs.existsSync(path.join(cwd, 'models/interrupted/checkpoint.json'))).toBe(true);
   });
 });

@@ -8,6 +8,7 @@
 import * as path from 'path';
 import type { Argv } from 'yargs';
 import { selectBackend } from '../../backend/select';
+import { lockModelDir, type Lock } from '../../node/lock';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
 import { checkOutDir, checkOutFile, makeDirs } from '../../node/out-path';
 import { DEFAULT_OPTIMIZER, IMPLS, type Impl } from '../../core/config';
@@ -88,10 +89,15 @@ export async function handler(args: CompareArgs, log: Logger, progress: Progress
   const chart = path.join(args.out, CHART_FILE);
   checkOutDir('--out', args.out);
   checkOutFile('--out', chart);
-  return compareChecked(args, chart, log, progress, stop);
+  const locks: Lock[] = [];
+  try {
+    return await compareLocked(args, chart, log, progress, locks, stop);
+  } finally {
+    locks.forEach((lock) => lock.release());
+  }
 }
 
-async function compareChecked(args: CompareArgs, chart: string, log: Logger, progress: Progress, stop?: AbortSignal): Promise<CompareResult> {
+async function compareLocked(args: CompareArgs, chart: string, log: Logger, progress: Progress, locks: Lock[], stop?: AbortSignal): Promise<CompareResult> {
   let dirs: string[];
   if (args.from !== undefined) {
     if (args.from.length === 0) throw new UsageError('--from needs the model directories to compare, e.g. --from models/scratch models/builtin');
@@ -101,6 +107,7 @@ async function compareChecked(args: CompareArgs, chart: string, log: Logger, pro
   } else {
     dirs = IMPLS.map((impl) => path.join(args.out, impl));
     IMPLS.forEach((impl, i) => train.checkTrainPaths(dirs[i], args.metrics && withImpl(args.metrics, impl)));
+    for (const dir of dirs) locks.push(lockModelDir('--out', dir));
     for (const [i, impl] of IMPLS.entries()) {
       const out = dirs[i];
       const prefixed: Logger = { info: (line) => log.info(`[${impl}] ${line}`) };

@@ -14,6 +14,7 @@ import { makeOptimizer } from '../../core/optimizer';
 import { train } from '../../core/train';
 import { defaultPrefixes, splitHeldOut, unknownChars, type Corpus } from '../../core/vocab';
 import { loadCorpus } from '../../node/corpus-file';
+import { lockModelDir } from '../../node/lock';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir, saveCheckpoint } from '../../node/model-dir';
 import { checkModelOut, checkOutFile, makeDirs } from '../../node/out-path';
 import { VERSIONS } from '../../node/versions';
@@ -100,9 +101,14 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
 export async function handler(args: TrainArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<TrainSummary> {
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
   const out = args.out ?? `models/${args.impl}`;
-  // Every path this run writes, checked before the long work.
+  // Every path this run writes, checked before the long work; then one run at a time per --out.
   checkTrainPaths(out, args.metrics);
-  return trainChecked(args, out, log, progress, stop);
+  const lock = lockModelDir('--out', out);
+  try {
+    return await trainLocked(args, out, log, progress, stop);
+  } finally {
+    lock.release();
+  }
 }
 
 /** --out is empty, missing or a model directory, and writable; --metrics a writable file. */
@@ -111,7 +117,7 @@ export function checkTrainPaths(out: string, metrics: string | undefined): void 
   if (metrics !== undefined) checkOutFile('--metrics', metrics);
 }
 
-async function trainChecked(args: TrainArgs, out: string, log: Logger, progress: Progress, stop: AbortSignal | undefined): Promise<TrainSummary> {
+async function trainLocked(args: TrainArgs, out: string, log: Logger, progress: Progress, stop: AbortSignal | undefined): Promise<TrainSummary> {
   const run = args.resume ? await resumeRun(args, out) : await freshRun(args, log);
   const { model, config, corpus, heldOut } = run;
   log.info(run.backend.description);
