@@ -71,6 +71,11 @@ describe('paths checked before any training: exit 2, one line on stderr, every f
     ['corpus fetch --dir naming a file', ['corpus', 'fetch', 'jaychou', '--dir', 'notes.txt', '--url', 'http://127.0.0.1:9/x'], /--dir notes.txt is a file, not a directory$/],
     ['corpus fetch --dir in a place that cannot be written', ['corpus', 'fetch', 'jaychou', '--dir', '/proc/lstm-test', '--url', 'http://127.0.0.1:9/x'], /--dir \/proc\/lstm-test cannot be written/],
     [
+      'a --hidden whose weights cannot fit',
+      train('--out', 'models/huge', '--hidden', '60000'),
+      /--hidden 60000 is too large: training needs at least [\d.]+ GB \([\d,]+ parameters .*\), and the wasm backend holds at most 4 GiB/,
+    ],
+    [
       'a zip whose entry unpacks to more than the limit, read whole (--max-chars 0)',
       train('--out', 'models/bomb', '--corpus', 'bomb.zip', '--max-chars', '0'),
       /bomb.zip:lyrics.txt unpacks to more than 32 MiB \([\d,]+ bytes packed, [\d,]+ bytes declared\); with --max-chars 0 a corpus text may be at most 32 MiB/,

@@ -15,6 +15,7 @@ import { train } from '../../core/train';
 import { defaultPrefixes, splitHeldOut, unknownChars, type Corpus } from '../../core/vocab';
 import { loadCorpus } from '../../node/corpus-file';
 import { lockModelDir } from '../../node/lock';
+import { checkTrainingFits } from '../../node/memory-limit';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir, saveCheckpoint } from '../../node/model-dir';
 import { checkModelOut, checkOutFile, makeDirs } from '../../node/out-path';
 import { VERSIONS } from '../../node/versions';
@@ -227,6 +228,8 @@ async function freshRun(args: TrainArgs, log: Logger): Promise<Run> {
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
   batchesPerEpoch(config.sampling, corpus.ids.length, config.batchSize, config.numSteps); // throws if too short
   const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
+  const size = { impl: args.impl, vocabSize: whole.vocab.chars.length, hidden, batchSize: config.batchSize, numSteps: config.numSteps, optimizer: config.optimizer };
+  checkTrainingFits(size, backend.name);
   const model = createModel({ impl: args.impl, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
   return { model, config, corpus, heldOut, backend, optimizer: makeOptimizer(config.optimizer, config.lr), history: [] };
 }
