@@ -7,6 +7,8 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
 import * as path from 'path';
 import AdmZip from 'adm-zip';
 import { MAX_TEXT_BYTES } from '../src/node/corpus-file';
@@ -181,5 +183,37 @@ describe('one run at a time per --out', () => {
     expect(stderr).toMatch(/interrupted in epoch \d+ after batch \d+; saved to models\/interrupted/);
     expect(fs.existsSync(path.join(cwd, 'models/interrupted.lock'))).toBe(false);
     expect(fs.existsSync(path.join(cwd, 'models/interrupted/checkpoint.json'))).toBe(true);
+  });
+});
+
+describe('every signal ends the process within seconds', () => {
+  it('SIGTERM during a download that has stalled: exit 130 within seconds, nothing left behind', async () => {
+    // A server that sends headers and a few bytes, then nothing (the download's own timeout is 60 s).
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': '52607' });
+      res.write('PK');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const before = snapshot();
+      const child = spawn(process.execPath, [BIN, 'corpus', 'fetch', 'jaychou', '--dir', 'downloads/new', '--url', `http://127.0.0.1:${port}/x`], { cwd, env: { ...process.env, NO_COLOR: '1' } });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      // Wait until the partial file exists, then stop it.
+      const part = () => fs.existsSync(path.join(cwd, 'downloads/new')) && fs.readdirSync(path.join(cwd, 'downloads/new')).some((f) => f.endsWith('.part'));
+      for (let i = 0; i < 200 && !part(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(part()).toBe(true);
+      const signalled = Date.now();
+      child.kill('SIGTERM');
+      expect(await exited).toBe(130);
+      expect(Date.now() - signalled).toBeLessThan(15_000); // STOP_GRACE_MS is 5 s
+      expect(stderr).toMatch(/lstm-lyrics: SIGTERM: did not stop within 5 s; quitting without saving/);
+      expect(snapshot()).toEqual(before);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });

@@ -40,6 +40,12 @@ export async function downloadVerified(url: string, dest: string, expected: Expe
   checkUrl(url);
   const made = makeDirs(path.dirname(dest));
   const tmp = `${dest}.${process.pid}.part`;
+  // Exiting mid-download (a signal) leaves nothing behind either.
+  const removePartial = () => {
+    fs.rmSync(tmp, { force: true });
+    if (made !== undefined) removeEmptyDirs(path.dirname(dest), made);
+  };
+  process.once('exit', removePartial);
   try {
     const response = await get(url, url, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, options.maxRedirects ?? DEFAULT_MAX_REDIRECTS);
     const hash = createHash('sha256');
@@ -72,9 +78,10 @@ export async function downloadVerified(url: string, dest: string, expected: Expe
     if (sha256 !== expected.sha256.toLowerCase()) throw new DownloadError(`SHA-256 is ${sha256}, expected ${expected.sha256}`);
     fs.renameSync(tmp, dest);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    if (made !== undefined) removeEmptyDirs(path.dirname(dest), made);
+    removePartial();
     throw new DownloadError(`download of ${url} failed: ${firstLine(err instanceof Error ? err.message : String(err))}; nothing saved`);
+  } finally {
+    process.off('exit', removePartial);
   }
 }
 
