@@ -125,6 +125,15 @@ describe('a failed save (disk full): exit 1, one line naming what failed and wha
   });
 });
 
+describe('a failed write of --metrics (a real full disk: /dev/full)', () => {
+  it('exit 1, one line naming the file and what is saved, nothing left behind', () => {
+    const before = snapshot();
+    const r = run(train('--out', 'models/metrics-full', '--metrics', '/dev/full'));
+    expectOneLine(r, 1, /^lstm-lyrics: error: cannot write --metrics \/dev\/full: ENOSPC: no space left on device, write; no model was saved$/);
+    expect(snapshot()).toEqual(before);
+  });
+});
+
 /** Spawns a long run of train; resolves once it has started training (it holds the lock then). */
 function startLongRun(out: string): { child: ChildProcessWithoutNullStreams; started: Promise<boolean>; exited: Promise<{ code: number | null; stderr: string }> } {
   const child = spawn(process.execPath, [BIN, 'train', ...TINY, '--epochs', '100000', '--report-every', '100000', '--out', out], { cwd });

@@ -5,6 +5,7 @@
  * Both modes end on the same path: read each saved checkpoint, load its model for the greedy
  * generations, build one table and one chart from that.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import type { Argv } from 'yargs';
 import { selectBackend } from '../../backend/select';
@@ -129,7 +130,12 @@ async function compareLocked(args: CompareArgs, chart: string, log: Logger, prog
   }
   const entries = await compareEntries(dirs);
   makeDirs(args.out);
-  await writePerplexityChart(chart, seriesOf(entries), chartSubtitle(entries));
+  try {
+    await writePerplexityChart(chart, seriesOf(entries), chartSubtitle(entries));
+  } catch (err) {
+    fs.rmSync(`${chart}.tmp`, { force: true });
+    throw new Error(`cannot write ${chart}: ${String((err as Error)?.message ?? err).split('\n')[0]}; ${fs.existsSync(chart) ? 'the previous chart is unchanged; ' : ''}the models in ${dirs.join(' and ')} are saved`);
+  }
   for (const line of comparisonTable(entries)) log.info(line);
   log.info(`chart: ${chart}`);
   const above = entries.filter((e) => args.maxPerplexity !== undefined && !(e.finalPerplexity <= args.maxPerplexity));

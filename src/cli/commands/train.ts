@@ -7,7 +7,7 @@ import { selectBackend, type BackendChoice } from '../../backend/select';
 import { batchesPerEpoch } from '../../core/batches';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type TrainConfig } from '../../core/config';
 import { GateError, InterruptedError, UsageError } from '../../core/errors';
-import { restoreTraining } from '../../core/format';
+import { CHECKPOINT_FILE, restoreTraining } from '../../core/format';
 import { median, type EpochMetrics, type Report, type TrainPosition } from '../../core/metrics';
 import { createModel, parameterCount, type LanguageModel } from '../../core/models';
 import { makeOptimizer } from '../../core/optimizer';
@@ -155,8 +155,16 @@ async function trainLocked(args: TrainArgs, out: string, log: Logger, progress: 
       },
       { optimizer: run.optimizer, position },
     );
-  if (args.metrics) makeDirs(path.dirname(path.resolve(args.metrics)));
-  if (args.metrics && !args.resume) fs.writeFileSync(args.metrics, '');
+  // A failed write (a full disk) names the file; what is saved in --out is untouched by it.
+  const writeMetrics = (write: () => void) => {
+    try {
+      write();
+    } catch (err) {
+      throw new Error(`cannot write --metrics ${args.metrics}: ${String((err as Error)?.message ?? err).split('\n')[0]}; ${fs.existsSync(path.join(out, CHECKPOINT_FILE)) ? `the model saved in ${out} is unchanged` : 'no model was saved'}`);
+    }
+  };
+  if (args.metrics) writeMetrics(() => makeDirs(path.dirname(path.resolve(args.metrics!))));
+  if (args.metrics && !args.resume) writeMetrics(() => fs.writeFileSync(args.metrics!, ''));
   try {
     const result = await train(
       model,
@@ -167,7 +175,7 @@ async function trainLocked(args: TrainArgs, out: string, log: Logger, progress: 
         onBatch: (epoch, batch, batches) => progress.update(epoch, config.epochs, batch, batches, history.at(-1)?.perplexity),
         onEpoch: (metrics) => {
           history.push(metrics);
-          if (args.metrics) fs.appendFileSync(args.metrics, JSON.stringify(metrics) + '\n');
+          if (args.metrics) writeMetrics(() => fs.appendFileSync(args.metrics!, JSON.stringify(metrics) + '\n'));
         },
         onReport: async (report) => {
           lastReport = report;
@@ -186,7 +194,7 @@ async function trainLocked(args: TrainArgs, out: string, log: Logger, progress: 
       throw new InterruptedError(`interrupted in epoch ${epoch} after batch ${batch}; saved to ${out}; continue with: lstm-lyrics train --resume --out ${out}`);
     }
     const summary = summarise({ impl: model.config.impl, out, backend: run.backend.name, parameters, history, lastReport });
-    if (args.metrics) fs.appendFileSync(args.metrics, JSON.stringify(summary) + '\n');
+    if (args.metrics) writeMetrics(() => fs.appendFileSync(args.metrics!, JSON.stringify(summary) + '\n'));
     checkGate(summary.finalPerplexity, args.maxPerplexity);
     return summary;
   } finally {
