@@ -94,6 +94,16 @@ describe('paths checked before any training: exit 2, one line on stderr, every f
   });
 });
 
+describe('--out with a trailing slash (as shells complete it)', () => {
+  it('saves, and saves again over it, as without one', () => {
+    expect(run(train('--out', 'models/slashed/')).status).toBe(0);
+    const again = run(train('--out', 'models/slashed/', '--resume', '--epochs', '2'));
+    expect(again.stderr).toBe('');
+    expect(again.status).toBe(0);
+    expect(fs.readdirSync(path.join(cwd, 'models/slashed')).sort()).toEqual(['checkpoint.json', 'optimizer.bin', 'weights.bin', 'weights.json']);
+  });
+});
+
 describe('memory bounded by the settings, not by the input', () => {
   it('a 2 MB-style zip bomb trains on the first --max-chars characters, quickly', () => {
     const started = Date.now();

@@ -11,6 +11,15 @@ import * as path from 'path';
 import { UsageError } from '../core/errors';
 import { CHECKPOINT_FILE } from '../core/format';
 
+/**
+ * A directory path without trailing separators: `models/x/` (as shells complete it) would put
+ * `<dir>.tmp` and `<dir>.old` inside the directory they replace.
+ */
+export function withoutTrailingSlash(dir: string): string {
+  const trimmed = dir.replace(/[\\/]+$/, '');
+  return trimmed === '' || /^[A-Za-z]:$/.test(trimmed) ? dir : trimmed;
+}
+
 /** Makes `dir` and its missing parents; returns the topmost directory it made (undefined: none). */
 export function makeDirs(dir: string): string | undefined {
   const missing: string[] = [];

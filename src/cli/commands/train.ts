@@ -17,7 +17,7 @@ import { loadCorpus } from '../../node/corpus-file';
 import { lockModelDir } from '../../node/lock';
 import { checkTrainingFits } from '../../node/memory-limit';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir, saveCheckpoint } from '../../node/model-dir';
-import { checkModelOut, checkOutFile, makeDirs } from '../../node/out-path';
+import { checkModelOut, checkOutFile, makeDirs, withoutTrailingSlash } from '../../node/out-path';
 import { VERSIONS } from '../../node/versions';
 import { noProgress, type Progress } from '../../ui/progress';
 import type { Logger } from '../logger';
@@ -101,7 +101,7 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
  */
 export async function handler(args: TrainArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<TrainSummary> {
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
-  const out = args.out ?? `models/${args.impl}`;
+  const out = withoutTrailingSlash(args.out ?? `models/${args.impl}`);
   // Every path this run writes, checked before the long work; then one run at a time per --out.
   checkTrainPaths(out, args.metrics);
   const lock = lockModelDir('--out', out);
