@@ -77,7 +77,7 @@ export function checkOutDir(flag: string, dir: string): void {
 export function checkOutFile(flag: string, file: string): void {
   const stat = statOrUndefined(file);
   if (stat?.isDirectory()) throw new UsageError(`${flag} ${file} is a directory, not a file`);
-  if (stat) {
+  if (stat?.isFile()) {
     try {
       fs.closeSync(fs.openSync(file, 'a')); // opens for writing, changes nothing
     } catch (err) {
@@ -85,6 +85,7 @@ export function checkOutFile(flag: string, file: string): void {
     }
     return;
   }
+  if (stat) return; // a device (/dev/stdout) or a pipe: opening one to try it could block
   checkCanCreateIn(flag, file, path.dirname(path.resolve(file)));
 }
 
