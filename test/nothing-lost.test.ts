@@ -169,7 +169,7 @@ describe('one run at a time per --out', () => {
     const winner = runs[outcomes.indexOf(true)];
     for (const loser of runs.filter((r) => r !== winner)) {
       const { code, stderr } = await loser.exited;
-      expectOneLine({ status: code, stderr }, 2, new RegExp(`--out models/shared is in use by another run \\(pid ${winner.child.pid}, started .*\\); wait for it to end, or pick another --out$`));
+      expectOneLine({ status: code, stderr }, 2, new RegExp(`--out models/shared is in use by another run \\(pid ${winner.child.pid}, started .*\\); wait for it to end, or pick another --out \\(if pid ${winner.child.pid} is no lstm-lyrics run, remove .*models/shared.lock\\)$`));
     }
     expect(fs.existsSync(path.join(cwd, 'models/shared.lock'))).toBe(true);
     // A second signal ends it at once; the lock goes with it.
@@ -191,6 +191,15 @@ describe('one run at a time per --out', () => {
       expect(r.status).toBe(0);
       expect(fs.existsSync(path.join(cwd, `${out}.lock`))).toBe(false);
     }
+  });
+
+  it('compare takes both of its directories at start: one in use, it refuses before training either', () => {
+    fs.mkdirSync(path.join(cwd, 'busy'), { recursive: true });
+    writeFile(cwd, 'busy/builtin.lock', JSON.stringify({ pid: process.pid, startedAt: '2026-01-01T00:00:00.000Z', command: 'lstm-lyrics train' }));
+    const before = snapshot();
+    const r = run(['compare', ...TINY, '--out', 'busy']);
+    expectOneLine(r, 2, new RegExp(`--out busy/builtin is in use by another run \\(pid ${process.pid}, started 2026-01-01T00:00:00.000Z: lstm-lyrics train\\)`));
+    expect(snapshot()).toEqual(before);
   });
 
   it('an interrupted run (first signal) saves, exits 130 and releases its lock', async () => {

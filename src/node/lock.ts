@@ -59,7 +59,7 @@ function acquire(flag: string, dir: string, file: string): void {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const owner = readOwner(file);
-      if (owner && alive(owner.pid)) throw inUse(flag, dir, owner);
+      if (owner && alive(owner.pid)) throw inUse(flag, dir, owner, file);
       // Stale: move it aside (atomically: of several runs taking it over, one moves it), then
       // check that what was moved is the stale lock and not a fresh one taken meanwhile.
       const aside = `${file}.stale.${process.pid}`;
@@ -77,7 +77,7 @@ function acquire(flag: string, dir: string, file: string): void {
           // someone else holds it now; either way, it is not ours
         }
         fs.rmSync(aside, { force: true });
-        throw inUse(flag, dir, moved);
+        throw inUse(flag, dir, moved, file);
       }
       fs.rmSync(aside, { force: true });
     }
@@ -87,10 +87,10 @@ function acquire(flag: string, dir: string, file: string): void {
   }
 }
 
-function inUse(flag: string, dir: string, owner: Owner): UsageError {
+function inUse(flag: string, dir: string, owner: Owner, file: string): UsageError {
   return new UsageError(
     `${flag} ${dir} is in use by another run (pid ${owner.pid}, started ${owner.startedAt}${owner.command ? `: ${owner.command}` : ''}); ` +
-      `wait for it to end, or pick another ${flag}`,
+      `wait for it to end, or pick another ${flag} (if pid ${owner.pid} is no lstm-lyrics run, remove ${file})`,
   );
 }
 
