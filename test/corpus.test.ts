@@ -1,5 +1,8 @@
 import { buildVocabulary, decode, encode, normalise, splitHeldOut, unknownChars } from '../src/core/vocab';
-import { loadCorpus } from '../src/node/corpus-file';
+import { createHash } from 'crypto';
+import AdmZip from 'adm-zip';
+import * as fs from 'fs';
+import { loadCorpus, MAX_TEXT_BYTES, MAX_ZIP_BYTES } from '../src/node/corpus-file';
 import { UsageError } from '../src/core/errors';
 import { tempDir, writeFile, writeZip } from './helpers';
 
@@ -58,6 +61,53 @@ describe('loadCorpus', () => {
   it('records the SHA-256 of the file', () => {
     const file = writeFile(dir, 'hash.txt', 'abc');
     expect(loadCorpus(file, { maxChars: 0 }).sha256).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  });
+});
+
+describe('loadCorpus reads only what --max-chars needs (memory bounded by the settings, not the file)', () => {
+  const dir = tempDir();
+  const line = '不分开 我们一起唱歌 分开了 就不要再说爱\n';
+  // 40 MB of one line: above MAX_TEXT_BYTES unpacked, a few hundred KB packed.
+  const big = Buffer.from(line.repeat(Math.ceil((MAX_TEXT_BYTES + 8_000_000) / Buffer.byteLength(line))));
+  const bomb = (() => {
+    const zip = new AdmZip();
+    zip.addFile('big.txt', big);
+    return writeFile(dir, 'bomb.zip', zip.toBuffer());
+  })();
+  const bigTxt = writeFile(dir, 'big.txt', big);
+
+  it('a zip entry that unpacks to far more than it needs: the first --max-chars characters, quickly', () => {
+    const started = Date.now();
+    const corpus = loadCorpus(bomb, { maxChars: 10_000 });
+    expect(corpus.text).toBe(Array.from(line.replace('\n', ' ').repeat(1000)).slice(0, 10_000).join(''));
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('the same entry with --max-chars 0: refused, naming the sizes and the limit', () => {
+    expect(() => loadCorpus(bomb, { maxChars: 0 })).toThrow(
+      /bomb.zip:big.txt unpacks to more than 32 MiB \([\d,]+ bytes packed, [\d,]+ bytes declared\); with --max-chars 0 a corpus text may be at most 32 MiB/,
+    );
+  });
+
+  it('a big .txt: the start is decoded, the whole file hashed; with --max-chars 0 refused', () => {
+    const corpus = loadCorpus(bigTxt, { maxChars: 7 });
+    expect(corpus.text).toBe('不分开 我们一');
+    expect(corpus.sha256).toBe(createHash('sha256').update(big).digest('hex'));
+    expect(() => loadCorpus(bigTxt, { maxChars: 0 })).toThrow(/big.txt is [\d.]+ MiB \([\d,]+ bytes\); with --max-chars 0 a corpus text may be at most 32 MiB/);
+  });
+
+  it('a .zip over MAX_ZIP_BYTES is refused before it is read', () => {
+    const file = writeFile(dir, 'huge.zip', '');
+    fs.truncateSync(file, MAX_ZIP_BYTES + 1); // sparse: no disk, no memory
+    expect(() => loadCorpus(file, { maxChars: 10 })).toThrow(/huge.zip is 64.0 MiB \(67,108,865 bytes\); a .zip corpus may be at most 64 MiB/);
+  });
+
+  it('a cut that falls inside a character is not mistaken for bad UTF-8', () => {
+    // 4-byte characters: the bytes read for 3 characters end part-way into a later one.
+    const file = writeFile(dir, 'astral-long.txt', '𠀀𠀁𠀂'.repeat(10) + '\uFEFF');
+    expect(loadCorpus(file, { maxChars: 3 }).text).toBe('𠀀𠀁𠀂');
+    const zipped = writeZip(dir, 'astral.zip', { 'a.txt': '𠀀𠀁𠀂'.repeat(10) });
+    expect(loadCorpus(zipped, { maxChars: 4 }).text).toBe('𠀀𠀁𠀂𠀀');
   });
 });
 

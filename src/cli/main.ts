@@ -85,21 +85,32 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   }
 }
 
+/** How long the first signal waits for the command to stop before the process exits anyway. */
+export const STOP_GRACE_MS = 5_000;
+
 /**
  * The first SIGINT or SIGTERM asks the running command to stop (it finishes its batch and saves);
- * a second one exits at once. Either way the last saved model stays intact: saves are atomic.
+ * a second one exits at once, and so does the first if the command has not ended after
+ * STOP_GRACE_MS. Either way the last saved model stays intact: saves are atomic, and exiting
+ * removes a half-written `<dir>.tmp` and the run's lock.
  */
 function stopOnSignals(): { stop: AbortSignal; release(): void } {
   const controller = new AbortController();
+  let grace: NodeJS.Timeout | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(EXIT.interrupted);
     controller.abort(signal);
+    grace = setTimeout(() => {
+      process.stderr.write(`lstm-lyrics: ${signal}: did not stop within ${STOP_GRACE_MS / 1000} s; quitting without saving (the last saved model is unchanged)\n`);
+      process.exit(EXIT.interrupted);
+    }, STOP_GRACE_MS).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return {
     stop: controller.signal,
     release() {
+      clearTimeout(grace);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     },

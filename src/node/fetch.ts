@@ -14,6 +14,7 @@ import { Transform } from 'stream';
 import { pipeline } from 'stream/promises';
 import { UsageError } from '../core/errors';
 import { count } from '../ui/table';
+import { makeDirs, removeEmptyDirs } from './out-path';
 
 /** What the downloaded file must be. */
 export interface ExpectedFile {
@@ -38,8 +39,14 @@ export class DownloadError extends Error {
 
 export async function downloadVerified(url: string, dest: string, expected: ExpectedFile, options: DownloadOptions = {}): Promise<void> {
   checkUrl(url);
-  const made = fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const made = makeDirs(path.dirname(dest));
   const tmp = `${dest}.${process.pid}.part`;
+  // Exiting mid-download (a signal) leaves nothing behind either.
+  const removePartial = () => {
+    fs.rmSync(tmp, { force: true });
+    if (made !== undefined) removeEmptyDirs(path.dirname(dest), made);
+  };
+  process.once('exit', removePartial);
   try {
     const response = await get(url, url, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, options.maxRedirects ?? DEFAULT_MAX_REDIRECTS);
     const hash = createHash('sha256');
@@ -72,9 +79,10 @@ export async function downloadVerified(url: string, dest: string, expected: Expe
     if (sha256 !== expected.sha256.toLowerCase()) throw new DownloadError(`SHA-256 is ${sha256}, expected ${expected.sha256}`);
     fs.renameSync(tmp, dest);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    if (made !== undefined) removeEmptyDirs(path.dirname(dest), made);
+    removePartial();
     throw new DownloadError(`download of ${url} failed: ${firstLine(err instanceof Error ? err.message : String(err))}; nothing saved`);
+  } finally {
+    process.off('exit', removePartial);
   }
 }
 
@@ -82,18 +90,6 @@ export async function downloadVerified(url: string, dest: string, expected: Expe
 export function fileDigest(file: string): { bytes: number; sha256: string } {
   const bytes = fs.readFileSync(file);
   return { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
-}
-
-/** Removes `dir` and its parents up to `top`, as far as they are empty: the ones a failed download made. */
-function removeEmptyDirs(dir: string, top: string): void {
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    try {
-      fs.rmdirSync(d);
-    } catch {
-      return;
-    }
-    if (d === path.resolve(top)) return;
-  }
 }
 
 function checkUrl(url: string): void {

@@ -22,6 +22,7 @@ import {
 } from '../core/format';
 import type { LanguageModel, ModelFiles } from '../core/models';
 import type { Vocabulary } from '../core/vocab';
+import { makeDirs, removeEmptyDirs } from './out-path';
 
 export interface LoadedCheckpoint extends CheckpointFiles {
   readonly model: LanguageModel;
@@ -31,7 +32,41 @@ export interface LoadedCheckpoint extends CheckpointFiles {
 }
 
 export async function saveCheckpoint(dir: string, model: LanguageModel, info: CheckpointInfo, training?: TrainingState): Promise<void> {
-  writeModelDir(dir, await checkpointFiles(model, info, training));
+  saveModelDir(dir, await checkpointFiles(model, info, training));
+}
+
+/** Saves in progress: their `<dir>.tmp` goes if the process exits mid-save (a second Ctrl-C). */
+const saving = new Set<string>();
+const removePartialSaves = () => saving.forEach((dir) => fs.rmSync(`${dir}.tmp`, { recursive: true, force: true }));
+
+/**
+ * writeModelDir, and when it fails (disk full, a read-only place), no partial files left behind
+ * and the previous model back in place: the error says what failed and what is unchanged.
+ */
+export function saveModelDir(dir: string, files: ModelFiles): void {
+  const hadModel = fs.existsSync(path.join(dir, CHECKPOINT_FILE));
+  if (saving.size === 0) process.once('exit', removePartialSaves);
+  saving.add(dir);
+  let madeDirs: string | undefined;
+  try {
+    madeDirs = makeDirs(path.dirname(path.resolve(dir)));
+    writeModelDir(dir, files);
+  } catch (err) {
+    const cleanup: string[] = [];
+    try {
+      fs.rmSync(`${dir}.tmp`, { recursive: true, force: true });
+      // Failed between the two renames: the previous model is in <dir>.old; put it back.
+      if (!fs.existsSync(dir) && fs.existsSync(path.join(`${dir}.old`, CHECKPOINT_FILE))) fs.renameSync(`${dir}.old`, dir);
+      if (madeDirs) removeEmptyDirs(path.dirname(path.resolve(dir)), madeDirs);
+    } catch (cleanupErr) {
+      cleanup.push(`; could not remove ${dir}.tmp either (${firstLine(cleanupErr)})`);
+    }
+    const unchanged = hadModel ? `the previous model in ${dir} is unchanged` : 'nothing was saved';
+    throw new Error(`cannot save the model to ${dir}: ${firstLine(err)}${cleanup.join('')}; ${unchanged}`);
+  } finally {
+    saving.delete(dir);
+    if (saving.size === 0) process.off('exit', removePartialSaves);
+  }
 }
 
 /** Writes `files` as directory `dir`, replacing what was there only once all are on disk. */
@@ -39,7 +74,7 @@ export function writeModelDir(dir: string, files: ModelFiles): void {
   const tmp = `${dir}.tmp`;
   const old = `${dir}.old`;
   fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
+  makeDirs(tmp);
   for (const [name, bytes] of Object.entries(files)) {
     writeDurably(path.join(tmp, name), bytes);
     pauseForTests();
@@ -100,8 +135,12 @@ export function latestModelDir(modelsDir: string): string | undefined {
 function writeDurably(file: string, bytes: Uint8Array): void {
   const fd = fs.openSync(file, 'w');
   try {
+    failWriteForTests(fd, bytes);
     fs.writeSync(fd, bytes);
     fs.fsyncSync(fd);
+  } catch (err) {
+    // Node's messages for write errors omit the file ("ENOSPC: no space left on device, write").
+    throw Object.assign(new Error(`${firstLine(err)} (${file})`), { code: (err as NodeJS.ErrnoException).code });
   } finally {
     fs.closeSync(fd);
   }
@@ -114,4 +153,20 @@ function writeDurably(file: string, bytes: Uint8Array): void {
 function pauseForTests(): void {
   const ms = Number(process.env.LSTM_LYRICS_TEST_SAVE_PAUSE_MS ?? 0);
   if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Test seam: LSTM_LYRICS_TEST_FAIL_WRITE_AFTER=N makes every model file written after the first
+ * N of this process fail half-way with ENOSPC, as a full disk does. Tests only; never set it.
+ */
+let filesWritten = 0;
+function failWriteForTests(fd: number, bytes: Uint8Array): void {
+  const after = process.env.LSTM_LYRICS_TEST_FAIL_WRITE_AFTER;
+  if (after === undefined || filesWritten++ < Number(after)) return;
+  fs.writeSync(fd, bytes.subarray(0, bytes.length >> 1));
+  throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+}
+
+function firstLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
 }

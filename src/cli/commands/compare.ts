@@ -8,7 +8,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Argv } from 'yargs';
+import { lockModelDir, type Lock } from '../../node/lock';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
+import { checkOutDir, checkOutFile, makeDirs } from '../../node/out-path';
 import { DEFAULT_OPTIMIZER, IMPLS, type Impl } from '../../core/config';
 import { GateError, InterruptedError, UsageError } from '../../core/errors';
 import { generateText } from '../../core/generate';
@@ -83,6 +85,19 @@ export interface CompareResult {
 export async function handler(args: CompareArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<CompareResult> {
   if (args.impl !== undefined) throw new UsageError('compare trains both impls; drop --impl (or run: lstm-lyrics train --impl ...)');
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
+  // Every path written, checked before any training: the chart, and (when training) both models.
+  const chart = path.join(args.out, CHART_FILE);
+  checkOutDir('--out', args.out);
+  checkOutFile('--out', chart);
+  const locks: Lock[] = [];
+  try {
+    return await compareLocked(args, chart, log, progress, locks, stop);
+  } finally {
+    locks.forEach((lock) => lock.release());
+  }
+}
+
+async function compareLocked(args: CompareArgs, chart: string, log: Logger, progress: Progress, locks: Lock[], stop?: AbortSignal): Promise<CompareResult> {
   let dirs: string[];
   if (args.from !== undefined) {
     if (args.from.length === 0) throw new UsageError('--from needs the model directories to compare, e.g. --from models/scratch models/builtin');
@@ -91,6 +106,8 @@ export async function handler(args: CompareArgs, log: Logger, progress: Progress
     await startBackend(args);
   } else {
     dirs = IMPLS.map((impl) => path.join(args.out, impl));
+    IMPLS.forEach((impl, i) => train.checkTrainPaths(dirs[i], args.metrics && withImpl(args.metrics, impl)));
+    for (const dir of dirs) locks.push(lockModelDir('--out', dir));
     for (const [i, impl] of IMPLS.entries()) {
       const out = dirs[i];
       const prefixed: Logger = { info: (line) => log.info(`[${impl}] ${line}`) };
@@ -111,9 +128,13 @@ export async function handler(args: CompareArgs, log: Logger, progress: Progress
     }
   }
   const entries = await compareEntries(dirs);
-  const chart = path.join(args.out, CHART_FILE);
-  fs.mkdirSync(args.out, { recursive: true });
-  await writePerplexityChart(chart, seriesOf(entries), chartSubtitle(entries));
+  makeDirs(args.out);
+  try {
+    await writePerplexityChart(chart, seriesOf(entries), chartSubtitle(entries));
+  } catch (err) {
+    fs.rmSync(`${chart}.tmp`, { force: true });
+    throw new Error(`cannot write ${chart}: ${String((err as Error)?.message ?? err).split('\n')[0]}; ${fs.existsSync(chart) ? 'the previous chart is unchanged; ' : ''}the models in ${dirs.join(' and ')} are saved`);
+  }
   for (const line of comparisonTable(entries)) log.info(line);
   log.info(`chart: ${chart}`);
   const above = entries.filter((e) => args.maxPerplexity !== undefined && !(e.finalPerplexity <= args.maxPerplexity));

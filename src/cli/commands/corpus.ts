@@ -10,6 +10,7 @@ import { buildVocabulary } from '../../core/vocab';
 import { loadCorpus } from '../../node/corpus-file';
 import { UsageError } from '../../core/errors';
 import { DEFAULT_TIMEOUT_MS, downloadVerified, fileDigest, type ExpectedFile } from '../../node/fetch';
+import { checkOutDir, checkOutFile } from '../../node/out-path';
 import type { Logger } from '../logger';
 import { count, formatTable } from '../../ui/table';
 import { positiveNumber, wholeNumber, type ArgsOf } from '../options';
@@ -97,6 +98,8 @@ async function fetchCorpus(args: CorpusArgs, log: Logger, known: Readonly<Record
   if (!corpus) throw new UsageError(`no known corpus ${JSON.stringify(args.target)}; fetch knows: ${Object.keys(known).join(', ')}`);
   const timeout = positiveNumber('timeout', args.timeout);
   const dest = path.join(args.dir, corpus.file);
+  checkOutDir('--dir', args.dir);
+  checkOutFile('--dir', dest);
   const useIt = `train on it with: lstm-lyrics train --corpus ${dest}`;
   if (fs.existsSync(dest)) {
     const { bytes, sha256 } = fileDigest(dest);

@@ -1,19 +1,23 @@
 /** `lstm-lyrics train`: train one model on a corpus, report as the lesson does, save it. */
 import * as fs from 'fs';
+import * as path from 'path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Argv } from 'yargs';
 import type { BackendChoice } from '../../backend/select';
 import { batchesPerEpoch } from '../../core/batches';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type TrainConfig } from '../../core/config';
 import { GateError, InterruptedError, UsageError } from '../../core/errors';
-import { restoreTraining } from '../../core/format';
+import { CHECKPOINT_FILE, restoreTraining } from '../../core/format';
 import { median, type EpochMetrics, type Report, type TrainPosition } from '../../core/metrics';
 import { createModel, parameterCount, type LanguageModel } from '../../core/models';
 import { makeOptimizer } from '../../core/optimizer';
 import { train } from '../../core/train';
 import { defaultPrefixes, splitHeldOut, unknownChars, type Corpus } from '../../core/vocab';
 import { loadCorpus } from '../../node/corpus-file';
+import { lockModelDir } from '../../node/lock';
+import { checkTrainingFits } from '../../node/memory-limit';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir, saveCheckpoint } from '../../node/model-dir';
+import { checkModelOut, checkOutFile, makeDirs, withoutTrailingSlash } from '../../node/out-path';
 import { VERSIONS } from '../../node/versions';
 import { noProgress, type Progress } from '../../ui/progress';
 import { count } from '../../ui/table';
@@ -98,7 +102,24 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
  */
 export async function handler(args: TrainArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<TrainSummary> {
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
-  const out = args.out ?? `models/${args.impl}`;
+  const out = withoutTrailingSlash(args.out ?? `models/${args.impl}`);
+  // Every path this run writes, checked before the long work; then one run at a time per --out.
+  checkTrainPaths(out, args.metrics);
+  const lock = lockModelDir('--out', out);
+  try {
+    return await trainLocked(args, out, log, progress, stop);
+  } finally {
+    lock.release();
+  }
+}
+
+/** --out is empty, missing or a model directory, and writable; --metrics a writable file. */
+export function checkTrainPaths(out: string, metrics: string | undefined): void {
+  checkModelOut('--out', out);
+  if (metrics !== undefined) checkOutFile('--metrics', metrics);
+}
+
+async function trainLocked(args: TrainArgs, out: string, log: Logger, progress: Progress, stop: AbortSignal | undefined): Promise<TrainSummary> {
   const run = args.resume ? await resumeRun(args, out) : await freshRun(args, log);
   const { model, config, corpus, heldOut } = run;
   log.info(run.backend.description);
@@ -135,7 +156,16 @@ export async function handler(args: TrainArgs, log: Logger, progress: Progress =
       },
       { optimizer: run.optimizer, position },
     );
-  if (args.metrics && !args.resume) fs.writeFileSync(args.metrics, '');
+  // A failed write (a full disk) names the file; what is saved in --out is untouched by it.
+  const writeMetrics = (write: () => void) => {
+    try {
+      write();
+    } catch (err) {
+      throw new Error(`cannot write --metrics ${args.metrics}: ${String((err as Error)?.message ?? err).split('\n')[0]}; ${fs.existsSync(path.join(out, CHECKPOINT_FILE)) ? `the model saved in ${out} is unchanged` : 'no model was saved'}`);
+    }
+  };
+  if (args.metrics) writeMetrics(() => makeDirs(path.dirname(path.resolve(args.metrics!))));
+  if (args.metrics && !args.resume) writeMetrics(() => fs.writeFileSync(args.metrics!, ''));
   try {
     const result = await train(
       model,
@@ -146,7 +176,7 @@ export async function handler(args: TrainArgs, log: Logger, progress: Progress =
         onBatch: (epoch, batch, batches) => progress.update(epoch, config.epochs, batch, batches, history.at(-1)?.perplexity),
         onEpoch: (metrics) => {
           history.push(metrics);
-          if (args.metrics) fs.appendFileSync(args.metrics, JSON.stringify(metrics) + '\n');
+          if (args.metrics) writeMetrics(() => fs.appendFileSync(args.metrics!, JSON.stringify(metrics) + '\n'));
         },
         onReport: async (report) => {
           lastReport = report;
@@ -165,7 +195,7 @@ export async function handler(args: TrainArgs, log: Logger, progress: Progress =
       throw new InterruptedError(`interrupted in epoch ${epoch} after batch ${batch}; saved to ${out}; continue with: lstm-lyrics train --resume --out ${out}`);
     }
     const summary = summarise({ impl: model.config.impl, out, backend: run.backend.name, parameters, history, lastReport });
-    if (args.metrics) fs.appendFileSync(args.metrics, JSON.stringify(summary) + '\n');
+    if (args.metrics) writeMetrics(() => fs.appendFileSync(args.metrics!, JSON.stringify(summary) + '\n'));
     checkGate(summary.finalPerplexity, args.maxPerplexity);
     return summary;
   } finally {
@@ -207,6 +237,8 @@ async function freshRun(args: TrainArgs, log: Logger): Promise<Run> {
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
   batchesPerEpoch(config.sampling, corpus.ids.length, config.batchSize, config.numSteps); // throws if too short
   const backend = await startBackend(args);
+  const size = { impl: args.impl, vocabSize: whole.vocab.chars.length, hidden, batchSize: config.batchSize, numSteps: config.numSteps, optimizer: config.optimizer };
+  checkTrainingFits(size, backend.name);
   const model = createModel({ impl: args.impl, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
   return { model, config, corpus, heldOut, backend, optimizer: makeOptimizer(config.optimizer, config.lr), history: [] };
 }

@@ -1,0 +1,35 @@
+/** The up-front memory check of train: its parameter count is the models' own, and the lesson's settings fit. */
+import { DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS } from '../src/core/config';
+import { UsageError } from '../src/core/errors';
+import { createModel, parameterCount } from '../src/core/models';
+import { checkTrainingFits, parameterCountOf, trainingBytes } from '../src/node/memory-limit';
+import { useWasm } from './helpers';
+
+beforeAll(useWasm);
+
+describe('checkTrainingFits', () => {
+  it.each(IMPLS)('counts the parameters %s really has', (impl) => {
+    const model = createModel({ impl, vocabSize: 23, hidden: 7 }, 0);
+    try {
+      expect(parameterCountOf({ vocabSize: 23, hidden: 7 })).toBe(parameterCount(model));
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('lets the lesson\'s settings (and much larger ones) through on wasm', () => {
+    const lesson = { vocabSize: 1414, hidden: DEFAULT_HIDDEN, batchSize: DEFAULT_TRAIN.batchSize, numSteps: DEFAULT_TRAIN.numSteps };
+    for (const optimizer of ['sgd', 'adam'] as const) {
+      expect(() => checkTrainingFits({ impl: 'scratch', ...lesson, optimizer }, 'wasm')).not.toThrow();
+      expect(() => checkTrainingFits({ impl: 'builtin', ...lesson, hidden: 4096, optimizer }, 'wasm')).not.toThrow();
+    }
+    expect(trainingBytes({ impl: 'scratch', ...lesson, optimizer: 'sgd' }).total).toBeLessThan(100e6);
+  });
+
+  it('refuses a model whose weights cannot fit in wasm\'s 4 GiB, with the numbers', () => {
+    const huge = { impl: 'scratch' as const, vocabSize: 1414, hidden: 60_000, batchSize: 32, numSteps: 35, optimizer: 'sgd' as const };
+    expect(() => checkTrainingFits(huge, 'wasm')).toThrow(UsageError);
+    expect(() => checkTrainingFits(huge, 'wasm')).toThrow(/needs at least 121.3 GB \(14,824,441,414 parameters.*wasm backend holds at most 4 GiB/);
+    expect(() => checkTrainingFits(huge, 'cpu')).toThrow(/the cpu backend is bounded by this machine's [\d.]+ GB of memory/);
+  });
+});
