@@ -390,6 +390,7 @@ async function runTraining(): Promise<void> {
       onEpoch(impl, metrics) {
         series.get(impl)!.push(metrics);
         bars.get(impl)!.dataset.perplexities = series.get(impl)!.map((m) => m.perplexity).join(',');
+        bars.get(impl)!.dataset.seconds = series.get(impl)!.map((m) => m.seconds.toFixed(3)).join(',');
         // Redraw at most one chart at a time; the latest points win.
         if (!dirty) {
           dirty = true;
