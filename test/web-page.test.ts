@@ -163,6 +163,13 @@ describeIfChromium('the page in Chromium', () => {
     await page.close();
   });
 
+  it('a link to an unreadable model says so in #generated', async () => {
+    const { page } = await open(link('half-saved', { prefix: '不分开' }));
+    await page.waitForSelector('#generated[data-state="error"]', { timeout: WAIT });
+    expect(await page.textContent('#generated')).toContain('no checkpoint.json');
+    await page.close();
+  });
+
   it('names prefix characters the vocabulary lacks, inline', async () => {
     const { page } = await open(link('runs/scratch', { prefix: '不X开', length: 5 }));
     await page.waitForSelector('#generated[data-state="error"]', { timeout: WAIT });
@@ -171,9 +178,10 @@ describeIfChromium('the page in Chromium', () => {
   });
 
   /** Fills the training form with tiny settings on pasted text. */
-  async function setUpTraining(page: Page, epochs: number): Promise<void> {
-    await page.check('input[name="corpus"][value="paste"]');
-    await page.fill('#corpus-text', REPETITIVE_LYRIC);
+  async function setUpTraining(page: Page, epochs: number, source: 'paste' | 'file' = 'paste'): Promise<void> {
+    await page.check(`input[name="corpus"][value="${source}"]`);
+    if (source === 'paste') await page.fill('#corpus-text', REPETITIVE_LYRIC);
+    else await page.setInputFiles('#corpus-file', corpus);
     for (const [id, value] of [['max-chars', 0], ['hidden', 16], ['num-steps', 10], ['batch-size', 4], ['epochs', epochs], ['report-every', 2]] as const) {
       await page.fill(`#${id}`, String(value));
     }
@@ -221,7 +229,7 @@ describeIfChromium('the page in Chromium', () => {
   it('Stop ends training early and keeps a usable model', async () => {
     const { page, errors } = await open(base);
     await page.waitForSelector('#models-status[data-state="ready"]', { timeout: WAIT });
-    await setUpTraining(page, 500);
+    await setUpTraining(page, 500, 'file');
     await page.uncheck('#impl-builtin');
     await page.click('#train-button');
     await page.waitForSelector('#train-chart svg', { timeout: WAIT });
@@ -231,6 +239,7 @@ describeIfChromium('the page in Chromium', () => {
     await page.click('#stop-button');
     await page.waitForSelector('#progress[data-state="stopped"]', { timeout: WAIT });
     expect(await page.textContent('#progress')).toMatch(/scratch: stopped after \d+ epochs/);
+    expect(await page.textContent('#models')).toContain('lyric.txt');
     await page.waitForSelector('#selected[data-model$=": scratch"]', { timeout: WAIT });
     await page.fill('#length', '20');
     await page.click('#generate-button');

@@ -99,6 +99,7 @@ export async function start(): Promise<void> {
       return;
     }
     if (await select(model)) await runGeneration(readGenerateForm());
+    else showGenerated('error', `cannot generate with ${model}: ${entries.get(model)?.summary.reason ?? $('selected').textContent}`);
   } else {
     const first = [...entries.values()].find((e) => e.summary.readable);
     if (first) await select(first.summary.name);
