@@ -11,6 +11,7 @@ import { progressFor, type Progress } from '../ui/progress';
 import * as compare from './commands/compare';
 import * as corpus from './commands/corpus';
 import * as generate from './commands/generate';
+import * as serve from './commands/serve';
 import * as train from './commands/train';
 import type { Logger } from './logger';
 
@@ -58,7 +59,11 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     .command(corpus.command, corpus.describe, corpus.builder, async (args) => {
       for (const line of await corpus.handler(args, io.err)) io.out.info(line);
     })
-    .demandCommand(1, 'name a command: train, generate, compare or corpus')
+    .command(serve.command, serve.describe, serve.builder, async (args) => {
+      // Serves until stop (Ctrl-C / SIGTERM) aborts, then closes the server and returns.
+      await serve.handler(args, io.out, stop);
+    })
+    .demandCommand(1, 'name a command: train, generate, compare, corpus or serve')
     .recommendCommands()
     .strict()
     .help()

@@ -26,13 +26,57 @@ export function generateText(
   length: number,
   options: SamplingOptions = GREEDY,
 ): string {
-  const prefixIds = encode(vocab, prefix);
-  if (prefixIds.length === 0) throw new Error('prefix must not be empty');
-  const out = Array.from(prefixIds);
-  let state: LstmState = model.zeroState(1);
-  let feed = prefixIds;
+  const out = Array.from(checkedPrefix(vocab, prefix));
+  const steps = stepper(model, out, options);
+  try {
+    for (let i = 0; i < length; i++) out.push(steps.next());
+  } finally {
+    steps.dispose();
+  }
+  return decode(vocab, out);
+}
+
+/**
+ * generateText, one character at a time for a page: `onChar` gets each new character as it is
+ * picked, and the event loop gets a turn every `yieldEvery` characters so the page stays
+ * responsive. The same steps and the same picks as generateText, so the text is the same.
+ */
+export async function generateTextStreaming(
+  model: LanguageModel,
+  vocab: Vocabulary,
+  prefix: string,
+  length: number,
+  options: SamplingOptions,
+  onChar: (char: string) => void,
+  yieldEvery = 4,
+): Promise<string> {
+  const out = Array.from(checkedPrefix(vocab, prefix));
+  const steps = stepper(model, out, options);
   try {
     for (let i = 0; i < length; i++) {
+      const id = steps.next();
+      out.push(id);
+      onChar(vocab.chars[id]);
+      if ((i + 1) % yieldEvery === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  } finally {
+    steps.dispose();
+  }
+  return decode(vocab, out);
+}
+
+function checkedPrefix(vocab: Vocabulary, prefix: string): Int32Array {
+  const prefixIds = encode(vocab, prefix);
+  if (prefixIds.length === 0) throw new Error('prefix must not be empty');
+  return prefixIds;
+}
+
+/** The sampler's step: feeds the prefix first, then each picked character, carrying (h, c). */
+function stepper(model: LanguageModel, prefixIds: readonly number[], options: SamplingOptions): { next(): number; dispose(): void } {
+  let state: LstmState = model.zeroState(1);
+  let feed = Int32Array.from(prefixIds);
+  return {
+    next() {
       const { next, logits } = tf.tidy(() => {
         const step = model.forward(tf.tensor2d(feed, [1, feed.length], 'int32'), state);
         const last = step.logits.slice([0, feed.length - 1, 0], [1, 1, -1]).reshape([-1]);
@@ -42,13 +86,11 @@ export function generateText(
       state = next;
       const id = pickCharacter(logits.dataSync() as Float32Array, options);
       logits.dispose();
-      out.push(id);
       feed = Int32Array.of(id);
-    }
-  } finally {
-    disposeState(state);
-  }
-  return decode(vocab, out);
+      return id;
+    },
+    dispose: () => disposeState(state),
+  };
 }
 
 /** Chooses the next character id from one step's logits. */

@@ -1,0 +1,263 @@
+/**
+ * What the page does, without the DOM: start a backend, fetch the model list and models over
+ * HTTP (the files the CLI wrote, unconverted), generate, train, and pack a model as a zip. It
+ * reports through callbacks; ui.ts owns every element.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { registerWasmKernelFixes } from '../backend/wasm-kernels';
+import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig } from '../core/config';
+import { UsageError } from '../core/errors';
+import {
+  CHECKPOINT_FILE,
+  checkpointFiles,
+  filesOf,
+  modelOfCheckpoint,
+  parseCheckpointMeta,
+  type CheckpointInfo,
+} from '../core/format';
+import { generateTextStreaming } from '../core/generate';
+import type { EpochMetrics, Report } from '../core/metrics';
+import { createModel, type LanguageModel } from '../core/models';
+import { makeRng } from '../core/random';
+import { batchesPerEpoch } from '../core/batches';
+import { train } from '../core/train';
+import { corpusFromText, defaultPrefixes, unknownChars, type Corpus, type Vocabulary } from '../core/vocab';
+import { zipFiles } from './zip';
+
+export type BackendName = 'wasm' | 'webgl' | 'cpu';
+
+export interface BackendChoice {
+  readonly name: string;
+  /** One sentence: what runs and why. */
+  readonly why: string;
+}
+
+/**
+ * wasm first: it is the backend the CLI runs on where native TensorFlow is missing, and the same
+ * WebAssembly kernels (with the same patches) give the same floats, so greedy text here equals
+ * `lstm-lyrics generate`'s. webgl computes in GPU shaders (float rounding differs, texture reads
+ * per step make one-character steps slow); cpu is plain JavaScript. `?backend=` picks one.
+ */
+export async function startBackend(wanted?: string): Promise<BackendChoice> {
+  tf.enableProdMode();
+  const skipped: string[] = [];
+  const order: BackendName[] = wanted === 'webgl' ? ['webgl', 'wasm', 'cpu'] : wanted === 'cpu' ? ['cpu'] : ['wasm', 'webgl', 'cpu'];
+  for (const name of order) {
+    try {
+      if (name === 'wasm') {
+        // The .wasm files lie beside the page (copied from @tensorflow/tfjs-backend-wasm at build time).
+        setWasmPaths(new URL('./', location.href).href);
+        registerWasmKernelFixes();
+      }
+      if (await tf.setBackend(name)) {
+        await tf.ready();
+        return { name, why: reasonFor(name, skipped) };
+      }
+      skipped.push(`${name} failed to start`);
+    } catch (err) {
+      skipped.push(`${name} failed to start: ${messageOf(err)}`);
+    }
+  }
+  throw new Error(`no TF.js backend started: ${skipped.join('; ')}`);
+}
+
+function reasonFor(name: string, skipped: string[]): string {
+  const why =
+    name === 'wasm'
+      ? 'WebAssembly with SIMD, the backend the CLI uses where native TensorFlow is not installed: the same kernels give the same numbers, so greedy text here is exactly what lstm-lyrics generate prints'
+      : name === 'webgl'
+        ? 'the GPU through WebGL (its float arithmetic differs slightly from the CLI, so greedy text may too)'
+        : 'plain JavaScript, the slowest';
+  return skipped.length ? `${why} (${skipped.join('; ')})` : why;
+}
+
+/** A model in the list: one the server lists, or one trained in this page. */
+export interface ModelSummary {
+  readonly name: string;
+  readonly readable: boolean;
+  readonly reason?: string;
+  readonly impl?: Impl;
+  readonly hidden?: number;
+  readonly vocabSize?: number;
+  readonly epochs?: number;
+  readonly perplexity?: number | null;
+  readonly heldOutPerplexity?: number | null;
+  readonly corpus?: string;
+  readonly savedAt?: string;
+  readonly history?: readonly { epoch: number; perplexity: number; heldOutPerplexity?: number }[];
+}
+
+export async function fetchModelList(): Promise<ModelSummary[]> {
+  const res = await fetch('models.json', { cache: 'no-cache' });
+  if (!res.ok) throw new Error(`models.json: HTTP ${res.status}`);
+  return (await res.json()) as ModelSummary[];
+}
+
+/** A model ready to generate with. */
+export interface LoadedModel {
+  readonly model: LanguageModel;
+  readonly vocab: Vocabulary;
+  readonly info: CheckpointInfo;
+}
+
+/** The URL of a model file: each segment of the model's name escaped on its own. */
+function modelUrl(name: string, file: string): string {
+  return ['models', ...name.split('/'), file].map(encodeURIComponent).join('/');
+}
+
+/** The files the CLI wrote, as they are: checkpoint.json, then the files it names. */
+export async function loadModel(name: string): Promise<LoadedModel> {
+  const fetchBytes = async (file: string) => {
+    const res = await fetch(modelUrl(name, file), { cache: 'no-cache' });
+    if (!res.ok) throw new UsageError(`${name}/${file}: HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  };
+  const meta = parseCheckpointMeta(await fetchBytes(CHECKPOINT_FILE), `${name}/${CHECKPOINT_FILE}`);
+  const files: Record<string, Uint8Array> = {};
+  for (const file of filesOf(meta)) files[file] = await fetchBytes(file);
+  const { model, vocab } = await modelOfCheckpoint({ meta, files }, name);
+  return { model, vocab, info: meta };
+}
+
+export interface GenerateRequest {
+  readonly prefix: string;
+  readonly length: number;
+  readonly temperature: number;
+  readonly topK: number;
+  /** As --seed: the same seed repeats a sample; undefined draws one. */
+  readonly seed?: number;
+}
+
+/** Characters of the prefix the model cannot read (generation needs none). */
+export function missingChars(vocab: Vocabulary, prefix: string): string[] {
+  return unknownChars(vocab, prefix);
+}
+
+/**
+ * What `lstm-lyrics generate` prints, a character at a time: the same sampler, the same seeded
+ * random numbers. `onChar` may throw to cancel.
+ */
+export function generate(loaded: LoadedModel, request: GenerateRequest, onChar: (char: string) => void): Promise<string> {
+  const rng = makeRng(request.seed ?? Math.floor(Math.random() * 2 ** 32));
+  return generateTextStreaming(loaded.model, loaded.vocab, request.prefix, request.length, { temperature: request.temperature, topK: request.topK, rng }, onChar);
+}
+
+/** The training settings the page offers, with the lesson's defaults. */
+export interface PageTrainSettings {
+  readonly hidden: number;
+  readonly numSteps: number;
+  readonly batchSize: number;
+  readonly epochs: number;
+  readonly maxChars: number;
+  readonly lr: Readonly<Record<Impl, number>>;
+  readonly clip: number;
+  readonly reportEvery: number;
+  readonly seed: number;
+}
+
+export const PAGE_TRAIN_DEFAULTS: PageTrainSettings = {
+  hidden: 256,
+  numSteps: DEFAULT_TRAIN.numSteps,
+  batchSize: DEFAULT_TRAIN.batchSize,
+  epochs: DEFAULT_TRAIN.epochs,
+  maxChars: DEFAULT_TRAIN.maxChars,
+  lr: { scratch: DEFAULT_OPTIMIZER.scratch.lr, builtin: DEFAULT_OPTIMIZER.builtin.lr },
+  clip: DEFAULT_TRAIN.clip,
+  reportEvery: DEFAULT_TRAIN.reportEvery,
+  seed: DEFAULT_TRAIN.seed,
+};
+
+/** The bundled corpus, served read-only beside the page. */
+export async function fetchBundledCorpus(): Promise<{ bytes: Uint8Array; name: string }> {
+  const res = await fetch('corpus/songci300.txt');
+  if (!res.ok) throw new Error(`corpus/songci300.txt: HTTP ${res.status}`);
+  return { bytes: new Uint8Array(await res.arrayBuffer()), name: 'songci300.txt' };
+}
+
+/** A corpus from bytes, as the CLI reads a .txt (UTF-8, line breaks as spaces, first maxChars). */
+export async function corpusOfBytes(bytes: Uint8Array, name: string, maxChars: number): Promise<Corpus> {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new UsageError(`${name} is not UTF-8 text`);
+  }
+  return corpusFromText(text, maxChars, await sha256Hex(bytes), name);
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  // crypto.subtle exists only in secure contexts (https, localhost); elsewhere the digest is unknown.
+  if (!globalThis.crypto?.subtle) return 'unknown';
+  const digest = await crypto.subtle.digest('SHA-256', bytes as unknown as ArrayBuffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export interface TrainCallbacks {
+  onBatch?(impl: Impl, epoch: number, batch: number, batches: number): void;
+  onEpoch?(impl: Impl, metrics: EpochMetrics): void;
+  onReport?(impl: Impl, report: Report): void;
+  shouldStop(): boolean;
+}
+
+export interface TrainedModel extends LoadedModel {
+  readonly impl: Impl;
+  /** True when Stop ended it early; the model keeps what it learnt. */
+  readonly stopped: boolean;
+}
+
+/**
+ * Trains each impl with the one training loop, side by side: the loop yields after every batch,
+ * so the runs take turns batch by batch.
+ */
+export async function trainModels(corpus: Corpus, corpusName: string, impls: readonly Impl[], settings: PageTrainSettings, backend: string, callbacks: TrainCallbacks): Promise<TrainedModel[]> {
+  batchesPerEpoch('consecutive', corpus.ids.length, settings.batchSize, settings.numSteps); // throws if too short
+  const { prefixes } = defaultPrefixes(corpus, DEFAULT_TRAIN.prefixes);
+  const runs = impls.map(async (impl): Promise<TrainedModel> => {
+    const config: TrainConfig = {
+      ...DEFAULT_TRAIN,
+      corpus: corpusName,
+      maxChars: settings.maxChars,
+      epochs: settings.epochs,
+      numSteps: settings.numSteps,
+      batchSize: settings.batchSize,
+      optimizer: DEFAULT_OPTIMIZER[impl].optimizer,
+      lr: settings.lr[impl],
+      clip: settings.clip,
+      reportEvery: settings.reportEvery,
+      prefixes,
+      seed: settings.seed,
+    };
+    const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: settings.hidden }, config.seed);
+    const result = await train(model, corpus, config, {
+      onBatch: (epoch, batch, batches) => callbacks.onBatch?.(impl, epoch, batch, batches),
+      onEpoch: (metrics) => callbacks.onEpoch?.(impl, metrics),
+      onReport: (report) => callbacks.onReport?.(impl, report),
+      shouldStop: callbacks.shouldStop,
+    });
+    if (result.stoppedAt?.state) tf.dispose([result.stoppedAt.state.h, result.stoppedAt.state.c]);
+    const info: CheckpointInfo = {
+      model: model.config,
+      train: config,
+      vocab: corpus.vocab.chars,
+      epoch: result.history.length,
+      savedAt: new Date().toISOString(),
+      backend,
+      versions: { ...(tf.version as Record<string, string>), page: navigator.userAgent },
+      corpusSha256: corpus.sha256,
+      history: result.history,
+    };
+    return { impl, model, vocab: corpus.vocab, info, stopped: result.stoppedAt !== undefined };
+  });
+  return Promise.all(runs);
+}
+
+/** A trained model as one zip holding one model directory (`<folder>/checkpoint.json`, ...). */
+export async function modelZip(loaded: LoadedModel, folder: string): Promise<Uint8Array> {
+  const files = await checkpointFiles(loaded.model, loaded.info);
+  return zipFiles(Object.entries(files).map(([name, bytes]) => ({ name: `${folder}/${name}`, bytes })));
+}
+
+export function messageOf(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
+}

@@ -1,0 +1,267 @@
+/**
+ * The page in real (headless) Chromium, driven by playwright-core: it loads without console
+ * errors, lists the models (unreadable ones too), generates exactly the CLI's greedy text for both
+ * impls, repeats a seeded sample, fills #generated from a link, trains both impls (perplexity falls,
+ * the chart gets its points), keeps a stopped model, and downloads a zip the CLI reads. And the
+ * --export folder works from a plain static server.
+ *
+ * Skips, saying so, only when no Chromium is installed (CI installs one: see .ci/run).
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import * as path from 'path';
+import AdmZip from 'adm-zip';
+import type { Browser, Page } from 'playwright-core';
+import { main, type Io } from '../src/cli/main';
+import { contentTypeOf } from '../src/node/server';
+import { colorsFor } from '../src/ui/colors';
+import { noProgress } from '../src/ui/progress';
+import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
+
+const ROOT = path.resolve(__dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'lstm-lyrics.js');
+/** Generous: the page loads a 2 MB bundle and starts wasm on a busy 2-core machine. */
+const WAIT = 90_000;
+jest.setTimeout(240_000);
+
+function findChromium(): string | undefined {
+  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+  const onPath = spawnSync('sh', ['-c', 'command -v chromium || command -v chromium-browser || command -v google-chrome'], { encoding: 'utf8' }).stdout.trim();
+  return [...candidates, onPath].find((c): c is string => !!c && fs.existsSync(c));
+}
+
+const CHROMIUM = findChromium();
+if (!CHROMIUM) {
+  // eslint-disable-next-line no-console
+  console.warn('web-page.test.ts: SKIPPED: no Chromium found (/usr/bin/chromium, CHROMIUM_PATH); install it with: apt-get install -y chromium');
+}
+const describeIfChromium = CHROMIUM ? describe : describe.skip;
+
+function cli(args: string[]): string {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: ROOT });
+  if (r.status !== 0) throw new Error(`lstm-lyrics ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** What `lstm-lyrics generate` prints, less the final line break. */
+function cliGenerate(model: string, prefix: string, length: number, extra: string[] = []): string {
+  return cli(['generate', '--model', model, '--prefix', prefix, '--length', String(length), '--backend', 'wasm', ...extra]).replace(/\n$/, '');
+}
+
+function io(lines: string[], stop: AbortSignal): Io {
+  const logger = { info: (l: string) => lines.push(l) };
+  return { out: logger, err: logger, progress: noProgress, errColors: colorsFor({ isTTY: false }), stop };
+}
+
+/** Serves a folder as any static host would: files by path, a content type, nothing else. */
+function staticServer(dir: string): http.Server {
+  return http.createServer((req, res) => {
+    const rel = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
+    const file = path.join(dir, rel.endsWith('/') ? `${rel}index.html` : rel);
+    if (!file.startsWith(dir) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': contentTypeOf(file) }).end(fs.readFileSync(file));
+  });
+}
+
+describeIfChromium('the page in Chromium', () => {
+  let browser: Browser;
+  let models: string;
+  let corpus: string;
+  let base: string;
+  const stopServer = new AbortController();
+  let serving: Promise<number>;
+
+  beforeAll(async () => {
+    const dir = tempDir();
+    models = path.join(dir, 'models');
+    corpus = writeFile(dir, 'lyric.txt', REPETITIVE_LYRIC);
+    // Tiny models that learn the repetitive lyric, so greedy text is more than one repeated character.
+    for (const [impl, epochs] of [['scratch', '30'], ['builtin', '12']]) {
+      cli(['train', '--impl', impl, '--corpus', corpus, '--hidden', '16', '--epochs', epochs, '--batch-size', '4', '--num-steps', '10', '--report-every', epochs, '--pred-len', '4', '--out', path.join(models, 'runs', impl), '--backend', 'wasm']);
+    }
+    fs.mkdirSync(path.join(models, 'half-saved'));
+    fs.writeFileSync(path.join(models, 'half-saved', 'weights.bin'), 'x');
+    const lines: string[] = [];
+    serving = main(['serve', '--models', models, '--port', '0'], io(lines, stopServer.signal));
+    while (!lines.some((l) => l.startsWith('serving '))) await new Promise((r) => setTimeout(r, 20));
+    base = /http:\/\/\S+\//.exec(lines.join('\n'))![0];
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  }, 240_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    stopServer.abort();
+    await serving;
+  });
+
+  /** A fresh page that records console errors and uncaught exceptions. */
+  async function open(url: string): Promise<{ page: Page; errors: string[] }> {
+    const page = await browser.newPage({ acceptDownloads: true });
+    const errors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url);
+    await page.waitForSelector('#backend[data-state="ready"]', { timeout: WAIT });
+    return { page, errors };
+  }
+
+  async function generatedText(page: Page): Promise<string> {
+    await page.waitForSelector('#generated[data-state="done"]', { timeout: WAIT });
+    return (await page.textContent('#generated')) ?? '';
+  }
+
+  function link(model: string, params: Record<string, string | number>): string {
+    return `${base}?${new URLSearchParams({ model, ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])) })}`;
+  }
+
+  it('loads with no console errors, says which backend runs and why, and lists every model', async () => {
+    const { page, errors } = await open(base);
+    await page.waitForSelector('#models-status[data-state="ready"]', { timeout: WAIT });
+    const backend = await page.getAttribute('#backend', 'data-backend');
+    // eslint-disable-next-line no-console
+    console.log(`headless Chromium's TF.js backend: ${backend}: ${await page.textContent('#backend')}`);
+    expect(backend).toBe('wasm');
+    expect(await page.textContent('#backend')).toContain('lstm-lyrics generate');
+    const rows = await page.$$eval('#models tbody tr', (trs) => trs.map((tr) => ({ name: tr.getAttribute('data-name'), text: tr.textContent })));
+    expect(rows.map((r) => r.name)).toEqual(['half-saved', 'runs/builtin', 'runs/scratch']);
+    expect(rows[0].text).toContain('unreadable: no checkpoint.json');
+    expect(rows[1].text).toContain('builtin');
+    expect(rows[1].text).toContain('lyric.txt');
+    // The first readable model is selected, and its curve drawn with its sibling's (as compare saves them).
+    await page.waitForSelector('#chart svg', { timeout: WAIT });
+    expect(Number(await page.getAttribute('#chart', 'data-points'))).toBe(12 + 30);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it.each(['scratch', 'builtin'])('%s: greedy text from a link equals lstm-lyrics generate, in #generated with data-state="done"', async (impl) => {
+    const { page, errors } = await open(link(`runs/${impl}`, { prefix: '不分开', length: 40 }));
+    const text = await generatedText(page);
+    expect(text).toBe(cliGenerate(path.join(models, 'runs', impl), '不分开', 40));
+    expect(text.startsWith('不分开')).toBe(true);
+    expect(Array.from(text)).toHaveLength(43);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('a seeded sample repeats, and equals the CLI\'s with the same seed', async () => {
+    const params = { prefix: '分开', length: 30, temperature: 1, 'top-k': 5, seed: 42 };
+    const { page } = await open(link('runs/builtin', params));
+    const first = await generatedText(page);
+    await page.click('#generate-button');
+    const second = await generatedText(page);
+    expect(second).toBe(first);
+    expect(first).toBe(cliGenerate(path.join(models, 'runs', 'builtin'), '分开', 30, ['--temperature', '1', '--top-k', '5', '--seed', '42']));
+    await page.close();
+  });
+
+  it('a link to an unreadable model says so in #generated', async () => {
+    const { page } = await open(link('half-saved', { prefix: '不分开' }));
+    await page.waitForSelector('#generated[data-state="error"]', { timeout: WAIT });
+    expect(await page.textContent('#generated')).toContain('no checkpoint.json');
+    await page.close();
+  });
+
+  it('names prefix characters the vocabulary lacks, inline', async () => {
+    const { page } = await open(link('runs/scratch', { prefix: '不X开', length: 5 }));
+    await page.waitForSelector('#generated[data-state="error"]', { timeout: WAIT });
+    expect(await page.textContent('#prefix-problem mark')).toBe('X');
+    await page.close();
+  });
+
+  /** Fills the training form with tiny settings on pasted text. */
+  async function setUpTraining(page: Page, epochs: number, source: 'paste' | 'file' = 'paste'): Promise<void> {
+    await page.check(`input[name="corpus"][value="${source}"]`);
+    if (source === 'paste') await page.fill('#corpus-text', REPETITIVE_LYRIC);
+    else await page.setInputFiles('#corpus-file', corpus);
+    for (const [id, value] of [['max-chars', 0], ['hidden', 16], ['num-steps', 10], ['batch-size', 4], ['epochs', epochs], ['report-every', 2]] as const) {
+      await page.fill(`#${id}`, String(value));
+    }
+  }
+
+  it('trains both impls in the page: perplexity falls, the chart gets every epoch, Download gives a zip that lstm-lyrics generate reads', async () => {
+    const { page, errors } = await open(base);
+    await page.waitForSelector('#models-status[data-state="ready"]', { timeout: WAIT });
+    await setUpTraining(page, 6);
+    await page.click('#train-button');
+    await page.waitForSelector('#progress[data-state="done"]', { timeout: 180_000 });
+    for (const impl of ['scratch', 'builtin']) {
+      const perplexities = (await page.getAttribute(`#progress .run[data-impl="${impl}"]`, 'data-perplexities'))!.split(',').map(Number);
+      expect(perplexities).toHaveLength(6);
+      expect(perplexities[5]).toBeLessThan(perplexities[0]);
+    }
+    expect(Number(await page.getAttribute('#train-chart', 'data-points'))).toBe(12);
+    expect(await page.$$eval('#train-chart svg path', (p) => p.length)).toBeGreaterThan(0);
+    expect(await page.locator('#samples pre').count()).toBeGreaterThanOrEqual(6);
+
+    const unzipped = tempDir();
+    for (const impl of ['scratch', 'builtin']) {
+      await page.click(`#models tbody tr[data-name="this page #1: ${impl}"]`);
+      await page.waitForSelector(`#selected[data-model="this page #1: ${impl}"]`, { timeout: WAIT });
+      await page.fill('#prefix', '不分开');
+      await page.fill('#length', '30');
+      await page.fill('#temperature', '0');
+      await page.click('#generate-button');
+      await page.waitForSelector(`#generated[data-state="done"][data-model="this page #1: ${impl}"]`, { timeout: WAIT });
+      const pageText = (await page.textContent('#generated'))!;
+
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click(`#trained button[data-impl="${impl}"]`)]);
+      expect(download.suggestedFilename()).toBe(`lstm-lyrics-${impl}.zip`);
+      const zipFile = path.join(unzipped, `${impl}.zip`);
+      await download.saveAs(zipFile);
+      new AdmZip(zipFile).extractAllTo(unzipped, true);
+      const dir = path.join(unzipped, `lstm-lyrics-${impl}`);
+      expect(fs.existsSync(path.join(dir, 'checkpoint.json'))).toBe(true);
+      expect(cliGenerate(dir, '不分开', 30)).toBe(pageText);
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('Stop ends training early and keeps a usable model', async () => {
+    const { page, errors } = await open(base);
+    await page.waitForSelector('#models-status[data-state="ready"]', { timeout: WAIT });
+    await setUpTraining(page, 500, 'file');
+    await page.uncheck('#impl-builtin');
+    await page.click('#train-button');
+    await page.waitForSelector('#train-chart svg', { timeout: WAIT });
+    // A function, not a string: the page's policy forbids eval, and playwright evaluates strings.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    await page.waitForFunction(() => Number((globalThis as any).document.getElementById('train-chart').dataset.points) >= 2, undefined, { timeout: WAIT });
+    await page.click('#stop-button');
+    await page.waitForSelector('#progress[data-state="stopped"]', { timeout: WAIT });
+    expect(await page.textContent('#progress')).toMatch(/scratch: stopped after \d+ epochs/);
+    expect(await page.textContent('#models')).toContain('lyric.txt');
+    await page.waitForSelector('#selected[data-model$=": scratch"]', { timeout: WAIT });
+    await page.fill('#length', '20');
+    await page.click('#generate-button');
+    expect(Array.from(await generatedText(page))).toHaveLength(3 + 20);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('--export: the page and models from a plain static server generate the CLI\'s text', async () => {
+    const site = path.join(tempDir(), 'site');
+    expect(await main(['serve', '--models', models, '--export', site], io([], new AbortController().signal))).toBe(0);
+    const server = staticServer(site);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/?model=runs%2Fscratch&prefix=${encodeURIComponent('分开')}&length=25`;
+      const { page, errors } = await open(url);
+      expect(await generatedText(page)).toBe(cliGenerate(path.join(models, 'runs', 'scratch'), '分开', 25));
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
