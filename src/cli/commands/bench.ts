@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: times both LSTMs on the lesson's reference configuration and, with --reference,
- * sets them beside the PyTorch version of the lesson run on the same machine and corpus.
+ * `lstm-lyrics bench`: times both LSTMs on the lesson's reference configuration and, with
+ * --reference, sets them beside the PyTorch version of the lesson run on the same machine and corpus.
  * A benchmark, not a test: it prints numbers and never fails on them.
  */
 import { spawnSync } from 'child_process';
@@ -8,27 +8,59 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import yargs from 'yargs';
-import { BACKEND_PREFERENCES, selectBackend, type BackendPreference } from '../../backend/select';
-import { BUNDLED_CORPUS, wholeNumber } from '../options';
+import type { Argv } from 'yargs';
+import { selectBackend } from '../../backend/select';
 import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type Impl, type TrainConfig } from '../../core/config';
-import { loadCorpus } from '../../node/corpus-file';
-import type { Corpus } from '../../core/vocab';
-import { UsageError, exitCodeOf } from '../../core/errors';
 import { generateText } from '../../core/generate';
-import { createModel } from '../../core/models';
 import { median } from '../../core/metrics';
+import { createModel } from '../../core/models';
 import { makeOptimizer } from '../../core/optimizer';
 import { train } from '../../core/train';
+import type { Corpus } from '../../core/vocab';
+import { loadCorpus } from '../../node/corpus-file';
 import { count, formatTable } from '../../ui/table';
+import type { Logger } from '../logger';
+import { BUNDLED_CORPUS, backendOption, wholeNumber, type ArgsOf } from '../options';
 
-const PYTHON = '/usr/bin/python3';
+export const command = 'bench';
+export const describe = 'time training and generation of both LSTMs (and, with --reference, the PyTorch lesson)';
+
+/** The package root: the reference script's default path is relative to it, not to the cwd. */
+const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
+export const DEFAULT_REFERENCE_SCRIPT = path.resolve(PACKAGE_ROOT, '..', 'shared', 'reference', 'seed_lstm.py');
 const INSTALL_TORCH = 'apt-get update && apt-get install -y python3-torch libopenblas0-pthread';
-const DEFAULT_REFERENCE_SCRIPT = path.resolve(__dirname, '..', '..', 'shared', 'reference', 'seed_lstm.py');
-/** How much slower than PyTorch each impl may be (ours / PyTorch median seconds per epoch). */
-export const TARGET_RATIO: Readonly<Record<Impl, number>> = { scratch: 2.0, builtin: 4.0 };
+/**
+ * Set on these machines and slowing OpenBLAS down (a wrong core type, a small L2): removed from the
+ * reference child's environment only, never from ours.
+ */
+export const OPENBLAS_VARS_UNSET = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] as const;
+/** The goal: ours / PyTorch median seconds per epoch at most this (issue 10's "done"). */
+export const TARGET_RATIO: Readonly<Record<Impl, number>> = { scratch: 1.0, builtin: 2.0 };
 const GEN_PREFIX = '分开';
 const GEN_CHARS = 200;
+
+export const benchOptions = {
+  impl: { choices: IMPLS, describe: 'benchmark only this LSTM', defaultDescription: 'both' },
+  epochs: { type: 'number', default: 3, describe: 'timed epochs per impl (after one warm-up epoch)' },
+  corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled corpus/songci300.txt', describe: 'training text: a UTF-8 .txt or a .zip holding one' },
+  'max-chars': { type: 'number', default: DEFAULT_TRAIN.maxChars, describe: 'keep the first N characters of the corpus (0: all)' },
+  hidden: { type: 'number', default: DEFAULT_HIDDEN, describe: 'LSTM hidden units' },
+  reference: { type: 'boolean', default: false, describe: 'also time the PyTorch lesson (--python + torch) and compare' },
+  python: { type: 'string', default: 'python3', describe: 'the Python interpreter for --reference (one that can import torch)' },
+  'reference-script': { type: 'string', default: DEFAULT_REFERENCE_SCRIPT, defaultDescription: '../shared/reference/seed_lstm.py beside the package', describe: 'the PyTorch reference script' },
+  json: { type: 'boolean', default: false, describe: 'print the results as one JSON object on stdout instead of a table' },
+  ...backendOption,
+} as const;
+
+export type BenchArgs = ArgsOf<typeof benchOptions>;
+
+export function builder<T>(y: Argv<T>) {
+  return y.options(benchOptions).example([
+    ['$0 bench', 'both impls, 3 timed epochs, bundled corpus'],
+    ['$0 bench --reference --corpus jaychou_lyrics.txt.zip --epochs 5', 'the lesson\'s corpus, beside PyTorch'],
+    ['$0 bench --reference --python /usr/bin/python3', 'PyTorch from a named interpreter'],
+  ]);
+}
 
 /** The reference script's last line, parsed. */
 export interface ReferenceResult {
@@ -44,6 +76,7 @@ export interface ImplResult {
   readonly impl: Impl;
   readonly backend: string;
   readonly vocab: number;
+  readonly hidden: number;
   readonly epochs: number;
   readonly medianEpochSeconds: number;
   readonly charsPerSecond: number;
@@ -53,6 +86,17 @@ export interface ImplResult {
   readonly tensorsLeaked: number;
   readonly generateCharsPerSecond: number;
   reference?: ReferenceResult & { readonly ratio: number; readonly target: number; readonly met: boolean };
+}
+
+/** What `bench` returns, and what --json prints. */
+export interface BenchResult {
+  readonly machine: { readonly cpu: string; readonly cores: number; readonly node: string };
+  readonly backend: string;
+  readonly corpus: { readonly path: string; readonly chars: number; readonly vocab: number };
+  readonly epochs: number;
+  readonly results: ImplResult[];
+  /** Why the reference did not run, when asked for and it could not. */
+  referenceNote?: string;
 }
 
 /** Parses `RESULT impl=... vocab=... ...` from the reference script's output (its last such line). */
@@ -89,7 +133,38 @@ export function resultTable(results: readonly ImplResult[]): string {
   return formatTable(rows, header).join('\n');
 }
 
-async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs: number, backend: string): Promise<ImplResult> {
+/**
+ * Whether `python` can run the reference: undefined when it can, else why not (one line).
+ * Checked before training, so a missing interpreter costs seconds, not a whole benchmark.
+ */
+export function referenceProblem(python: string, script: string): string | undefined {
+  if (!fs.existsSync(script)) return `${script} not found (see --reference-script)`;
+  const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8', env: referenceEnv() });
+  if (probe.error) return `cannot run ${python}: ${(probe.error as NodeJS.ErrnoException).code ?? probe.error.message} (see --python)`;
+  if (probe.status !== 0) return `${python} cannot import torch; install it with: ${INSTALL_TORCH} (and pass --python /usr/bin/python3)`;
+  return undefined;
+}
+
+/** Our environment without OPENBLAS_VARS_UNSET: for the reference child process only. */
+export function referenceEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  for (const name of OPENBLAS_VARS_UNSET) delete copy[name];
+  return copy;
+}
+
+/** Runs the PyTorch lesson for `epochs` epochs and parses its result. */
+export function runReference(python: string, script: string, corpusPath: string, impl: Impl, epochs: number): ReferenceResult {
+  // REPORT_EVERY 1000: never samples text inside the timed epochs.
+  const run = spawnSync(python, [script, corpusPath, impl, String(epochs), '1000'], { encoding: 'utf8', maxBuffer: 64 << 20, env: referenceEnv() });
+  const result = run.status === 0 ? parseResultLine(run.stdout) : undefined;
+  if (!result) {
+    const why = run.error?.message ?? (run.stderr || run.stdout).trim().split('\n').slice(-3).join(' | ');
+    throw new Error(`${script} ${impl} failed (exit ${run.status}): ${why}`);
+  }
+  return result;
+}
+
+async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs: number, hidden: number, backend: string): Promise<ImplResult> {
   const config: TrainConfig = {
     ...DEFAULT_TRAIN,
     ...DEFAULT_OPTIMIZER[impl],
@@ -104,16 +179,17 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   // RSS is sampled per batch rather than read from resourceUsage().maxRSS, which is process-wide
   // and would charge the second impl with the first one's peak.
   let peakRss = process.memoryUsage.rss();
-  const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: DEFAULT_HIDDEN }, config.seed);
+  const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden }, config.seed);
   // Ours, not train()'s, so it can be disposed: Adam's moment variables would otherwise count as leaked.
   const optimizer = makeOptimizer(config.optimizer, config.lr);
   let genCharsPerSecond: number;
   let history;
   try {
     ({ history } = await train(model, corpus, config, { onBatch: () => (peakRss = Math.max(peakRss, process.memoryUsage.rss())) }, { optimizer }));
-    generateText(model, corpus.vocab, GEN_PREFIX, 5); // warm-up: the first batch-1 step sets up its kernels
+    const prefix = [...GEN_PREFIX].every((ch) => corpus.vocab.chars.includes(ch)) ? GEN_PREFIX : corpus.vocab.chars[0];
+    generateText(model, corpus.vocab, prefix, 5); // warm-up: the first batch-1 step sets up its kernels
     const start = performance.now();
-    generateText(model, corpus.vocab, GEN_PREFIX, GEN_CHARS);
+    generateText(model, corpus.vocab, prefix, GEN_CHARS);
     genCharsPerSecond = GEN_CHARS / ((performance.now() - start) / 1000);
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
   } finally {
@@ -127,6 +203,7 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
     impl,
     backend,
     vocab: corpus.vocab.chars.length,
+    hidden,
     epochs,
     medianEpochSeconds: seconds,
     charsPerSecond: charsPerEpoch / seconds,
@@ -137,105 +214,64 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   };
 }
 
-function torchAvailable(): boolean {
-  return spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-}
-
-/** Runs the PyTorch lesson for as many epochs as we trained (warm-up included) and parses its result. */
-function runReference(script: string, corpusPath: string, impl: Impl, epochs: number): ReferenceResult {
-  // REPORT_EVERY 1000: never samples text inside the timed epochs.
-  const run = spawnSync(PYTHON, [script, corpusPath, impl, String(epochs + 1), '1000'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  const result = run.status === 0 ? parseResultLine(run.stdout) : undefined;
-  if (!result) throw new Error(`${script} ${impl} failed (exit ${run.status}): ${(run.stderr || run.stdout).trim().split('\n').slice(-3).join(' | ')}`);
-  return result;
-}
-
-async function main(): Promise<void> {
-  const args = await yargs(process.argv.slice(2))
-    .scriptName('npm run bench --')
-    .usage(
-      '$0 [options]\n\nTimes training and generation of both LSTMs on the lesson\'s reference configuration ' +
-        `(hidden ${DEFAULT_HIDDEN}, ${DEFAULT_TRAIN.numSteps} steps, batch ${DEFAULT_TRAIN.batchSize}, first ${count(DEFAULT_TRAIN.maxChars)} characters, ` +
-        'the lesson\'s optimizers), after one untimed warm-up epoch.',
-    )
-    .options({
-      impl: { choices: IMPLS, describe: 'benchmark only this LSTM', defaultDescription: 'both' },
-      epochs: { type: 'number', default: 3, describe: 'timed epochs per impl (after one warm-up epoch)' },
-      corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled corpus/songci300.txt', describe: 'training text: a UTF-8 .txt or a .zip holding one' },
-      backend: { choices: BACKEND_PREFERENCES, default: 'auto' as BackendPreference, describe: 'TF.js backend' },
-      threads: { type: 'number', default: 1, describe: 'wasm compute threads (see lstm-lyrics train --help)' },
-      reference: { type: 'boolean', default: false, describe: `also time the PyTorch lesson (${PYTHON} + torch) and compare` },
-      'reference-script': { type: 'string', default: DEFAULT_REFERENCE_SCRIPT, defaultDescription: '../../../shared/reference/seed_lstm.py', describe: 'the PyTorch reference script' },
-      json: { type: 'boolean', default: false, describe: 'print the results as one JSON object instead of a table' },
-    })
-    .example([
-      ['$0', 'both impls, 3 timed epochs'],
-      ['$0 --impl builtin --epochs 5 --reference', 'one impl, compared with PyTorch'],
-    ])
-    .strict()
-    .help()
-    .alias('h', 'help')
-    .version(false)
-    .wrap(Math.min(110, process.stdout.columns ?? 110))
-    .parseAsync();
-
+/**
+ * Trains each impl for a warm-up and `--epochs` timed epochs, then (with --reference) runs the
+ * PyTorch lesson as long. The table and notes go to `log`; progress to `note`.
+ */
+export async function handler(args: BenchArgs, log: Logger, note: Logger = log): Promise<BenchResult> {
   const epochs = wholeNumber('epochs', args.epochs);
+  const maxChars = wholeNumber('max-chars', args.maxChars, 0);
+  const hidden = wholeNumber('hidden', args.hidden);
   const impls = args.impl ? [args.impl] : [...IMPLS];
   const corpusPath = path.resolve(args.corpus);
-  // Progress and context go to stderr so that --json leaves stdout to the one object.
-  const note = (line: string) => process.stderr.write(line + '\n');
-  const say = args.json ? note : (line: string) => process.stdout.write(line + '\n');
+  const script = path.resolve(args.referenceScript);
 
   const cpus = os.cpus();
   const machine = { cpu: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, node: process.version };
-  say(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}`);
+  log.info(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}`);
+  // Before the minutes of training: a reference that cannot run is said at once.
+  const referenceNote = args.reference ? referenceProblem(args.python, script) : undefined;
+  if (referenceNote) log.info(`reference skipped: ${referenceNote}`);
   const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
-  say(backend.description);
-  const corpus = loadCorpus(corpusPath, { maxChars: DEFAULT_TRAIN.maxChars });
-  say(`corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
+  log.info(backend.description);
+  const corpus = loadCorpus(corpusPath, { maxChars });
+  log.info(`corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); hidden ${hidden}; ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
 
   const results: ImplResult[] = [];
   for (const impl of impls) {
-    note(`training ${impl}: 1 warm-up + ${epochs} timed epochs...`);
-    results.push(await benchImpl(impl, corpus, corpusPath, epochs, backend.name));
+    note.info(`training ${impl}: 1 warm-up + ${epochs} timed epochs...`);
+    results.push(await benchImpl(impl, corpus, corpusPath, epochs, hidden, backend.name));
   }
 
-  let referenceNote: string | undefined;
-  if (args.reference) {
-    const script = path.resolve(args['reference-script']);
-    if (!fs.existsSync(script)) referenceNote = `reference skipped: ${script} not found (see --reference-script)`;
-    else if (!torchAvailable()) referenceNote = `reference skipped: ${PYTHON} cannot import torch; install it with: ${INSTALL_TORCH}`;
-    else {
-      // Run after ours, never alongside: on a 2-core machine they would slow each other down.
-      for (const r of results) {
-        note(`running PyTorch reference ${r.impl}: ${epochs + 1} epochs...`);
-        const ref = runReference(script, corpusPath, r.impl, epochs);
-        const ratio = r.medianEpochSeconds / ref.medianEpochSeconds;
-        r.reference = { ...ref, ratio, target: TARGET_RATIO[r.impl], met: ratio <= TARGET_RATIO[r.impl] };
-        if (ref.vocab !== r.vocab) note(`warning: PyTorch read a vocabulary of ${ref.vocab}, ours ${r.vocab}: not the same task`);
-      }
+  if (args.reference && !referenceNote) {
+    log.info(`reference: ${args.python} ${script}, with ${OPENBLAS_VARS_UNSET.join(' and ')} unset in its environment (they slow OpenBLAS down on these machines)`);
+    if (maxChars !== DEFAULT_TRAIN.maxChars || hidden !== DEFAULT_HIDDEN) {
+      note.info(`warning: the reference always reads the first ${count(DEFAULT_TRAIN.maxChars)} characters with hidden ${DEFAULT_HIDDEN}: not the same task`);
     }
-    if (referenceNote) say(referenceNote);
+    // Run after ours, never alongside: on a 2-core machine they would slow each other down.
+    for (const r of results) {
+      note.info(`running PyTorch reference ${r.impl}: ${epochs + 1} epochs...`);
+      const ref = runReference(args.python, script, corpusPath, r.impl, epochs + 1);
+      const ratio = r.medianEpochSeconds / ref.medianEpochSeconds;
+      r.reference = { ...ref, ratio, target: TARGET_RATIO[r.impl], met: ratio <= TARGET_RATIO[r.impl] };
+      if (ref.vocab !== r.vocab) note.info(`warning: PyTorch read a vocabulary of ${ref.vocab}, ours ${r.vocab}: not the same task`);
+    }
   }
 
-  if (args.json) {
-    const corpusInfo = { path: corpusPath, chars: corpus.ids.length, vocab: corpus.vocab.chars.length };
-    process.stdout.write(JSON.stringify({ machine, backend: backend.description, corpus: corpusInfo, epochs, results, referenceNote }) + '\n');
-    return;
-  }
-  say('');
-  say(resultTable(results));
-  say('');
-  say(`s/epoch: median of the timed epochs; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}.`);
-  say('peak RSS: sampled per batch during that impl\'s run (the wasm heap never shrinks, so a later impl inherits an earlier one\'s growth).');
+  log.info('');
+  log.info(resultTable(results));
+  log.info('');
+  log.info(`s/epoch: median of the timed epochs; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}.`);
+  log.info('peak RSS: sampled per batch during that impl\'s run (the wasm heap never shrinks, so a later impl inherits an earlier one\'s growth).');
   if (results.some((r) => r.reference)) {
-    say(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
+    log.info(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
   }
-}
-
-if (require.main === module) {
-  main().catch((err) => {
-    process.stderr.write(`bench: ${err instanceof UsageError ? err.message : (err?.stack ?? err)}\n`);
-    process.exit(exitCodeOf(err));
-  });
+  return {
+    machine,
+    backend: backend.description,
+    corpus: { path: corpusPath, chars: corpus.ids.length, vocab: corpus.vocab.chars.length },
+    epochs,
+    results,
+    ...(referenceNote && { referenceNote }),
+  };
 }
