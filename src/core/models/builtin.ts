@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { arrayBufferOf, utf8Bytes, utf8Text } from '../bytes';
 import type { ModelConfig } from '../config';
+import { activeTape, deferMatMulGradients } from './lazy-gradients';
 import { weightSeed } from './scratch';
 import { zeroState, type LanguageModel, type LstmState, type ModelFiles } from './types';
 
@@ -54,7 +55,10 @@ export class BuiltinLstm implements LanguageModel {
   forward(inputs: tf.Tensor2D, state: LstmState): { logits: tf.Tensor3D; state: LstmState } {
     return tf.tidy(() => {
       const oneHot = tf.oneHot(inputs, this.config.vocabSize).toFloat();
+      const tapeLength = activeTape()?.length;
       const [sequence, h, c] = this.lstm.apply(oneHot, { initialState: [state.h, state.c] }) as tf.Tensor[];
+      // Under a gradient tape: never compute the gradient of the one-hot input (see lazy-gradients.ts).
+      if (tapeLength !== undefined) deferMatMulGradients(tapeLength, this.lstm.trainableWeights[0].read());
       const logits = this.output.apply(sequence) as tf.Tensor3D;
       return { logits, state: { h: h as tf.Tensor2D, c: c as tf.Tensor2D } };
     });
