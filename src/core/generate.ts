@@ -18,35 +18,100 @@ export interface SamplingOptions {
 
 export const GREEDY: SamplingOptions = { temperature: 0, topK: 0, rng: Math.random };
 
-/** Returns `prefix` followed by `length` generated characters. */
+/** Optional streaming of generate's output. */
+export interface GenerateHooks {
+  /** Called with the generated text (never the prefix) piece by piece as it becomes known, in order. */
+  onText?(text: string): void;
+  /**
+   * Greedy decoding keeps the characters on the device and reads them back every `chunk`
+   * characters when onText is given (default 16; 1: every character), once at the end otherwise.
+   * Sampling reads each step's logits anyway, so it streams every character.
+   */
+  readonly chunk?: number;
+}
+
+const DEFAULT_CHUNK = 16;
+
+/**
+ * Returns `prefix` followed by `length` generated characters. The prefix runs through the model
+ * in one forward pass; each further character is one step of the model's stepper. Greedy decoding
+ * picks each character on the device (argMax) and feeds it straight back, so nothing is read back
+ * per character; sampling reads each step's logits and draws with `rng`, so a seed repeats exactly.
+ */
 export function generateText(
   model: LanguageModel,
   vocab: Vocabulary,
   prefix: string,
   length: number,
   options: SamplingOptions = GREEDY,
+  hooks: GenerateHooks = {},
 ): string {
   const prefixIds = encode(vocab, prefix);
   if (prefixIds.length === 0) throw new Error('prefix must not be empty');
   const out = Array.from(prefixIds);
+  if (length <= 0) return decode(vocab, out);
+  const emit = (ids: ArrayLike<number>) => {
+    for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+    hooks.onText?.(decode(vocab, Array.from(ids)));
+  };
+  const stepper = model.stepper();
   let state: LstmState = model.zeroState(1);
-  let feed = prefixIds;
+  const advance = (step: () => { state: LstmState; next: tf.Tensor }): tf.Tensor => {
+    const result = tf.tidy(step);
+    disposeState(state);
+    state = result.state;
+    return result.next;
+  };
+  const pending: tf.Tensor[] = [];
   try {
-    for (let i = 0; i < length; i++) {
-      const { next, logits } = tf.tidy(() => {
-        const step = model.forward(tf.tensor2d(feed, [1, feed.length], 'int32'), state);
-        const last = step.logits.slice([0, feed.length - 1, 0], [1, 1, -1]).reshape([-1]);
-        return { next: step.state, logits: tf.keep(last) };
-      });
-      disposeState(state);
-      state = next;
-      const id = pickCharacter(logits.dataSync() as Float32Array, options);
+    // The prefix's last logits: [1, vocab].
+    let logits = advance(() => {
+      const step = model.forward(tf.tensor2d(prefixIds, [1, prefixIds.length], 'int32'), state);
+      return { state: step.state, next: step.logits.slice([0, prefixIds.length - 1, 0], [1, 1, -1]).reshape([1, -1]) };
+    });
+    if (options.temperature <= 0) {
+      const chunk = hooks.onText ? Math.max(1, hooks.chunk ?? DEFAULT_CHUNK) : Infinity;
+      let id = tf.tidy(() => tf.argMax(logits, 1)) as tf.Tensor1D; // int32 [1], stays on the device
       logits.dispose();
-      out.push(id);
-      feed = Int32Array.of(id);
+      // Reads the pending ids; frees them, except the newest, which feeds the next step.
+      const flush = () => {
+        emit(tf.tidy(() => tf.concat(pending).dataSync()));
+        tf.dispose(pending.splice(0).filter((t) => t !== id));
+      };
+      pending.push(id);
+      if (pending.length >= chunk) flush();
+      for (let i = 1; i < length; i++) {
+        const from = id;
+        id = advance(() => {
+          const step = stepper.step(from, state);
+          return { state: step.state, next: tf.argMax(step.logits, 1) };
+        }) as tf.Tensor1D;
+        if (!pending.includes(from)) from.dispose(); // read already
+        pending.push(id);
+        if (pending.length >= chunk) flush();
+      }
+      if (pending.length > 0) flush();
+      id.dispose();
+    } else {
+      for (let i = 0; ; i++) {
+        let id: number;
+        try {
+          id = pickCharacter(logits.dataSync() as Float32Array, options);
+        } finally {
+          logits.dispose();
+        }
+        emit([id]);
+        if (i === length - 1) break;
+        logits = advance(() => {
+          const step = stepper.step(tf.tensor1d([id], 'int32'), state);
+          return { state: step.state, next: step.logits };
+        });
+      }
     }
   } finally {
+    tf.dispose(pending);
     disposeState(state);
+    stepper.dispose();
   }
   return decode(vocab, out);
 }
