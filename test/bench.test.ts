@@ -55,7 +55,7 @@ describe('lstm-lyrics bench (handler in process)', () => {
     referenceScript: DEFAULT_REFERENCE_SCRIPT,
     json: false,
     backend: 'wasm',
-    threads: 1,
+    threads: '1',
     ...over,
   });
 

@@ -4,6 +4,7 @@
 import * as path from 'path';
 import type { InferredOptionTypes, Options } from 'yargs';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../backend/select';
+import { MAX_AUTO_THREADS, type ThreadsSetting } from '../backend/threads';
 import { DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Impl, type Sampling } from '../core/config';
 import { UsageError } from '../core/errors';
 
@@ -17,9 +18,9 @@ export const backendOption = {
     describe: 'TF.js backend: auto tries CUDA, native TensorFlow, wasm, then plain JS',
   },
   threads: {
-    type: 'number',
-    default: 1,
-    describe: 'wasm only: compute threads (2 helps on an idle 2-core machine, hurts on a busy one)',
+    type: 'string',
+    default: 'auto',
+    describe: `wasm only: compute threads, a number or auto (the idle cores by the load average, at most ${MAX_AUTO_THREADS}; generate: 1)`,
   },
 } as const;
 
@@ -65,6 +66,14 @@ type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}` ? `${
 
 export type BackendArgs = ArgsOf<typeof backendOption>;
 export type TrainArgs = ArgsOf<typeof trainOptions>;
+
+/** --threads: 'auto' or a whole number >= 1. */
+export function threadsOf(value: string | number): ThreadsSetting {
+  if (value === 'auto') return 'auto';
+  const n = typeof value === 'number' ? value : value.trim() === '' ? NaN : Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--threads must be auto or a whole number >= 1, got ${value}`);
+  return n;
+}
 
 /** A whole number >= min; flags like --epochs 2.5 or --epochs abc are usage errors. */
 export function wholeNumber(flag: string, value: number, min = 1): number {

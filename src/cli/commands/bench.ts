@@ -20,7 +20,7 @@ import type { Corpus } from '../../core/vocab';
 import { loadCorpus } from '../../node/corpus-file';
 import { count, formatTable } from '../../ui/table';
 import type { Logger } from '../logger';
-import { BUNDLED_CORPUS, backendOption, wholeNumber, type ArgsOf } from '../options';
+import { BUNDLED_CORPUS, backendOption, threadsOf, wholeNumber, type ArgsOf } from '../options';
 
 export const command = 'bench';
 export const describe = 'time training and generation of both LSTMs (and, with --reference, the PyTorch lesson)';
@@ -232,7 +232,7 @@ export async function handler(args: BenchArgs, log: Logger, note: Logger = log):
   // Before the minutes of training: a reference that cannot run is said at once.
   const referenceNote = args.reference ? referenceProblem(args.python, script) : undefined;
   if (referenceNote) log.info(`reference skipped: ${referenceNote}`);
-  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
+  const backend = await selectBackend(args.backend, { wasmThreads: threadsOf(args.threads) });
   log.info(backend.description);
   const corpus = loadCorpus(corpusPath, { maxChars });
   log.info(`corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); hidden ${hidden}; ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);

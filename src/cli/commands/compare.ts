@@ -21,7 +21,7 @@ import { unknownChars } from '../../core/vocab';
 import { writePerplexityChart } from '../../ui/chart';
 import { count, displayWidth, formatTable, pad } from '../../ui/table';
 import type { Logger } from '../logger';
-import { positiveNumber, trainOptions, wholeNumber, type ArgsOf } from '../options';
+import { positiveNumber, trainOptions, threadsOf, type ArgsOf } from '../options';
 import * as train from './train';
 
 export const command = 'compare';
@@ -89,7 +89,7 @@ export async function handler(args: CompareArgs, log: Logger, progress: Progress
     if (args.from.length === 0) throw new UsageError('--from needs the model directories to compare, e.g. --from models/scratch models/builtin');
     dirs = args.from;
     for (const dir of dirs) readCheckpointMeta(resolveModelDir(dir)); // a wrong directory costs one line, no backend start-up
-    await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
+    await selectBackend(args.backend, { wasmThreads: threadsOf(args.threads) });
   } else {
     dirs = IMPLS.map((impl) => path.join(args.out, impl));
     for (const [i, impl] of IMPLS.entries()) {

@@ -17,7 +17,7 @@ import { loadCheckpoint, readCheckpointMeta, resolveModelDir, saveCheckpoint } f
 import { VERSIONS } from '../../node/versions';
 import { noProgress, type Progress } from '../../ui/progress';
 import type { Logger } from '../logger';
-import { nonNegative, positiveNumber, trainOptions, wholeNumber, type TrainArgs } from '../options';
+import { nonNegative, positiveNumber, trainOptions, threadsOf, wholeNumber, type TrainArgs } from '../options';
 
 export const command = 'train';
 export const describe = 'train an LSTM language model on a corpus and save it';
@@ -205,7 +205,7 @@ async function freshRun(args: TrainArgs, log: Logger): Promise<Run> {
   }
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
   batchesPerEpoch(config.sampling, corpus.ids.length, config.batchSize, config.numSteps); // throws if too short
-  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
+  const backend = await selectBackend(args.backend, { wasmThreads: threadsOf(args.threads) });
   const model = createModel({ impl: args.impl, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
   return { model, config, corpus, heldOut, backend, optimizer: makeOptimizer(config.optimizer, config.lr), history: [] };
 }
@@ -222,7 +222,7 @@ async function resumeRun(args: TrainArgs, out: string): Promise<Run> {
     throw new UsageError(`${config.corpus} has changed since ${out} was trained on it (SHA-256 differs); cannot resume`);
   }
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
-  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
+  const backend = await selectBackend(args.backend, { wasmThreads: threadsOf(args.threads) });
   const loaded = await loadCheckpoint(out);
   const { optimizer, position } = await restoreTraining(loaded, config);
   const from = position ?? { epoch: meta.epoch + 1, batch: 0, lossSum: 0, normSum: 0, seconds: 0, state: null };
