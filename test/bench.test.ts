@@ -1,7 +1,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_REFERENCE_SCRIPT, handler, parseResultLine, referenceEnv, referenceProblem, type BenchArgs } from '../src/cli/commands/bench';
+import { DEFAULT_REFERENCE_SCRIPT, handler, parseResultLine, referenceEnv, referenceProblem, scaleNotes, scaleTable, type BenchArgs } from '../src/cli/commands/bench';
 import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
 import { formatTable } from '../src/ui/table';
 import { median } from '../src/core/metrics';
@@ -54,6 +54,7 @@ describe('lstm-lyrics bench (handler in process)', () => {
     python: 'python3',
     referenceScript: DEFAULT_REFERENCE_SCRIPT,
     json: false,
+    scale: false,
     backend: 'wasm',
     threads: '1',
     ...over,
@@ -137,5 +138,29 @@ describe('lstm-lyrics bench (the CLI command)', () => {
     expect(result.results[0]).toMatchObject({ impl: 'builtin', hidden: 8, tensorsLeaked: 0 });
     expect(result.referenceNote).toMatch(/cannot run \/no\/such\/python/);
     expect(r.stderr).toMatch(/builtin\s+wasm/);
+  });
+});
+
+describe('bench --scale', () => {
+  const row = (impl: 'scratch' | 'builtin', chars: number, vocab: number, hidden: number, seconds: number, rss: number) =>
+    ({ impl, backend: 'wasm', chars, vocab, hidden, epochs: 1, medianEpochSeconds: seconds, charsPerSecond: chars / seconds, finalPerplexity: 1, peakRssMiB: rss, tensorsLeaked: 0, generateCharsPerSecond: 1 });
+
+  it('says where time per character or memory changes with corpus length', () => {
+    const notes = scaleNotes([
+      row('scratch', 10_000, 1027, 256, 1.0, 300),
+      row('scratch', 63_282, 2582, 256, 6.4, 310),
+      row('builtin', 10_000, 1027, 256, 2.0, 400),
+      row('builtin', 63_282, 2582, 256, 25.3, 900),
+    ]);
+    expect(notes).toEqual([
+      'scratch hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): time per character x1.01 (linear in characters), peak RSS x1.03 (flat)',
+      'builtin hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): time per character x2.00 (NOT linear), peak RSS x2.25 (NOT flat)',
+    ]);
+  });
+
+  it('tabulates ms per 1k characters', () => {
+    const table = scaleTable([row('scratch', 10_000, 1027, 128, 0.5, 250)]).split('\n');
+    expect(table[0]).toMatch(/^impl\s+chars\s+vocab\s+hidden\s+s\/epoch\s+ms per 1k chars\s+peak RSS MiB\s+tensors left$/);
+    expect(table[2]).toMatch(/^scratch\s+10,000\s+1,027\s+128\s+0\.500\s+50\.0\s+250\s+0$/);
   });
 });

@@ -10,6 +10,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { Argv } from 'yargs';
 import { selectBackend } from '../../backend/select';
+import { resolveThreads } from '../../backend/threads';
 import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type Impl, type TrainConfig } from '../../core/config';
 import { generateText } from '../../core/generate';
 import { median } from '../../core/metrics';
@@ -36,6 +37,9 @@ const INSTALL_TORCH = 'apt-get update && apt-get install -y python3-torch libope
 export const OPENBLAS_VARS_UNSET = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] as const;
 /** The goal: ours / PyTorch median seconds per epoch at most this (issue 10's "done"). */
 export const TARGET_RATIO: Readonly<Record<Impl, number>> = { scratch: 1.0, builtin: 2.0 };
+/** --scale's grid: the lesson's 10,000 characters and the whole corpus (0), three model sizes. */
+export const SCALE_CHARS = [10_000, 0] as const;
+export const SCALE_HIDDEN = [128, 256, 512] as const;
 const GEN_PREFIX = '分开';
 const GEN_CHARS = 200;
 
@@ -49,6 +53,7 @@ export const benchOptions = {
   python: { type: 'string', default: 'python3', describe: 'the Python interpreter for --reference (one that can import torch)' },
   'reference-script': { type: 'string', default: DEFAULT_REFERENCE_SCRIPT, defaultDescription: '../shared/reference/seed_lstm.py beside the package', describe: 'the PyTorch reference script' },
   json: { type: 'boolean', default: false, describe: 'print the results as one JSON object on stdout instead of a table' },
+  scale: { type: 'boolean', default: false, describe: `how time and memory grow: each impl at --max-chars ${SCALE_CHARS.map((n) => (n ? count(n) : 'all')).join(' / ')} x hidden ${SCALE_HIDDEN.join(' / ')}, each in a fresh process` },
   ...backendOption,
 } as const;
 
@@ -75,6 +80,8 @@ export interface ReferenceResult {
 export interface ImplResult {
   readonly impl: Impl;
   readonly backend: string;
+  /** Characters trained on (after --max-chars). */
+  readonly chars: number;
   readonly vocab: number;
   readonly hidden: number;
   readonly epochs: number;
@@ -97,6 +104,8 @@ export interface BenchResult {
   readonly results: ImplResult[];
   /** Why the reference did not run, when asked for and it could not. */
   referenceNote?: string;
+  /** --scale: one row per impl, corpus length and hidden size. */
+  scale?: ImplResult[];
 }
 
 /** Parses `RESULT impl=... vocab=... ...` from the reference script's output (its last such line). */
@@ -202,6 +211,7 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   return {
     impl,
     backend,
+    chars: corpus.ids.length,
     vocab: corpus.vocab.chars.length,
     hidden,
     epochs,
@@ -229,6 +239,7 @@ export async function handler(args: BenchArgs, log: Logger, note: Logger = log):
   const cpus = os.cpus();
   const machine = { cpu: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, node: process.version };
   log.info(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}`);
+  if (args.scale) return scaleHandler(args, { impls, epochs, corpusPath, machine }, log, note);
   // Before the minutes of training: a reference that cannot run is said at once.
   const referenceNote = args.reference ? referenceProblem(args.python, script) : undefined;
   if (referenceNote) log.info(`reference skipped: ${referenceNote}`);
@@ -274,4 +285,80 @@ export async function handler(args: BenchArgs, log: Logger, note: Logger = log):
     results,
     ...(referenceNote && { referenceNote }),
   };
+}
+
+/** Where the compiled CLI's entry point is, to run each --scale configuration in a fresh process. */
+const BIN = path.join(PACKAGE_ROOT, 'bin', 'lstm-lyrics.js');
+
+/**
+ * --scale: every impl x corpus length x hidden size, each in its own process (`bench --json`), so
+ * that each peak RSS is that configuration's alone: the wasm heap never shrinks. The thread count is
+ * resolved once here, so that the load of one run does not change the next one's.
+ */
+async function scaleHandler(
+  args: BenchArgs,
+  run: { impls: Impl[]; epochs: number; corpusPath: string; machine: BenchResult['machine'] },
+  log: Logger,
+  note: Logger,
+): Promise<BenchResult> {
+  const threads = resolveThreads(threadsOf(args.threads));
+  const backendArgs = ['--backend', args.backend, '--threads', String(threads.threads)];
+  const rows: ImplResult[] = [];
+  let backend = '';
+  let corpusInfo: BenchResult['corpus'] | undefined;
+  for (const impl of run.impls) {
+    for (const maxChars of SCALE_CHARS) {
+      for (const hidden of SCALE_HIDDEN) {
+        note.info(`scale: ${impl}, ${maxChars ? count(maxChars) : 'all'} characters, hidden ${hidden}...`);
+        const child = spawnSync(
+          process.execPath,
+          [BIN, 'bench', '--json', '--impl', impl, '--epochs', String(run.epochs), '--corpus', run.corpusPath, '--max-chars', String(maxChars), '--hidden', String(hidden), ...backendArgs],
+          { encoding: 'utf8', maxBuffer: 64 << 20 },
+        );
+        const last = child.stdout?.trim().split('\n').at(-1);
+        if (child.status !== 0 || !last) throw new Error(`bench --scale: ${impl} hidden ${hidden} failed (exit ${child.status}): ${(child.stderr ?? '').trim().split('\n').at(-1)}`);
+        const result = JSON.parse(last) as BenchResult;
+        backend = result.backend;
+        if (maxChars === 0) corpusInfo = result.corpus;
+        rows.push(result.results[0]);
+      }
+    }
+  }
+  log.info(backend + (threads.why ? ` (--threads ${threads.why}, resolved once for every run)` : ''));
+  log.info(`corpus: ${run.corpusPath}; ${run.epochs} timed epoch${run.epochs === 1 ? '' : 's'} after 1 warm-up, each configuration in a fresh process`);
+  log.info('');
+  log.info(scaleTable(rows));
+  log.info('');
+  for (const line of scaleNotes(rows)) log.info(line);
+  return { machine: run.machine, backend, corpus: corpusInfo ?? { path: run.corpusPath, chars: NaN, vocab: NaN }, epochs: run.epochs, results: [], scale: rows };
+}
+
+export function scaleTable(rows: readonly ImplResult[]): string {
+  const header = ['impl', 'chars', 'vocab', 'hidden', 's/epoch', 'ms per 1k chars', 'peak RSS MiB', 'tensors left'];
+  return formatTable(
+    rows.map((r) => [r.impl, count(r.chars), count(r.vocab), String(r.hidden), r.medianEpochSeconds.toFixed(3), (1e6 / r.charsPerSecond).toFixed(1), count(r.peakRssMiB), String(r.tensorsLeaked)]),
+    header,
+  ).join('\n');
+}
+
+/**
+ * Where time is not linear in characters (ms per 1k characters differs by more than 15% between
+ * the short and the long corpus) and where memory is not flat in corpus length (peak RSS grows by
+ * more than 15%), per impl and hidden size.
+ */
+export function scaleNotes(rows: readonly ImplResult[]): string[] {
+  const notes: string[] = [];
+  for (const short of rows) {
+    const long = rows.find((r) => r.impl === short.impl && r.hidden === short.hidden && r.chars > short.chars);
+    if (!long) continue;
+    const perChar = (r: ImplResult) => 1 / r.charsPerSecond;
+    const time = perChar(long) / perChar(short);
+    const memory = long.peakRssMiB / short.peakRssMiB;
+    const what = `${short.impl} hidden ${short.hidden}, ${count(short.chars)} -> ${count(long.chars)} characters (vocabulary ${count(short.vocab)} -> ${count(long.vocab)})`;
+    notes.push(
+      `${what}: time per character x${time.toFixed(2)} (${Math.abs(time - 1) <= 0.15 ? 'linear in characters' : 'NOT linear'}), ` +
+        `peak RSS x${memory.toFixed(2)} (${Math.abs(memory - 1) <= 0.15 ? 'flat' : 'NOT flat'})`,
+    );
+  }
+  return notes;
 }
