@@ -79,8 +79,9 @@ export class BuiltinLstm implements LanguageModel {
     return {
       step: (ids, state) =>
         tf.tidy(() => {
-          // X·kernel for a one-hot X is row ids of the kernel.
-          const z = tf.add(tf.add(tf.gather(kernel, ids), tf.fused.matMul({ a: state.h, b: recurrentKernel as tf.Tensor2D })), bias);
+          // X·kernel for a one-hot X is row ids of the kernel. A matmul without bias or activation
+          // is the same product fused or not (one kernel fewer unfused).
+          const z = tf.add(tf.add(tf.gather(kernel, ids), tf.matMul(state.h, recurrentKernel as tf.Tensor2D)), bias);
           const [zi, zf, zc, zo] = tf.split(z, 4, 1);
           const i = tf.sigmoid(zi);
           const f = tf.sigmoid(zf);
