@@ -86,6 +86,11 @@ export interface ImplResult {
   readonly hidden: number;
   readonly epochs: number;
   readonly medianEpochSeconds: number;
+  /**
+   * Median CPU seconds (user + system, all threads) of this process per timed epoch: on a busy
+   * machine wall time also counts the time other processes held the cores; this does not.
+   */
+  readonly medianEpochCpuSeconds: number;
   readonly charsPerSecond: number;
   readonly finalPerplexity: number;
   readonly peakRssMiB: number;
@@ -127,10 +132,10 @@ export function parseResultLine(stdout: string): ReferenceResult | undefined {
 
 export function resultTable(results: readonly ImplResult[]): string {
   const withRef = results.some((r) => r.reference);
-  const header = ['impl', 'backend', 's/epoch', 'chars/s', 'peak RSS MiB', 'tensors left', 'gen chars/s'];
+  const header = ['impl', 'backend', 's/epoch', 'CPU s/epoch', 'chars/s', 'peak RSS MiB', 'tensors left', 'gen chars/s'];
   if (withRef) header.push('PyTorch s/epoch*', 'ours/PyTorch', 'target', 'met');
   const rows = results.map((r) => {
-    const row = [r.impl, r.backend, r.medianEpochSeconds.toFixed(3), count(r.charsPerSecond), count(r.peakRssMiB), String(r.tensorsLeaked), count(r.generateCharsPerSecond)];
+    const row = [r.impl, r.backend, r.medianEpochSeconds.toFixed(3), r.medianEpochCpuSeconds.toFixed(3), count(r.charsPerSecond), count(r.peakRssMiB), String(r.tensorsLeaked), count(r.generateCharsPerSecond)];
     if (r.reference) {
       const ref = r.reference;
       row.push(ref.medianEpochSeconds.toFixed(3), ref.ratio.toFixed(2) + 'x', '<=' + ref.target.toFixed(1) + 'x', ref.met ? 'yes' : 'NO');
@@ -193,8 +198,15 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   const optimizer = makeOptimizer(config.optimizer, config.lr);
   let genCharsPerSecond: number;
   let history;
+  const cpuSeconds: number[] = [];
+  let cpuMark = process.cpuUsage();
+  const onEpoch = () => {
+    const used = process.cpuUsage(cpuMark);
+    cpuSeconds.push((used.user + used.system) / 1e6);
+    cpuMark = process.cpuUsage();
+  };
   try {
-    ({ history } = await train(model, corpus, config, { onBatch: () => (peakRss = Math.max(peakRss, process.memoryUsage.rss())) }, { optimizer }));
+    ({ history } = await train(model, corpus, config, { onBatch: () => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), onEpoch }, { optimizer }));
     const prefix = [...GEN_PREFIX].every((ch) => corpus.vocab.chars.includes(ch)) ? GEN_PREFIX : corpus.vocab.chars[0];
     generateText(model, corpus.vocab, prefix, 5); // warm-up: the first batch-1 step sets up its kernels
     const start = performance.now();
@@ -216,6 +228,7 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
     hidden,
     epochs,
     medianEpochSeconds: seconds,
+    medianEpochCpuSeconds: median(cpuSeconds.slice(1)),
     charsPerSecond: charsPerEpoch / seconds,
     finalPerplexity: timed[timed.length - 1].perplexity,
     peakRssMiB: peakRss / 2 ** 20,
@@ -240,6 +253,7 @@ export async function handler(args: BenchArgs, log: Logger, note: Logger = log):
   const machine = { cpu: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, node: process.version };
   log.info(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}`);
   if (args.scale) return scaleHandler(args, { impls, epochs, corpusPath, machine }, log, note);
+  const loadBefore = os.loadavg()[0];
   // Before the minutes of training: a reference that cannot run is said at once.
   const referenceNote = args.reference ? referenceProblem(args.python, script) : undefined;
   if (referenceNote) log.info(`reference skipped: ${referenceNote}`);
@@ -272,7 +286,8 @@ export async function handler(args: BenchArgs, log: Logger, note: Logger = log):
   log.info('');
   log.info(resultTable(results));
   log.info('');
-  log.info(`s/epoch: median of the timed epochs; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}.`);
+  log.info(`load average (1 min): ${loadBefore.toFixed(1)} before this bench, ${os.loadavg()[0].toFixed(1)} after (which counts the bench itself), on ${machine.cores} cores: when it was well above 0 before, other processes shared the cores and wall times are inflated; CPU times much less so.`);
+  log.info(`s/epoch: median of the timed epochs (wall); CPU s/epoch: this process' CPU time, all threads; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}.`);
   log.info('peak RSS: sampled per batch during that impl\'s run (the wasm heap never shrinks, so a later impl inherits an earlier one\'s growth).');
   if (results.some((r) => r.reference)) {
     log.info(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
@@ -334,9 +349,9 @@ async function scaleHandler(
 }
 
 export function scaleTable(rows: readonly ImplResult[]): string {
-  const header = ['impl', 'chars', 'vocab', 'hidden', 's/epoch', 'ms per 1k chars', 'peak RSS MiB', 'tensors left'];
+  const header = ['impl', 'chars', 'vocab', 'hidden', 's/epoch', 'CPU s/epoch', 'ms per 1k chars', 'peak RSS MiB', 'tensors left'];
   return formatTable(
-    rows.map((r) => [r.impl, count(r.chars), count(r.vocab), String(r.hidden), r.medianEpochSeconds.toFixed(3), (1e6 / r.charsPerSecond).toFixed(1), count(r.peakRssMiB), String(r.tensorsLeaked)]),
+    rows.map((r) => [r.impl, count(r.chars), count(r.vocab), String(r.hidden), r.medianEpochSeconds.toFixed(3), r.medianEpochCpuSeconds.toFixed(3), (1e6 / r.charsPerSecond).toFixed(1), count(r.peakRssMiB), String(r.tensorsLeaked)]),
     header,
   ).join('\n');
 }
