@@ -146,16 +146,17 @@ describe('bench --scale', () => {
   const row = (impl: 'scratch' | 'builtin', chars: number, vocab: number, hidden: number, seconds: number, rss: number) =>
     ({ impl, backend: 'wasm', chars, vocab, hidden, epochs: 1, medianEpochSeconds: seconds, medianEpochCpuSeconds: seconds, charsPerSecond: chars / seconds, finalPerplexity: 1, peakRssMiB: rss, tensorsLeaked: 0, generateCharsPerSecond: 1 });
 
-  it('says where time per character or memory changes with corpus length', () => {
+  it('says where CPU time per character departs from the matmul work, or memory changes, with corpus length', () => {
     const notes = scaleNotes([
-      row('scratch', 10_000, 1027, 256, 1.0, 300),
-      row('scratch', 63_282, 2582, 256, 6.4, 310),
-      row('builtin', 10_000, 1027, 256, 2.0, 400),
-      row('builtin', 63_282, 2582, 256, 25.3, 900),
+      { ...row('scratch', 10_000, 1027, 256, 1.0, 300), medianEpochCpuSeconds: 1.0 },
+      // work per character: (786,432 + 3·256·2582) / (786,432 + 3·256·1027) = 1.76; CPU: (11.14 / 63,282) / (1 / 10,000) = 1.76
+      { ...row('scratch', 63_282, 2582, 256, 30, 310), medianEpochCpuSeconds: 11.14 },
+      { ...row('builtin', 10_000, 1027, 256, 2.0, 400), medianEpochCpuSeconds: 2.0 },
+      { ...row('builtin', 63_282, 2582, 256, 25.3, 900), medianEpochCpuSeconds: 40 },
     ]);
     expect(notes).toEqual([
-      'scratch hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): time per character x1.01 (linear in characters), peak RSS x1.03 (flat)',
-      'builtin hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): time per character x2.00 (NOT linear), peak RSS x2.25 (NOT flat)',
+      'scratch hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): CPU time per character x1.76, matmul work per character x1.76 (linear in characters); peak RSS x1.03 (flat)',
+      'builtin hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): CPU time per character x3.16, matmul work per character x1.76 (NOT linear in characters); peak RSS x2.25 (NOT flat)',
     ]);
   });
 
