@@ -58,7 +58,7 @@ export async function selectBackend(
   }
   if (preference === 'auto' || preference === 'wasm') {
     try {
-      const { threads, why } = resolveThreads(options.wasmThreads ?? 1);
+      const { threads, why } = await resolveThreads(options.wasmThreads ?? 1);
       await loaders.activate('wasm', { ...options, wasmThreads: threads });
       return describe('wasm', `wasm (WebAssembly, SIMD, ${threads === 1 ? '1 thread' : `${threads} threads`}${why ? `: ${why}` : ''})`);
     } catch (err) {
@@ -112,7 +112,7 @@ export const nodeLoaders: BackendLoaders = {
   },
   async activate(name, options = {}) {
     if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
-    const threads = options.wasmThreads === 'auto' ? resolveThreads('auto').threads : (options.wasmThreads ?? 1);
+    const threads = options.wasmThreads === 'auto' ? (await resolveThreads('auto')).threads : (options.wasmThreads ?? 1);
     if (name === 'wasm' && threads > 1) {
       const { startThreadedWasm } = require('./wasm-threads') as typeof import('./wasm-threads');
       await startThreadedWasm(threads);

@@ -20,7 +20,7 @@ export const backendOption = {
   threads: {
     type: 'string',
     default: 'auto',
-    describe: `wasm only: compute threads, a number or auto (the idle cores by the load average, at most ${MAX_AUTO_THREADS}; generate: 1)`,
+    describe: `wasm only: compute threads, a number or auto (the cores idle at start-up, at most ${MAX_AUTO_THREADS}; generate: 1)`,
   },
 } as const;
 

@@ -287,7 +287,7 @@ export async function handler(args: BenchArgs, log: Logger, note: Logger = log):
   log.info(resultTable(results));
   log.info('');
   log.info(`load average (1 min): ${loadBefore.toFixed(1)} before this bench, ${os.loadavg()[0].toFixed(1)} after (which counts the bench itself), on ${machine.cores} cores: when it was well above 0 before, other processes shared the cores and wall times are inflated; CPU times much less so.`);
-  log.info(`s/epoch: median of the timed epochs (wall); CPU s/epoch: this process' CPU time, all threads; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}.`);
+  log.info(`s/epoch: median of the timed epochs (wall); CPU s/epoch: this process' CPU time, all threads; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}, on this process' threads (lstm-lyrics generate runs on 1 under --threads auto: batch-1 steps are too small to share, and slower on 2).`);
   log.info('peak RSS: sampled per batch during that impl\'s run (the wasm heap never shrinks, so a later impl inherits an earlier one\'s growth).');
   if (results.some((r) => r.reference)) {
     log.info(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
@@ -316,7 +316,7 @@ async function scaleHandler(
   log: Logger,
   note: Logger,
 ): Promise<BenchResult> {
-  const threads = resolveThreads(threadsOf(args.threads));
+  const threads = await resolveThreads(threadsOf(args.threads));
   const backendArgs = ['--backend', args.backend, '--threads', String(threads.threads)];
   const rows: ImplResult[] = [];
   let backend = '';
