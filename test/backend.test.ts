@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendLoaders } from '../src/backend/select';
 import { UsageError } from '../src/core/errors';
+import * as os from 'os';
+import { MAX_AUTO_THREADS, idleCores, resolveThreads } from '../src/backend/threads';
+import { threadsOf } from '../src/cli/options';
 
 /** Loaders that record what was tried; `installed` packages load, `broken` backends fail to start. */
 function fakeLoaders(opts: { gpu: boolean; installed: string[]; broken?: string[] }) {
@@ -85,5 +88,44 @@ describe('selectBackend on this machine (real loaders)', () => {
   it('--backend cpu gives plain JS', async () => {
     expect((await selectBackend('cpu')).name).toBe('cpu');
     expect(tf.getBackend()).toBe('cpu');
+  });
+});
+
+describe('--threads', () => {
+  it.each([
+    [2, 2.0, 2, 'an idle 2-core machine uses both cores'],
+    [2, 1.8, 2, 'a light load still leaves two'],
+    [2, 1.6, 1, 'half a core busy: one thread'],
+    [2, 1.0, 1, 'another busy process: one thread'],
+    [2, 0.1, 1, 'a very busy machine: one thread'],
+    [16, 16, MAX_AUTO_THREADS, 'many idle cores: capped'],
+    [1, 1, 1, 'one core: one thread'],
+  ])('auto with %i cores, %f of them idle, gives %i (%s)', async (cores, idle, expected) => {
+    const choice = await resolveThreads('auto', cores, idle);
+    expect(choice.threads).toBe(expected);
+    expect(choice.why).toBe(`auto: ${idle.toFixed(1)} of ${cores} cores idle`);
+  });
+
+  it('measures the idle cores', async () => {
+    const idle = await idleCores(50);
+    expect(idle).toBeGreaterThanOrEqual(0);
+    expect(idle).toBeLessThanOrEqual(os.cpus().length);
+  });
+
+  it('a number is taken as given', async () => {
+    expect(await resolveThreads(3, 2, 0)).toEqual({ threads: 3 });
+  });
+
+  it('parses the flag', () => {
+    expect(threadsOf('auto')).toBe('auto');
+    expect(threadsOf('2')).toBe(2);
+    expect(threadsOf(1)).toBe(1);
+    for (const bad of ['0', '1.5', 'two', '']) expect(() => threadsOf(bad)).toThrow(/--threads must be auto or a whole number >= 1/);
+  });
+
+  it('says in the backend line what auto chose and why', async () => {
+    const { loaders } = fakeLoaders({ gpu: false, installed: [] });
+    const choice = await selectBackend('wasm', { wasmThreads: 'auto' }, loaders);
+    expect(choice.description).toMatch(/^backend: wasm \(WebAssembly, SIMD, (1 thread|\d threads): auto: [\d.]+ of \d+ cores idle\)$/);
   });
 });

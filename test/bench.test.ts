@@ -1,4 +1,8 @@
-import { parseResultLine } from '../src/cli/commands/bench';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { DEFAULT_REFERENCE_SCRIPT, handler, parseResultLine, referenceEnv, referenceProblem, scaleNotes, scaleTable, type BenchArgs } from '../src/cli/commands/bench';
+import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
 import { formatTable } from '../src/ui/table';
 import { median } from '../src/core/metrics';
 
@@ -33,5 +37,132 @@ describe('bench helpers', () => {
       'scratch    1.500',
       'builtin   12.250',
     ]);
+  });
+});
+
+describe('lstm-lyrics bench (handler in process)', () => {
+  const lines: string[] = [];
+  const log = { info: (line: string) => lines.push(line) };
+  let corpus: string;
+  const tiny = (over: Partial<BenchArgs> = {}): BenchArgs => ({
+    epochs: 1,
+    corpus,
+    maxChars: 0,
+    hidden: 8,
+    impl: 'scratch',
+    reference: false,
+    python: 'python3',
+    referenceScript: DEFAULT_REFERENCE_SCRIPT,
+    json: false,
+    scale: false,
+    backend: 'wasm',
+    threads: '1',
+    ...over,
+  });
+
+  beforeAll(async () => {
+    await useWasm();
+    corpus = writeFile(tempDir(), 'lyric.txt', REPETITIVE_LYRIC.repeat(3));
+  });
+  beforeEach(() => lines.splice(0));
+
+  it('times one impl and leaks no tensors', async () => {
+    const result = await handler(tiny(), log);
+    expect(result.results).toHaveLength(1);
+    const [r] = result.results;
+    expect(r).toMatchObject({ impl: 'scratch', hidden: 8, epochs: 1, tensorsLeaked: 0 });
+    expect(r.medianEpochSeconds).toBeGreaterThan(0);
+    expect(r.medianEpochCpuSeconds).toBeGreaterThan(0);
+    expect(r.generateCharsPerSecond).toBeGreaterThan(0);
+    expect(r.reference).toBeUndefined();
+    expect(lines.join('\n')).toMatch(/scratch\s+wasm/);
+  });
+
+  it('says why a missing reference script is skipped, before training, and still benchmarks', async () => {
+    const missing = path.join(tempDir(), 'nope.py');
+    const result = await handler(tiny({ reference: true, referenceScript: missing }), log);
+    expect(result.referenceNote).toMatch(/nope\.py not found \(see --reference-script\)/);
+    expect(lines[1]).toMatch(/^reference skipped: .*nope\.py not found/);
+    expect(result.results[0].reference).toBeUndefined();
+  });
+
+  it('says so when the interpreter does not exist', () => {
+    expect(referenceProblem('/no/such/python3', __filename)).toMatch(/cannot run \/no\/such\/python3: ENOENT \(see --python\)/);
+  });
+
+  it('says so when the interpreter lacks torch', () => {
+    // `node -c 'import torch'` fails like a Python without torch.
+    expect(referenceProblem(process.execPath, __filename)).toMatch(/cannot import torch; install it with: apt-get/);
+  });
+
+  it('runs the reference without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, and leaves ours alone', async () => {
+    const dir = tempDir();
+    // A stand-in interpreter: passes the torch probe and prints a RESULT line naming what it saw.
+    const fake = writeFile(dir, 'fake-python', [
+      '#!/bin/sh',
+      'if [ "$1" = -c ]; then exit 0; fi',
+      'echo "epoch 1 ..."',
+      'echo "RESULT impl=$3 vocab=${OPENBLAS_CORETYPE:-unset}${OPENBLAS_L2_SIZE:-unset} epochs=$4 median_epoch_s=0.5 total_s=1.0 final_perplexity=9.5"',
+    ].join('\n') + '\n');
+    fs.chmodSync(fake, 0o755);
+    const saved = { ...process.env };
+    process.env.OPENBLAS_CORETYPE = 'Haswell';
+    process.env.OPENBLAS_L2_SIZE = '512';
+    try {
+      const result = await handler(tiny({ reference: true, python: fake, referenceScript: fake }), log);
+      const ref = result.results[0].reference!;
+      expect(ref).toMatchObject({ impl: 'scratch', epochs: 2, medianEpochSeconds: 0.5, finalPerplexity: 9.5, target: 1.0 });
+      expect(ref.vocab).toBeNaN(); // "unsetunset": both were removed for the child
+      expect(process.env.OPENBLAS_CORETYPE).toBe('Haswell');
+      expect(lines.join('\n')).toMatch(/OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset/);
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('removes only the two OpenBLAS variables', () => {
+    expect(referenceEnv({ OPENBLAS_CORETYPE: 'x', OPENBLAS_L2_SIZE: '1', OPENBLAS_NUM_THREADS: '2', PATH: '/bin' })).toEqual({ OPENBLAS_NUM_THREADS: '2', PATH: '/bin' });
+  });
+});
+
+describe('lstm-lyrics bench (the CLI command)', () => {
+  const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
+
+  it('--json prints one JSON object on stdout, the table on stderr', () => {
+    const dir = tempDir();
+    const corpus = writeFile(dir, 'lyric.txt', REPETITIVE_LYRIC.repeat(3));
+    const r = spawnSync(process.execPath, [BIN, 'bench', '--json', '--impl', 'builtin', '--epochs', '1', '--hidden', '8', '--max-chars', '0', '--corpus', corpus, '--backend', 'wasm', '--reference', '--python', '/no/such/python'], { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const result = JSON.parse(lines[0]);
+    expect(result.results[0]).toMatchObject({ impl: 'builtin', hidden: 8, tensorsLeaked: 0 });
+    expect(result.referenceNote).toMatch(/cannot run \/no\/such\/python/);
+    expect(r.stderr).toMatch(/builtin\s+wasm/);
+  });
+});
+
+describe('bench --scale', () => {
+  const row = (impl: 'scratch' | 'builtin', chars: number, vocab: number, hidden: number, seconds: number, rss: number) =>
+    ({ impl, backend: 'wasm', chars, vocab, hidden, epochs: 1, medianEpochSeconds: seconds, medianEpochCpuSeconds: seconds, charsPerSecond: chars / seconds, finalPerplexity: 1, peakRssMiB: rss, tensorsLeaked: 0, generateCharsPerSecond: 1 });
+
+  it('says where CPU time per character departs from the matmul work, or memory changes, with corpus length', () => {
+    const notes = scaleNotes([
+      { ...row('scratch', 10_000, 1027, 256, 1.0, 300), medianEpochCpuSeconds: 1.0 },
+      // work per character: (786,432 + 3·256·2582) / (786,432 + 3·256·1027) = 1.76; CPU: (11.14 / 63,282) / (1 / 10,000) = 1.76
+      { ...row('scratch', 63_282, 2582, 256, 30, 310), medianEpochCpuSeconds: 11.14 },
+      { ...row('builtin', 10_000, 1027, 256, 2.0, 400), medianEpochCpuSeconds: 2.0 },
+      { ...row('builtin', 63_282, 2582, 256, 25.3, 900), medianEpochCpuSeconds: 40 },
+    ]);
+    expect(notes).toEqual([
+      'scratch hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): CPU time per character x1.76, matmul work per character x1.76 (linear in characters); peak RSS x1.03 (flat)',
+      'builtin hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): CPU time per character x3.16, matmul work per character x1.76 (NOT linear in characters); peak RSS x2.25 (NOT flat)',
+    ]);
+  });
+
+  it('tabulates ms per 1k characters', () => {
+    const table = scaleTable([row('scratch', 10_000, 1027, 128, 0.5, 250)]).split('\n');
+    expect(table[0]).toMatch(/^impl\s+chars\s+vocab\s+hidden\s+s\/epoch\s+CPU s\/epoch\s+ms per 1k chars\s+peak RSS MiB\s+tensors left$/);
+    expect(table[2]).toMatch(/^scratch\s+10,000\s+1,027\s+128\s+0\.500\s+0\.500\s+50\.0\s+250\s+0$/);
   });
 });

@@ -1,6 +1,100 @@
-/** The text sampler's choice of the next character: greedy, temperature and top-k, seeded. */
-import { GREEDY, pickCharacter } from '../src/core/generate';
+/** The text sampler: the same text as one forward() per character, with fewer kernels and reads. */
+import * as tf from '@tensorflow/tfjs';
+import { GREEDY, generateText, pickCharacter, type SamplingOptions } from '../src/core/generate';
+import { IMPLS } from '../src/core/config';
+import { createModel, type LanguageModel } from '../src/core/models';
+import { disposeState } from '../src/core/models/types';
 import { makeRng } from '../src/core/random';
+import { train } from '../src/core/train';
+import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN } from '../src/core/config';
+import { buildVocabulary, decode, encode, type Corpus } from '../src/core/vocab';
+import { REPETITIVE_LYRIC, onBackend, useWasm } from './helpers';
+
+beforeAll(useWasm);
+
+/** generateText as it was: the whole model's forward() on each character, logits read back every time. */
+function referenceText(model: LanguageModel, corpus: Corpus, prefix: string, length: number, options: SamplingOptions): string {
+  const out = Array.from(encode(corpus.vocab, prefix));
+  let state = model.zeroState(1);
+  let feed = Int32Array.from(out);
+  for (let i = 0; i < length; i++) {
+    const { next, logits } = tf.tidy(() => {
+      const step = model.forward(tf.tensor2d(feed, [1, feed.length], 'int32'), state);
+      return { next: step.state, logits: tf.keep(step.logits.slice([0, feed.length - 1, 0], [1, 1, -1]).reshape([-1])) };
+    });
+    disposeState(state);
+    state = next;
+    const id = pickCharacter(logits.dataSync() as Float32Array, options);
+    logits.dispose();
+    out.push(id);
+    feed = Int32Array.of(id);
+  }
+  disposeState(state);
+  return decode(corpus.vocab, out);
+}
+
+/** A model trained a little, so its greedy text is not one character repeated. */
+async function trainedModel(impl: (typeof IMPLS)[number], corpus: Corpus): Promise<LanguageModel> {
+  const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 2);
+  const config = { ...DEFAULT_TRAIN, ...DEFAULT_OPTIMIZER[impl], corpus: 'test', epochs: 3, batchSize: 4, numSteps: 8, clip: 1, lr: impl === 'scratch' ? 10 : 0.01, prefixes: [], predLen: 0, reportEvery: 10 };
+  await train(model, corpus, config);
+  return model;
+}
+
+const text = REPETITIVE_LYRIC;
+const vocab = buildVocabulary(text);
+const corpus: Corpus = { vocab, ids: encode(vocab, text) } as Corpus;
+
+describe.each(['wasm', 'cpu'] as const)('generateText on %s', (backend) => {
+  describe.each(IMPLS)('%s', (impl) => {
+    let model: LanguageModel;
+    beforeAll(async () => {
+      await onBackend(backend, async () => (model = await trainedModel(impl, corpus)));
+    });
+    afterAll(() => model.dispose());
+
+    it('greedy: the same text as one forward() per character, and no tensors left', () =>
+      onBackend(backend, () => {
+        const before = tf.memory().numTensors;
+        for (const prefix of ['分开', '不分开', '我']) {
+          const expected = referenceText(model, corpus, prefix, 40, GREEDY);
+          expect(generateText(model, corpus.vocab, prefix, 40)).toBe(expected);
+          expect(new Set(expected.slice(prefix.length)).size).toBeGreaterThan(2); // a real test: not one character
+        }
+        expect(tf.memory().numTensors).toBe(before);
+      }));
+
+    it('sampling with a seed: the same text as before, and it repeats', () =>
+      onBackend(backend, () => {
+        const before = tf.memory().numTensors;
+        const options = () => ({ temperature: 1, topK: 5, rng: makeRng(11) });
+        const expected = referenceText(model, corpus, '分开', 30, options());
+        expect(generateText(model, corpus.vocab, '分开', 30, options())).toBe(expected);
+        expect(generateText(model, corpus.vocab, '分开', 30, options())).toBe(expected);
+        expect(tf.memory().numTensors).toBe(before);
+      }));
+
+    it.each([
+      ['greedy, chunks of 1', GREEDY, 1],
+      ['greedy, chunks of 7', GREEDY, 7],
+      ['greedy, default chunks', GREEDY, undefined],
+      ['sampled', { temperature: 0.8, topK: 0, rng: makeRng(3) }, undefined],
+    ] as const)('streams the generated text through onText (%s)', (_, options, chunk) =>
+      onBackend(backend, () => {
+        const before = tf.memory().numTensors;
+        const pieces: string[] = [];
+        const full = generateText(model, corpus.vocab, '不分开', 23, options, { onText: (t) => pieces.push(t), chunk });
+        expect('不分开' + pieces.join('')).toBe(full);
+        if (chunk === 1 || options !== GREEDY) expect(pieces).toHaveLength(23);
+        if (chunk === 7) expect(pieces.map((p) => Array.from(p).length)).toEqual([7, 7, 7, 2]);
+        expect(tf.memory().numTensors).toBe(before);
+      }));
+
+    it('returns the prefix alone for length 0', () => {
+      expect(generateText(model, corpus.vocab, '分开', 0)).toBe('分开');
+    });
+  });
+});
 
 /** Logits where the order matters: id 3 is best, then 0, 5, 1, ...; the tail is not negligible. */
 const LOGITS = Float32Array.from([2.0, 1.0, -1.0, 2.5, 0.0, 1.5, -0.5, 0.5]);

@@ -5,7 +5,7 @@ import { loadCorpus } from '../src/node/corpus-file';
 import { createModel } from '../src/core/models';
 import { makeOptimizer } from '../src/core/optimizer';
 import { clipByGlobalNorm, crossEntropy, train } from '../src/core/train';
-import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
+import { REPETITIVE_LYRIC, onBackend, tempDir, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);
 
@@ -93,6 +93,38 @@ describe('crossEntropy', () => {
     const b = tf.grad(reference)(logits).dataSync();
     a.forEach((v, i) => expect(v).toBeCloseTo(b[i], 6));
   });
+
+  /** The formula before the target logit was gathered: the row times its one-hot, summed. */
+  function withOneHotProduct(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+    const V = logits.shape[logits.shape.length - 1];
+    const loss = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [l, oneHot, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+      const shifted = l.sub(l.max(1, true));
+      const exps = shifted.exp();
+      const sums = exps.sum(1, true);
+      const probs = exps.div(sums);
+      save([probs, oneHot]);
+      return {
+        value: shifted.mul(oneHot).sum(1, true).sub(sums.log()).mean().neg() as tf.Scalar,
+        gradFunc: (dy: tf.Tensor, [p, y]: tf.Tensor[]) => [p.sub(y).mul(dy.div(p.shape[0])), tf.zerosLike(y)],
+      };
+    });
+    return tf.tidy(() => loss(logits.reshape([-1, V]), tf.oneHot(targets.reshape([-1]), V).toFloat()));
+  }
+
+  it.each(['wasm', 'cpu'] as const)('gives bit for bit the value and gradient of the one-hot product formula (%s), leaking nothing', (backend) =>
+    onBackend(backend, () => {
+      const logits = tf.randomNormal([4, 35, 97], 0, 4, 'float32', 6);
+      const targets = tf.tensor2d(Array.from({ length: 140 }, (_, i) => (i * 37) % 97), [4, 35], 'int32');
+      const before = tf.memory().numTensors;
+      const [v1, v2] = [crossEntropy(logits, targets), withOneHotProduct(logits, targets)];
+      expect(v1.dataSync()[0]).toBe(v2.dataSync()[0]);
+      const [g1, g2] = [tf.grad((l: tf.Tensor) => crossEntropy(l, targets))(logits), tf.grad((l: tf.Tensor) => withOneHotProduct(l, targets))(logits)];
+      expect(Array.from(g1.dataSync())).toEqual(Array.from(g2.dataSync()));
+      tf.dispose([v1, v2, g1, g2]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([logits, targets]);
+    }));
 });
 
 describe('makeOptimizer', () => {

@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { UsageError } from '../core/errors';
+import { resolveThreads, type ThreadsSetting } from './threads';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -23,8 +24,8 @@ export interface BackendLoaders {
 }
 
 export interface BackendOptions {
-  /** XNNPACK threads for wasm (1: the stock single-threaded build). */
-  readonly wasmThreads?: number;
+  /** XNNPACK threads for wasm (1, the default: the stock single-threaded build; 'auto': see threads.ts). */
+  readonly wasmThreads?: ThreadsSetting;
 }
 
 export interface BackendChoice {
@@ -57,9 +58,9 @@ export async function selectBackend(
   }
   if (preference === 'auto' || preference === 'wasm') {
     try {
-      await loaders.activate('wasm', options);
-      const threads = options.wasmThreads ?? 1;
-      return describe('wasm', `wasm (WebAssembly, SIMD, ${threads === 1 ? '1 thread' : `${threads} threads`})`);
+      const { threads, why } = await resolveThreads(options.wasmThreads ?? 1);
+      await loaders.activate('wasm', { ...options, wasmThreads: threads });
+      return describe('wasm', `wasm (WebAssembly, SIMD, ${threads === 1 ? '1 thread' : `${threads} threads`}${why ? `: ${why}` : ''})`);
     } catch (err) {
       if (preference === 'wasm') throw new UsageError(`--backend wasm failed to start: ${message(err)}`);
       skipped.push(`wasm failed to start: ${message(err)}`);
@@ -111,9 +112,10 @@ export const nodeLoaders: BackendLoaders = {
   },
   async activate(name, options = {}) {
     if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
-    if (name === 'wasm' && (options.wasmThreads ?? 1) > 1) {
+    const threads = options.wasmThreads === 'auto' ? (await resolveThreads('auto')).threads : (options.wasmThreads ?? 1);
+    if (name === 'wasm' && threads > 1) {
       const { startThreadedWasm } = require('./wasm-threads') as typeof import('./wasm-threads');
-      await startThreadedWasm(options.wasmThreads!);
+      await startThreadedWasm(threads);
     } else if (!(await tf.setBackend(name))) {
       throw new Error(`tf.setBackend('${name}') failed`);
     }

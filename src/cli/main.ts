@@ -8,6 +8,7 @@ import yargs from 'yargs';
 import { EXIT, UsageError, exitCodeOf } from '../core/errors';
 import { colorsFor } from '../ui/colors';
 import { progressFor, type Progress } from '../ui/progress';
+import * as bench from './commands/bench';
 import * as compare from './commands/compare';
 import * as corpus from './commands/corpus';
 import * as generate from './commands/generate';
@@ -63,7 +64,12 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       // Serves until stop (Ctrl-C / SIGTERM) aborts, then closes the server and returns.
       await serve.handler(args, io.out, stop);
     })
-    .demandCommand(1, 'name a command: train, generate, compare, corpus or serve')
+    .command(bench.command, bench.describe, bench.builder, async (args) => {
+      // With --json the table and notes go to stderr, and stdout carries only the result object.
+      const result = await bench.handler(args, args.json ? io.err : io.out, io.err);
+      if (args.json) io.out.info(JSON.stringify(result));
+    })
+    .demandCommand(1, 'name a command: train, generate, compare, corpus, serve or bench')
     .recommendCommands()
     .strict()
     .help()

@@ -4,6 +4,7 @@
 import * as path from 'path';
 import type { InferredOptionTypes, Options } from 'yargs';
 import { BACKEND_PREFERENCES, selectBackend, type BackendChoice, type BackendPreference } from '../backend/select';
+import { MAX_AUTO_THREADS, type ThreadsSetting } from '../backend/threads';
 import { DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Impl, type Sampling } from '../core/config';
 import { UsageError } from '../core/errors';
 
@@ -17,9 +18,9 @@ export const backendOption = {
     describe: 'TF.js backend: auto tries CUDA, native TensorFlow, wasm, then plain JS',
   },
   threads: {
-    type: 'number',
-    default: 1,
-    describe: 'wasm only: compute threads (2 helps on an idle 2-core machine, hurts on a busy one)',
+    type: 'string',
+    default: 'auto',
+    describe: `wasm only: compute threads, a number or auto (the cores idle at start-up, at most ${MAX_AUTO_THREADS}; generate: 1)`,
   },
 } as const;
 
@@ -66,6 +67,14 @@ type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}` ? `${
 export type BackendArgs = ArgsOf<typeof backendOption>;
 export type TrainArgs = ArgsOf<typeof trainOptions>;
 
+/** --threads: 'auto' or a whole number >= 1. */
+export function threadsOf(value: string | number): ThreadsSetting {
+  if (value === 'auto') return 'auto';
+  const n = typeof value === 'number' ? value : value.trim() === '' ? NaN : Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--threads must be auto or a whole number >= 1, got ${value}`);
+  return n;
+}
+
 /** A whole number >= min; flags like --epochs 2.5 or --epochs abc are usage errors. */
 export function wholeNumber(flag: string, value: number, min = 1): number {
   if (!Number.isInteger(value) || value < min) {
@@ -84,7 +93,11 @@ export function nonNegative(flag: string, value: number): number {
   return value;
 }
 
-/** Starts the TF.js backend that --backend and --threads ask for (after the input is checked). */
-export function startBackend(args: BackendArgs): Promise<BackendChoice> {
-  return selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
+/**
+ * Starts the TF.js backend that --backend and --threads ask for (after the input is checked).
+ * `auto`, when given, is what --threads auto means for this command instead of the idle cores.
+ */
+export function startBackend(args: BackendArgs, auto?: number): Promise<BackendChoice> {
+  const threads = threadsOf(args.threads);
+  return selectBackend(args.backend, { wasmThreads: threads === 'auto' && auto !== undefined ? auto : threads });
 }

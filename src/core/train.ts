@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { makeBatches, type Batch } from './batches';
 import type { TrainConfig } from './config';
-import { generateText } from './generate';
+import { generateText, yieldToEventLoop } from './generate';
 import { isReportEpoch, type EpochMetrics, type Report, type TrainPosition } from './metrics';
 import type { LanguageModel, LstmState } from './models';
 import { disposeState } from './models/types';
@@ -184,19 +184,24 @@ function trainStep(
 export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
   const vocabSize = logits.shape[logits.shape.length - 1];
   const loss = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [flatLogits, oneHot, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [flatLogits, ids, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
     const shifted = flatLogits.sub(flatLogits.max(1, true)); // stable: largest logit is 0
     const exps = shifted.exp();
     const sums = exps.sum(1, true);
     const probs = exps.div(sums);
-    save([probs, oneHot]);
-    const targetLogProbs = shifted.mul(oneHot).sum(1, true).sub(sums.log());
+    save([probs, ids]);
+    // Each row's target logit, picked out (the sum of the row times its one-hot, without the
+    // [N, vocab] product: the same number, as every other term is 0).
+    const rows = shifted.shape[0];
+    const flatIndex = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(vocabSize, 'int32')), ids);
+    const targetLogits = tf.gather(shifted.reshape([-1]), flatIndex).reshape([rows, 1]);
+    const targetLogProbs = targetLogits.sub(sums.log());
     return {
       value: targetLogProbs.mean().neg() as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, [p, y]: tf.Tensor[]) => [p.sub(y).mul(dy.div(p.shape[0])), tf.zerosLike(y)],
+      gradFunc: (dy: tf.Tensor, [p, y]: tf.Tensor[]) => [p.sub(tf.oneHot(y as tf.Tensor1D, vocabSize).toFloat()).mul(dy.div(p.shape[0])), tf.zerosLike(y)],
     };
   });
-  return tf.tidy(() => loss(logits.reshape([-1, vocabSize]), tf.oneHot(targets.reshape([-1]), vocabSize).toFloat()));
+  return tf.tidy(() => loss(logits.reshape([-1, vocabSize]), targets.reshape([-1]).toInt()));
 }
 
 /**
@@ -209,10 +214,4 @@ export function clipByGlobalNorm(grads: readonly tf.Tensor[], maxNorm: number): 
     const scale = tf.minimum(1, tf.div(maxNorm, norm));
     return { clipped: grads.map((g) => tf.mul(g, scale)), norm };
   });
-}
-
-/** One turn of the event loop: setImmediate in Node, a zero-delay timeout in a browser. */
-function yieldToEventLoop(): Promise<void> {
-  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
-  return new Promise((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
 }

@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: times both LSTMs on the lesson's reference configuration and, with --reference,
- * sets them beside the PyTorch version of the lesson run on the same machine and corpus.
+ * `lstm-lyrics bench`: times both LSTMs on the lesson's reference configuration and, with
+ * --reference, sets them beside the PyTorch version of the lesson run on the same machine and corpus.
  * A benchmark, not a test: it prints numbers and never fails on them.
  */
 import { spawnSync } from 'child_process';
@@ -8,27 +8,63 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import yargs from 'yargs';
-import { BACKEND_PREFERENCES, selectBackend, type BackendPreference } from '../../backend/select';
-import { BUNDLED_CORPUS, wholeNumber } from '../options';
+import type { Argv } from 'yargs';
+import { resolveThreads } from '../../backend/threads';
 import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type Impl, type TrainConfig } from '../../core/config';
-import { loadCorpus } from '../../node/corpus-file';
-import type { Corpus } from '../../core/vocab';
-import { UsageError, exitCodeOf } from '../../core/errors';
 import { generateText } from '../../core/generate';
-import { createModel } from '../../core/models';
 import { median } from '../../core/metrics';
+import { createModel } from '../../core/models';
 import { makeOptimizer } from '../../core/optimizer';
 import { train } from '../../core/train';
+import type { Corpus } from '../../core/vocab';
+import { loadCorpus } from '../../node/corpus-file';
 import { count, formatTable } from '../../ui/table';
+import type { Logger } from '../logger';
+import { BUNDLED_CORPUS, backendOption, startBackend, threadsOf, wholeNumber, type ArgsOf } from '../options';
 
-const PYTHON = '/usr/bin/python3';
+export const command = 'bench';
+export const describe = 'time training and generation of both LSTMs (and, with --reference, the PyTorch lesson)';
+
+/** The package root: the reference script's default path is relative to it, not to the cwd. */
+const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
+export const DEFAULT_REFERENCE_SCRIPT = path.resolve(PACKAGE_ROOT, '..', 'shared', 'reference', 'seed_lstm.py');
 const INSTALL_TORCH = 'apt-get update && apt-get install -y python3-torch libopenblas0-pthread';
-const DEFAULT_REFERENCE_SCRIPT = path.resolve(__dirname, '..', '..', 'shared', 'reference', 'seed_lstm.py');
-/** How much slower than PyTorch each impl may be (ours / PyTorch median seconds per epoch). */
-export const TARGET_RATIO: Readonly<Record<Impl, number>> = { scratch: 2.0, builtin: 4.0 };
+/**
+ * Set on these machines and slowing OpenBLAS down (a wrong core type, a small L2): removed from the
+ * reference child's environment only, never from ours.
+ */
+export const OPENBLAS_VARS_UNSET = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] as const;
+/** The goal: ours / PyTorch median seconds per epoch at most this (issue 10's "done"). */
+export const TARGET_RATIO: Readonly<Record<Impl, number>> = { scratch: 1.0, builtin: 2.0 };
+/** --scale's grid: the lesson's 10,000 characters and the whole corpus (0), three model sizes. */
+export const SCALE_CHARS = [10_000, 0] as const;
+export const SCALE_HIDDEN = [128, 256, 512] as const;
 const GEN_PREFIX = '分开';
 const GEN_CHARS = 200;
+
+export const benchOptions = {
+  impl: { choices: IMPLS, describe: 'benchmark only this LSTM', defaultDescription: 'both' },
+  epochs: { type: 'number', default: 3, describe: 'timed epochs per impl (after one warm-up epoch)' },
+  corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled corpus/songci300.txt', describe: 'training text: a UTF-8 .txt or a .zip holding one' },
+  'max-chars': { type: 'number', default: DEFAULT_TRAIN.maxChars, describe: 'keep the first N characters of the corpus (0: all)' },
+  hidden: { type: 'number', default: DEFAULT_HIDDEN, describe: 'LSTM hidden units' },
+  reference: { type: 'boolean', default: false, describe: 'also time the PyTorch lesson (--python + torch) and compare' },
+  python: { type: 'string', default: 'python3', describe: 'the Python interpreter for --reference (one that can import torch)' },
+  'reference-script': { type: 'string', default: DEFAULT_REFERENCE_SCRIPT, defaultDescription: '../shared/reference/seed_lstm.py beside the package', describe: 'the PyTorch reference script' },
+  json: { type: 'boolean', default: false, describe: 'print the results as one JSON object on stdout instead of a table' },
+  scale: { type: 'boolean', default: false, describe: `how time and memory grow: each impl at --max-chars ${SCALE_CHARS.map((n) => (n ? count(n) : 'all')).join(' / ')} x hidden ${SCALE_HIDDEN.join(' / ')}, each in a fresh process` },
+  ...backendOption,
+} as const;
+
+export type BenchArgs = ArgsOf<typeof benchOptions>;
+
+export function builder<T>(y: Argv<T>) {
+  return y.options(benchOptions).example([
+    ['$0 bench', 'both impls, 3 timed epochs, bundled corpus'],
+    ['$0 bench --reference --corpus jaychou_lyrics.txt.zip --epochs 5', 'the lesson\'s corpus, beside PyTorch'],
+    ['$0 bench --reference --python /usr/bin/python3', 'PyTorch from a named interpreter'],
+  ]);
+}
 
 /** The reference script's last line, parsed. */
 export interface ReferenceResult {
@@ -43,9 +79,17 @@ export interface ReferenceResult {
 export interface ImplResult {
   readonly impl: Impl;
   readonly backend: string;
+  /** Characters trained on (after --max-chars). */
+  readonly chars: number;
   readonly vocab: number;
+  readonly hidden: number;
   readonly epochs: number;
   readonly medianEpochSeconds: number;
+  /**
+   * Median CPU seconds (user + system, all threads) of this process per timed epoch: on a busy
+   * machine wall time also counts the time other processes held the cores; this does not.
+   */
+  readonly medianEpochCpuSeconds: number;
   readonly charsPerSecond: number;
   readonly finalPerplexity: number;
   readonly peakRssMiB: number;
@@ -53,6 +97,19 @@ export interface ImplResult {
   readonly tensorsLeaked: number;
   readonly generateCharsPerSecond: number;
   reference?: ReferenceResult & { readonly ratio: number; readonly target: number; readonly met: boolean };
+}
+
+/** What `bench` returns, and what --json prints. */
+export interface BenchResult {
+  readonly machine: { readonly cpu: string; readonly cores: number; readonly node: string };
+  readonly backend: string;
+  readonly corpus: { readonly path: string; readonly chars: number; readonly vocab: number };
+  readonly epochs: number;
+  readonly results: ImplResult[];
+  /** Why the reference did not run, when asked for and it could not. */
+  referenceNote?: string;
+  /** --scale: one row per impl, corpus length and hidden size. */
+  scale?: ImplResult[];
 }
 
 /** Parses `RESULT impl=... vocab=... ...` from the reference script's output (its last such line). */
@@ -74,10 +131,10 @@ export function parseResultLine(stdout: string): ReferenceResult | undefined {
 
 export function resultTable(results: readonly ImplResult[]): string {
   const withRef = results.some((r) => r.reference);
-  const header = ['impl', 'backend', 's/epoch', 'chars/s', 'peak RSS MiB', 'tensors left', 'gen chars/s'];
+  const header = ['impl', 'backend', 's/epoch', 'CPU s/epoch', 'chars/s', 'peak RSS MiB', 'tensors left', 'gen chars/s'];
   if (withRef) header.push('PyTorch s/epoch*', 'ours/PyTorch', 'target', 'met');
   const rows = results.map((r) => {
-    const row = [r.impl, r.backend, r.medianEpochSeconds.toFixed(3), count(r.charsPerSecond), count(r.peakRssMiB), String(r.tensorsLeaked), count(r.generateCharsPerSecond)];
+    const row = [r.impl, r.backend, r.medianEpochSeconds.toFixed(3), r.medianEpochCpuSeconds.toFixed(3), count(r.charsPerSecond), count(r.peakRssMiB), String(r.tensorsLeaked), count(r.generateCharsPerSecond)];
     if (r.reference) {
       const ref = r.reference;
       row.push(ref.medianEpochSeconds.toFixed(3), ref.ratio.toFixed(2) + 'x', '<=' + ref.target.toFixed(1) + 'x', ref.met ? 'yes' : 'NO');
@@ -89,7 +146,38 @@ export function resultTable(results: readonly ImplResult[]): string {
   return formatTable(rows, header).join('\n');
 }
 
-async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs: number, backend: string): Promise<ImplResult> {
+/**
+ * Whether `python` can run the reference: undefined when it can, else why not (one line).
+ * Checked before training, so a missing interpreter costs seconds, not a whole benchmark.
+ */
+export function referenceProblem(python: string, script: string): string | undefined {
+  if (!fs.existsSync(script)) return `${script} not found (see --reference-script)`;
+  const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8', env: referenceEnv() });
+  if (probe.error) return `cannot run ${python}: ${(probe.error as NodeJS.ErrnoException).code ?? probe.error.message} (see --python)`;
+  if (probe.status !== 0) return `${python} cannot import torch; install it with: ${INSTALL_TORCH} (and pass --python /usr/bin/python3)`;
+  return undefined;
+}
+
+/** Our environment without OPENBLAS_VARS_UNSET: for the reference child process only. */
+export function referenceEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  for (const name of OPENBLAS_VARS_UNSET) delete copy[name];
+  return copy;
+}
+
+/** Runs the PyTorch lesson for `epochs` epochs and parses its result. */
+export function runReference(python: string, script: string, corpusPath: string, impl: Impl, epochs: number): ReferenceResult {
+  // REPORT_EVERY 1000: never samples text inside the timed epochs.
+  const run = spawnSync(python, [script, corpusPath, impl, String(epochs), '1000'], { encoding: 'utf8', maxBuffer: 64 << 20, env: referenceEnv() });
+  const result = run.status === 0 ? parseResultLine(run.stdout) : undefined;
+  if (!result) {
+    const why = run.error?.message ?? (run.stderr || run.stdout).trim().split('\n').slice(-3).join(' | ');
+    throw new Error(`${script} ${impl} failed (exit ${run.status}): ${why}`);
+  }
+  return result;
+}
+
+async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs: number, hidden: number, backend: string): Promise<ImplResult> {
   const config: TrainConfig = {
     ...DEFAULT_TRAIN,
     ...DEFAULT_OPTIMIZER[impl],
@@ -104,16 +192,24 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   // RSS is sampled per batch rather than read from resourceUsage().maxRSS, which is process-wide
   // and would charge the second impl with the first one's peak.
   let peakRss = process.memoryUsage.rss();
-  const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: DEFAULT_HIDDEN }, config.seed);
+  const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden }, config.seed);
   // Ours, not train()'s, so it can be disposed: Adam's moment variables would otherwise count as leaked.
   const optimizer = makeOptimizer(config.optimizer, config.lr);
   let genCharsPerSecond: number;
   let history;
+  const cpuSeconds: number[] = [];
+  let cpuMark = process.cpuUsage();
+  const onEpoch = () => {
+    const used = process.cpuUsage(cpuMark);
+    cpuSeconds.push((used.user + used.system) / 1e6);
+    cpuMark = process.cpuUsage();
+  };
   try {
-    ({ history } = await train(model, corpus, config, { onBatch: () => (peakRss = Math.max(peakRss, process.memoryUsage.rss())) }, { optimizer }));
-    generateText(model, corpus.vocab, GEN_PREFIX, 5); // warm-up: the first batch-1 step sets up its kernels
+    ({ history } = await train(model, corpus, config, { onBatch: () => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), onEpoch }, { optimizer }));
+    const prefix = [...GEN_PREFIX].every((ch) => corpus.vocab.chars.includes(ch)) ? GEN_PREFIX : corpus.vocab.chars[0];
+    generateText(model, corpus.vocab, prefix, 5); // warm-up: the first batch-1 step sets up its kernels
     const start = performance.now();
-    generateText(model, corpus.vocab, GEN_PREFIX, GEN_CHARS);
+    generateText(model, corpus.vocab, prefix, GEN_CHARS);
     genCharsPerSecond = GEN_CHARS / ((performance.now() - start) / 1000);
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
   } finally {
@@ -126,9 +222,12 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   return {
     impl,
     backend,
+    chars: corpus.ids.length,
     vocab: corpus.vocab.chars.length,
+    hidden,
     epochs,
     medianEpochSeconds: seconds,
+    medianEpochCpuSeconds: median(cpuSeconds.slice(1)),
     charsPerSecond: charsPerEpoch / seconds,
     finalPerplexity: timed[timed.length - 1].perplexity,
     peakRssMiB: peakRss / 2 ** 20,
@@ -137,105 +236,149 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   };
 }
 
-function torchAvailable(): boolean {
-  return spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-}
-
-/** Runs the PyTorch lesson for as many epochs as we trained (warm-up included) and parses its result. */
-function runReference(script: string, corpusPath: string, impl: Impl, epochs: number): ReferenceResult {
-  // REPORT_EVERY 1000: never samples text inside the timed epochs.
-  const run = spawnSync(PYTHON, [script, corpusPath, impl, String(epochs + 1), '1000'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  const result = run.status === 0 ? parseResultLine(run.stdout) : undefined;
-  if (!result) throw new Error(`${script} ${impl} failed (exit ${run.status}): ${(run.stderr || run.stdout).trim().split('\n').slice(-3).join(' | ')}`);
-  return result;
-}
-
-async function main(): Promise<void> {
-  const args = await yargs(process.argv.slice(2))
-    .scriptName('npm run bench --')
-    .usage(
-      '$0 [options]\n\nTimes training and generation of both LSTMs on the lesson\'s reference configuration ' +
-        `(hidden ${DEFAULT_HIDDEN}, ${DEFAULT_TRAIN.numSteps} steps, batch ${DEFAULT_TRAIN.batchSize}, first ${count(DEFAULT_TRAIN.maxChars)} characters, ` +
-        'the lesson\'s optimizers), after one untimed warm-up epoch.',
-    )
-    .options({
-      impl: { choices: IMPLS, describe: 'benchmark only this LSTM', defaultDescription: 'both' },
-      epochs: { type: 'number', default: 3, describe: 'timed epochs per impl (after one warm-up epoch)' },
-      corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled corpus/songci300.txt', describe: 'training text: a UTF-8 .txt or a .zip holding one' },
-      backend: { choices: BACKEND_PREFERENCES, default: 'auto' as BackendPreference, describe: 'TF.js backend' },
-      threads: { type: 'number', default: 1, describe: 'wasm compute threads (see lstm-lyrics train --help)' },
-      reference: { type: 'boolean', default: false, describe: `also time the PyTorch lesson (${PYTHON} + torch) and compare` },
-      'reference-script': { type: 'string', default: DEFAULT_REFERENCE_SCRIPT, defaultDescription: '../../../shared/reference/seed_lstm.py', describe: 'the PyTorch reference script' },
-      json: { type: 'boolean', default: false, describe: 'print the results as one JSON object instead of a table' },
-    })
-    .example([
-      ['$0', 'both impls, 3 timed epochs'],
-      ['$0 --impl builtin --epochs 5 --reference', 'one impl, compared with PyTorch'],
-    ])
-    .strict()
-    .help()
-    .alias('h', 'help')
-    .version(false)
-    .wrap(Math.min(110, process.stdout.columns ?? 110))
-    .parseAsync();
-
+/**
+ * Trains each impl for a warm-up and `--epochs` timed epochs, then (with --reference) runs the
+ * PyTorch lesson as long. The table and notes go to `log`; progress to `note`.
+ */
+export async function handler(args: BenchArgs, log: Logger, note: Logger = log): Promise<BenchResult> {
   const epochs = wholeNumber('epochs', args.epochs);
+  const maxChars = wholeNumber('max-chars', args.maxChars, 0);
+  const hidden = wholeNumber('hidden', args.hidden);
   const impls = args.impl ? [args.impl] : [...IMPLS];
   const corpusPath = path.resolve(args.corpus);
-  // Progress and context go to stderr so that --json leaves stdout to the one object.
-  const note = (line: string) => process.stderr.write(line + '\n');
-  const say = args.json ? note : (line: string) => process.stdout.write(line + '\n');
+  const script = path.resolve(args.referenceScript);
 
   const cpus = os.cpus();
   const machine = { cpu: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, node: process.version };
-  say(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}`);
-  const backend = await selectBackend(args.backend, { wasmThreads: wholeNumber('threads', args.threads) });
-  say(backend.description);
-  const corpus = loadCorpus(corpusPath, { maxChars: DEFAULT_TRAIN.maxChars });
-  say(`corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
+  log.info(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}`);
+  if (args.scale) return scaleHandler(args, { impls, epochs, corpusPath, machine }, log, note);
+  const loadBefore = os.loadavg()[0];
+  // Before the minutes of training: a reference that cannot run is said at once.
+  const referenceNote = args.reference ? referenceProblem(args.python, script) : undefined;
+  if (referenceNote) log.info(`reference skipped: ${referenceNote}`);
+  const backend = await startBackend(args);
+  log.info(backend.description);
+  const corpus = loadCorpus(corpusPath, { maxChars });
+  log.info(`corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); hidden ${hidden}; ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
 
   const results: ImplResult[] = [];
   for (const impl of impls) {
-    note(`training ${impl}: 1 warm-up + ${epochs} timed epochs...`);
-    results.push(await benchImpl(impl, corpus, corpusPath, epochs, backend.name));
+    note.info(`training ${impl}: 1 warm-up + ${epochs} timed epochs...`);
+    results.push(await benchImpl(impl, corpus, corpusPath, epochs, hidden, backend.name));
   }
 
-  let referenceNote: string | undefined;
-  if (args.reference) {
-    const script = path.resolve(args['reference-script']);
-    if (!fs.existsSync(script)) referenceNote = `reference skipped: ${script} not found (see --reference-script)`;
-    else if (!torchAvailable()) referenceNote = `reference skipped: ${PYTHON} cannot import torch; install it with: ${INSTALL_TORCH}`;
-    else {
-      // Run after ours, never alongside: on a 2-core machine they would slow each other down.
-      for (const r of results) {
-        note(`running PyTorch reference ${r.impl}: ${epochs + 1} epochs...`);
-        const ref = runReference(script, corpusPath, r.impl, epochs);
-        const ratio = r.medianEpochSeconds / ref.medianEpochSeconds;
-        r.reference = { ...ref, ratio, target: TARGET_RATIO[r.impl], met: ratio <= TARGET_RATIO[r.impl] };
-        if (ref.vocab !== r.vocab) note(`warning: PyTorch read a vocabulary of ${ref.vocab}, ours ${r.vocab}: not the same task`);
-      }
+  if (args.reference && !referenceNote) {
+    log.info(`reference: ${args.python} ${script}, with ${OPENBLAS_VARS_UNSET.join(' and ')} unset in its environment (they slow OpenBLAS down on these machines)`);
+    if (maxChars !== DEFAULT_TRAIN.maxChars || hidden !== DEFAULT_HIDDEN) {
+      note.info(`warning: the reference always reads the first ${count(DEFAULT_TRAIN.maxChars)} characters with hidden ${DEFAULT_HIDDEN}: not the same task`);
     }
-    if (referenceNote) say(referenceNote);
+    // Run after ours, never alongside: on a 2-core machine they would slow each other down.
+    for (const r of results) {
+      note.info(`running PyTorch reference ${r.impl}: ${epochs + 1} epochs...`);
+      const ref = runReference(args.python, script, corpusPath, r.impl, epochs + 1);
+      const ratio = r.medianEpochSeconds / ref.medianEpochSeconds;
+      r.reference = { ...ref, ratio, target: TARGET_RATIO[r.impl], met: ratio <= TARGET_RATIO[r.impl] };
+      if (ref.vocab !== r.vocab) note.info(`warning: PyTorch read a vocabulary of ${ref.vocab}, ours ${r.vocab}: not the same task`);
+    }
   }
 
-  if (args.json) {
-    const corpusInfo = { path: corpusPath, chars: corpus.ids.length, vocab: corpus.vocab.chars.length };
-    process.stdout.write(JSON.stringify({ machine, backend: backend.description, corpus: corpusInfo, epochs, results, referenceNote }) + '\n');
-    return;
-  }
-  say('');
-  say(resultTable(results));
-  say('');
-  say(`s/epoch: median of the timed epochs; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}.`);
-  say('peak RSS: sampled per batch during that impl\'s run (the wasm heap never shrinks, so a later impl inherits an earlier one\'s growth).');
+  log.info('');
+  log.info(resultTable(results));
+  log.info('');
+  log.info(`load average (1 min): ${loadBefore.toFixed(1)} before this bench, ${os.loadavg()[0].toFixed(1)} after (which counts the bench itself), on ${machine.cores} cores: when it was well above 0 before, other processes shared the cores and wall times are inflated; CPU times much less so.`);
+  log.info(`s/epoch: median of the timed epochs (wall); CPU s/epoch: this process' CPU time, all threads; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}, on this process' threads (lstm-lyrics generate runs on 1 under --threads auto: batch-1 steps are too small to share, and slower on 2).`);
+  log.info('peak RSS: sampled per batch during that impl\'s run (the wasm heap never shrinks, so a later impl inherits an earlier one\'s growth).');
   if (results.some((r) => r.reference)) {
-    say(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
+    log.info(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
   }
+  return {
+    machine,
+    backend: backend.description,
+    corpus: { path: corpusPath, chars: corpus.ids.length, vocab: corpus.vocab.chars.length },
+    epochs,
+    results,
+    ...(referenceNote && { referenceNote }),
+  };
 }
 
-if (require.main === module) {
-  main().catch((err) => {
-    process.stderr.write(`bench: ${err instanceof UsageError ? err.message : (err?.stack ?? err)}\n`);
-    process.exit(exitCodeOf(err));
-  });
+/** Where the compiled CLI's entry point is, to run each --scale configuration in a fresh process. */
+const BIN = path.join(PACKAGE_ROOT, 'bin', 'lstm-lyrics.js');
+
+/**
+ * --scale: every impl x corpus length x hidden size, each in its own process (`bench --json`), so
+ * that each peak RSS is that configuration's alone: the wasm heap never shrinks. The thread count is
+ * resolved once here, so that the load of one run does not change the next one's.
+ */
+async function scaleHandler(
+  args: BenchArgs,
+  run: { impls: Impl[]; epochs: number; corpusPath: string; machine: BenchResult['machine'] },
+  log: Logger,
+  note: Logger,
+): Promise<BenchResult> {
+  const threads = await resolveThreads(threadsOf(args.threads));
+  const backendArgs = ['--backend', args.backend, '--threads', String(threads.threads)];
+  const rows: ImplResult[] = [];
+  let backend = '';
+  let corpusInfo: BenchResult['corpus'] | undefined;
+  for (const impl of run.impls) {
+    for (const maxChars of SCALE_CHARS) {
+      for (const hidden of SCALE_HIDDEN) {
+        note.info(`scale: ${impl}, ${maxChars ? count(maxChars) : 'all'} characters, hidden ${hidden}...`);
+        const child = spawnSync(
+          process.execPath,
+          [BIN, 'bench', '--json', '--impl', impl, '--epochs', String(run.epochs), '--corpus', run.corpusPath, '--max-chars', String(maxChars), '--hidden', String(hidden), ...backendArgs],
+          { encoding: 'utf8', maxBuffer: 64 << 20 },
+        );
+        const last = child.stdout?.trim().split('\n').at(-1);
+        if (child.status !== 0 || !last) throw new Error(`bench --scale: ${impl} hidden ${hidden} failed (exit ${child.status}): ${(child.stderr ?? '').trim().split('\n').at(-1)}`);
+        const result = JSON.parse(last) as BenchResult;
+        backend = result.backend;
+        if (maxChars === 0) corpusInfo = result.corpus;
+        rows.push(result.results[0]);
+      }
+    }
+  }
+  log.info(backend + (threads.why ? ` (--threads ${threads.why}, resolved once for every run)` : ''));
+  log.info(`corpus: ${run.corpusPath}; ${run.epochs} timed epoch${run.epochs === 1 ? '' : 's'} after 1 warm-up, each configuration in a fresh process`);
+  log.info('');
+  log.info(scaleTable(rows));
+  log.info('');
+  for (const line of scaleNotes(rows)) log.info(line);
+  return { machine: run.machine, backend, corpus: corpusInfo ?? { path: run.corpusPath, chars: NaN, vocab: NaN }, epochs: run.epochs, results: [], scale: rows };
+}
+
+export function scaleTable(rows: readonly ImplResult[]): string {
+  const header = ['impl', 'chars', 'vocab', 'hidden', 's/epoch', 'CPU s/epoch', 'ms per 1k chars', 'peak RSS MiB', 'tensors left'];
+  return formatTable(
+    rows.map((r) => [r.impl, count(r.chars), count(r.vocab), String(r.hidden), r.medianEpochSeconds.toFixed(3), r.medianEpochCpuSeconds.toFixed(3), (1e6 / r.charsPerSecond).toFixed(1), count(r.peakRssMiB), String(r.tensorsLeaked)]),
+    header,
+  ).join('\n');
+}
+
+/**
+ * Per impl and hidden size, short corpus -> long corpus: CPU time per character (wall time on a
+ * shared machine says more about the neighbours), against what the matmul work per character
+ * predicts: 3·hidden·4·hidden for the recurrence plus 3·hidden·vocab for the output layer (forward,
+ * and two products backward), which grows with the vocabulary, not with the corpus length. Time is
+ * called linear in characters when the two ratios agree within 15%; memory flat when peak RSS
+ * grows less than 15%.
+ */
+export function scaleNotes(rows: readonly ImplResult[]): string[] {
+  const notes: string[] = [];
+  for (const short of rows) {
+    const long = rows.find((r) => r.impl === short.impl && r.hidden === short.hidden && r.chars > short.chars);
+    if (!long) continue;
+    const cpuPerChar = (r: ImplResult) => r.medianEpochCpuSeconds / (r.charsPerSecond * r.medianEpochSeconds);
+    const work = (r: ImplResult) => 3 * r.hidden * 4 * r.hidden + 3 * r.hidden * r.vocab;
+    const time = cpuPerChar(long) / cpuPerChar(short);
+    const predicted = work(long) / work(short);
+    const memory = long.peakRssMiB / short.peakRssMiB;
+    const what = `${short.impl} hidden ${short.hidden}, ${count(short.chars)} -> ${count(long.chars)} characters (vocabulary ${count(short.vocab)} -> ${count(long.vocab)})`;
+    notes.push(
+      `${what}: CPU time per character x${time.toFixed(2)}, matmul work per character x${predicted.toFixed(2)} ` +
+        `(${Math.abs(time / predicted - 1) <= 0.15 ? 'linear in characters' : 'NOT linear in characters'}); ` +
+        `peak RSS x${memory.toFixed(2)} (${Math.abs(memory - 1) <= 0.15 ? 'flat' : 'NOT flat'})`,
+    );
+  }
+  return notes;
 }

@@ -41,7 +41,9 @@ export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'mode
   // costs one line on stderr.
   const meta = readCheckpointMeta(resolveModelDir(dir));
   encode(vocabularyOf(meta.vocab), args.prefix);
-  const backend = await startBackend(args);
+  // One step at a time is too small to share between threads: auto means one here (measured: two
+  // threads generate 2-4x slower).
+  const backend = await startBackend(args, 1);
   const { model, vocab, dir: from } = await loadCheckpoint(dir);
   try {
     log.info(backend.description);

@@ -6,8 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { arrayBufferOf, utf8Bytes, utf8Text } from '../bytes';
 import type { ModelConfig } from '../config';
+import { activeTape, deferMatMulGradients } from './lazy-gradients';
 import { weightSeed } from './scratch';
-import { zeroState, type LanguageModel, type LstmState, type ModelFiles } from './types';
+import { zeroState, type CharStepper, type LanguageModel, type LstmState, type ModelFiles } from './types';
 
 export const BUILTIN_MODEL_FILE = 'model.json';
 export const BUILTIN_WEIGHTS_FILE = 'weights.bin';
@@ -54,7 +55,10 @@ export class BuiltinLstm implements LanguageModel {
   forward(inputs: tf.Tensor2D, state: LstmState): { logits: tf.Tensor3D; state: LstmState } {
     return tf.tidy(() => {
       const oneHot = tf.oneHot(inputs, this.config.vocabSize).toFloat();
+      const tapeLength = activeTape()?.length;
       const [sequence, h, c] = this.lstm.apply(oneHot, { initialState: [state.h, state.c] }) as tf.Tensor[];
+      // Under a gradient tape: never compute the gradient of the one-hot input (see lazy-gradients.ts).
+      if (tapeLength !== undefined) deferMatMulGradients(tapeLength, this.lstm.trainableWeights[0].read());
       const logits = this.output.apply(sequence) as tf.Tensor3D;
       return { logits, state: { h: h as tf.Tensor2D, c: c as tf.Tensor2D } };
     });
@@ -62,6 +66,33 @@ export class BuiltinLstm implements LanguageModel {
 
   zeroState(batchSize: number): LstmState {
     return zeroState(batchSize, this.config.hidden);
+  }
+
+  /**
+   * The layers' step written out with their own weights and the very ops they call (LSTMCell.call
+   * with the sigmoid, then Dense.call), minus tf.layers' per-call bookkeeping (input checks,
+   * transposes to time-major and back, a one-hot row): the same logits bit for bit, tested.
+   */
+  stepper(): CharStepper {
+    const [kernel, recurrentKernel, bias] = this.lstm.trainableWeights.map((w) => w.read());
+    const [outKernel, outBias] = this.output.trainableWeights.map((w) => w.read());
+    return {
+      step: (ids, state) =>
+        tf.tidy(() => {
+          // X·kernel for a one-hot X is row ids of the kernel. A matmul without bias or activation
+          // is the same product fused or not (one kernel fewer unfused).
+          const z = tf.add(tf.add(tf.gather(kernel, ids), tf.matMul(state.h, recurrentKernel as tf.Tensor2D)), bias);
+          const [zi, zf, zc, zo] = tf.split(z, 4, 1);
+          const i = tf.sigmoid(zi);
+          const f = tf.sigmoid(zf);
+          const c = tf.add(tf.mul(f, state.c), tf.mul(i, tf.tanh(zc))) as tf.Tensor2D;
+          const o = tf.sigmoid(zo);
+          const h = tf.mul(o, tf.tanh(c)) as tf.Tensor2D;
+          const logits = tf.fused.matMul({ a: h, b: outKernel as tf.Tensor2D, bias: outBias, activation: 'linear' }) as tf.Tensor2D;
+          return { logits, state: { h, c } };
+        }),
+      dispose: () => undefined, // arranges nothing: the layers' weights are used as they are
+    };
   }
 
   /** model.json + weights.bin, exactly what tfjs-node's file:// handler would write. */

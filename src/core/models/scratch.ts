@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { arrayBufferOf, utf8Bytes, utf8Text } from '../bytes';
 import type { ModelConfig } from '../config';
-import { zeroState, type LanguageModel, type LstmState, type ModelFiles } from './types';
+import { zeroState, type CharStepper, type LanguageModel, type LstmState, type ModelFiles } from './types';
 
 /** The lesson's parameter names, in the lesson's order. */
 export const SCRATCH_PARAM_NAMES = [
@@ -79,10 +79,7 @@ export class ScratchLstm implements LanguageModel {
     return tf.tidy(() => {
       const [batchSize, numSteps] = inputs.shape;
       const p = this.params;
-      const fuse = (i: tf.Tensor, f: tf.Tensor, c: tf.Tensor, o: tf.Tensor, axis: number) => tf.concat([i, f, c, o], axis);
-      const W_x = fuse(p.W_xi, p.W_xf, p.W_xc, p.W_xo, 1); // [vocab, 4·hidden]
-      const W_h = fuse(p.W_hi, p.W_hf, p.W_hc, p.W_ho, 1) as tf.Tensor2D; // [hidden, 4·hidden]
-      const b = fuse(p.b_i, p.b_f, p.b_c, p.b_o, 0);
+      const { W_x, W_h, b } = this.fusedGates();
 
       // X W_x + b for every step at once, time-major so step t is a contiguous block of rows.
       const timeMajorIds = inputs.transpose().reshape([-1]);
@@ -103,6 +100,38 @@ export class ScratchLstm implements LanguageModel {
 
   zeroState(batchSize: number): LstmState {
     return zeroState(batchSize, this.config.hidden);
+  }
+
+  /** The four gates' weights side by side: W_x [vocab, 4·hidden], W_h [hidden, 4·hidden], b [4·hidden]. */
+  private fusedGates(): { W_x: tf.Tensor2D; W_h: tf.Tensor2D; b: tf.Tensor1D } {
+    const p = this.params;
+    const fuse = (i: tf.Tensor, f: tf.Tensor, c: tf.Tensor, o: tf.Tensor, axis: number) => tf.concat([i, f, c, o], axis);
+    return {
+      W_x: fuse(p.W_xi, p.W_xf, p.W_xc, p.W_xo, 1) as tf.Tensor2D,
+      W_h: fuse(p.W_hi, p.W_hf, p.W_hc, p.W_ho, 1) as tf.Tensor2D,
+      b: fuse(p.b_i, p.b_f, p.b_c, p.b_o, 0) as tf.Tensor1D,
+    };
+  }
+
+  /**
+   * forward() for one step, with the gates fused once rather than per character (the concat of
+   * W_x alone copies vocab·4·hidden floats) and b added to every row of W_x up front: the same
+   * additions in the same order, so the same logits bit for bit.
+   */
+  stepper(): CharStepper {
+    const { W_x_b, W_h } = tf.tidy(() => {
+      const { W_x, W_h, b } = this.fusedGates();
+      return { W_x_b: W_x.add(b) as tf.Tensor2D, W_h };
+    });
+    const { W_hq, b_q } = this.params;
+    return {
+      step: (ids, state) =>
+        tf.tidy(() => {
+          const next = lstmCell(tf.gather(W_x_b, ids), state, W_h);
+          return { logits: next.h.matMul(W_hq).add(b_q) as tf.Tensor2D, state: next };
+        }),
+      dispose: () => tf.dispose([W_x_b, W_h]),
+    };
   }
 
   async toFiles(): Promise<ModelFiles> {

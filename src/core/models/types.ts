@@ -26,8 +26,21 @@ export interface LanguageModel {
   forward(inputs: tf.Tensor2D, state: LstmState): { logits: tf.Tensor3D; state: LstmState };
   /** The all-zero state a sequence starts from. */
   zeroState(batchSize: number): LstmState;
+  /**
+   * One character at a time, as generation runs: the weights arranged once (dispose it after),
+   * each step a few kernels. Same numbers as forward() on a one-step sequence.
+   */
+  stepper(): CharStepper;
   /** The weights in this model's file format (see checkpoint.ts for the layout on disk). */
   toFiles(): Promise<ModelFiles>;
+  dispose(): void;
+}
+
+/** See LanguageModel.stepper. Valid until the model's weights change. */
+export interface CharStepper {
+  /** `ids`: int32 [batch] character ids. Returns the next character's logits [batch, vocab] and the state after `ids`. */
+  step(ids: tf.Tensor1D, state: LstmState): { logits: tf.Tensor2D; state: LstmState };
+  /** Frees what the stepper arranged (never the model's weights). */
   dispose(): void;
 }
 
