@@ -32,7 +32,12 @@ export async function resolveThreads(setting: ThreadsSetting, cores = os.cpus().
   return { threads: Math.max(1, Math.min(MAX_AUTO_THREADS, cores, Math.floor(free + 0.25))), why: `auto: ${free.toFixed(1)} of ${cores} cores idle` };
 }
 
-/** Cores' worth of idle time over the next `ms` milliseconds (0 to the number of cores). */
+/**
+ * Cores' worth of time over the next `ms` milliseconds (0 to the number of cores) that other
+ * processes leave free: idle time plus this process' own. Our own start-up work (V8 compiles the
+ * wasm module on background threads while this samples) must not count as a busy machine: without
+ * it an idle 2-core machine measured 1.6-1.7 cores idle here and got one thread.
+ */
 export async function idleCores(ms = IDLE_SAMPLE_MS): Promise<number> {
   const sum = () => {
     const cpus = os.cpus();
@@ -44,9 +49,15 @@ export async function idleCores(ms = IDLE_SAMPLE_MS): Promise<number> {
     }
     return { idle, all, cores: cpus.length };
   };
+  const ownMs = () => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  };
   const before = sum();
+  const ownBefore = ownMs();
   await new Promise((resolve) => setTimeout(resolve, ms));
   const after = sum();
+  const free = after.idle - before.idle + (ownMs() - ownBefore);
   const all = after.all - before.all;
-  return all > 0 ? Math.min(after.cores, Math.max(0, (after.cores * (after.idle - before.idle)) / all)) : after.cores;
+  return all > 0 ? Math.min(after.cores, Math.max(0, (after.cores * free) / all)) : after.cores;
 }
