@@ -158,10 +158,23 @@ export interface ServerOptions {
   readonly corpusDir?: string;
 }
 
+/**
+ * Limits that keep the server alive under a flood or slow clients: a client gets this long to send
+ * its headers (a "slowloris" holding sockets open is cut off), and its whole request; a socket
+ * idle this long (a client that stopped reading) is closed; at most this many connections at once.
+ * Files are streamed, so memory per connection is one read buffer, whatever the file's size.
+ */
+export const SERVER_LIMITS = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleSocketMs: 60_000, maxConnections: 256 } as const;
+
 /** An http.Server for the page; listen() is the caller's. */
 export function createPageServer(options: ServerOptions): http.Server {
   const handler = requestHandler(options);
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({
+    headersTimeout: SERVER_LIMITS.headersTimeoutMs,
+    requestTimeout: SERVER_LIMITS.requestTimeoutMs,
+    // How often Node checks those two timeouts (its default, 30 s, would let a slow client linger).
+    connectionsCheckingInterval: 1_000,
+  }, (req, res) => {
     try {
       handler(req, res);
     } catch {
@@ -169,6 +182,9 @@ export function createPageServer(options: ServerOptions): http.Server {
       else res.destroy();
     }
   });
+  server.maxConnections = SERVER_LIMITS.maxConnections;
+  // With no 'timeout' listener, Node destroys a socket idle this long.
+  server.setTimeout(SERVER_LIMITS.idleSocketMs);
   return server;
 }
 
@@ -193,14 +209,7 @@ function requestHandler({ modelsDir, webDir = WEB_DIR, corpusDir = CORPUS_DIR }:
     } else if (typeof file !== 'string') {
       send(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(file.json));
     } else {
-      let bytes: Buffer;
-      try {
-        bytes = fs.readFileSync(file);
-      } catch {
-        send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
-        return;
-      }
-      send(res, req, 200, contentTypeOf(file), bytes);
+      sendFile(res, req, file);
     }
   };
 }
@@ -304,17 +313,61 @@ function readMeta(modelsDir: string, segments: string[]): CheckpointMeta {
   return parseCheckpointMeta(fs.readFileSync(path.join(modelsDir, ...segments, CHECKPOINT_FILE)), CHECKPOINT_FILE);
 }
 
-function send(res: http.ServerResponse, req: http.IncomingMessage, status: number, type: string, body: string | Buffer): void {
-  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  res.writeHead(status, {
+/**
+ * Streams a file. It is opened once and read through that descriptor, so a model saved again while
+ * it is served (its directory replaced by renames) is sent whole as it was when opened; a file gone
+ * by then is a 404.
+ */
+function sendFile(res: http.ServerResponse, req: http.IncomingMessage, file: string): void {
+  let fd: number;
+  let size: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
+    return;
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new Error('not a file');
+    size = stat.size;
+  } catch {
+    fs.closeSync(fd);
+    send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
+    return;
+  }
+  res.writeHead(200, { ...headers(contentTypeOf(file)), 'Content-Length': size });
+  if (req.method === 'HEAD') {
+    fs.closeSync(fd);
+    res.end();
+    return;
+  }
+  const stream = fs.createReadStream(file, { fd, start: 0, end: Math.max(0, size - 1), autoClose: true });
+  // A client that goes away mid-file: stop reading and free the descriptor.
+  res.on('close', () => stream.destroy());
+  stream.on('error', () => res.destroy());
+  if (size === 0) {
+    stream.destroy();
+    res.end();
+  } else {
+    stream.pipe(res);
+  }
+}
+
+function headers(type: string): http.OutgoingHttpHeaders {
+  return {
     'Content-Type': type,
-    'Content-Length': bytes.length,
     'Content-Security-Policy': CONTENT_SECURITY_POLICY,
     'X-Content-Type-Options': 'nosniff',
     'Referrer-Policy': 'no-referrer',
     // Models change when a run saves again; the page is small enough to fetch anew.
     'Cache-Control': 'no-cache',
-  });
+  };
+}
+
+function send(res: http.ServerResponse, req: http.IncomingMessage, status: number, type: string, body: string | Buffer): void {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  res.writeHead(status, { ...headers(type), 'Content-Length': bytes.length });
   res.end(req.method === 'HEAD' ? undefined : bytes);
 }
 
