@@ -86,6 +86,7 @@ describe('serve under load (127.0.0.1 only)', () => {
     const before = rssMiB();
     await flood(3_000);
     const after = rssMiB();
+    if (process.env.SHOW_RSS) console.log(`serve RSS after warm-up ${before.toFixed(1)} MiB, after 3,000 more requests ${after.toFixed(1)} MiB`);
     expect(after - before).toBeLessThan(40);
   }, 120_000);
 
