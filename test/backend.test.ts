@@ -129,3 +129,15 @@ describe('--threads', () => {
     expect(choice.description).toMatch(/^backend: wasm \(WebAssembly, SIMD, (1 thread|\d threads): auto: [\d.]+ of \d+ cores idle\)$/);
   });
 });
+
+describe('a second start in the same process', () => {
+  it('keeps the wasm backend that is running, and says how many threads it really has', async () => {
+    await selectBackend('wasm', { wasmThreads: 1 });
+    // What a second command in one process (a test, a page) asks for after the first started wasm.
+    const again = await selectBackend('wasm', { wasmThreads: 2 });
+    expect(again.name).toBe('wasm');
+    expect(again.description).toMatch(/^backend: wasm \(WebAssembly, SIMD, 1 thread: already started in this process \(2 asked for\)\)$/);
+    expect(tf.getBackend()).toBe('wasm');
+    expect(tf.tidy(() => tf.add(tf.tensor1d([1, 2]), 1).arraySync())).toEqual([2, 3]);
+  });
+});

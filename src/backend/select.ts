@@ -19,8 +19,9 @@ export interface BackendLoaders {
   nvidiaGpuVisible(): boolean;
   /** Loads a native package, which registers the 'tensorflow' backend; throws if it cannot. */
   loadNative(pkg: NativePackage): void;
-  /** Makes `name` the active backend; throws if it cannot initialise. */
-  activate(name: 'tensorflow' | 'wasm' | 'cpu', options?: BackendOptions): Promise<void>;
+  /** Makes `name` the active backend; throws if it cannot initialise. For wasm it may return the
+   *  thread count actually in use, when that differs from the one asked for. */
+  activate(name: 'tensorflow' | 'wasm' | 'cpu', options?: BackendOptions): Promise<number | void>;
 }
 
 export interface BackendOptions {
@@ -58,9 +59,10 @@ export async function selectBackend(
   }
   if (preference === 'auto' || preference === 'wasm') {
     try {
-      const { threads, why } = await resolveThreads(options.wasmThreads ?? 1);
-      await loaders.activate('wasm', { ...options, wasmThreads: threads });
-      return describe('wasm', `wasm (WebAssembly, SIMD, ${threads === 1 ? '1 thread' : `${threads} threads`}${why ? `: ${why}` : ''})`);
+      const resolved = await resolveThreads(options.wasmThreads ?? 1);
+      const inUse = (await loaders.activate('wasm', { ...options, wasmThreads: resolved.threads })) ?? resolved.threads;
+      const why = inUse === resolved.threads ? resolved.why : `already started in this process (${resolved.threads} asked for)`;
+      return describe('wasm', `wasm (WebAssembly, SIMD, ${inUse === 1 ? '1 thread' : `${inUse} threads`}${why ? `: ${why}` : ''})`);
     } catch (err) {
       if (preference === 'wasm') throw new UsageError(`--backend wasm failed to start: ${message(err)}`);
       skipped.push(`wasm failed to start: ${message(err)}`);
@@ -113,6 +115,16 @@ export const nodeLoaders: BackendLoaders = {
   async activate(name, options = {}) {
     if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
     const threads = options.wasmThreads === 'auto' ? (await resolveThreads('auto')).threads : (options.wasmThreads ?? 1);
+    // The wasm module starts once per process with its thread count (a second command run in the
+    // same process, as tests do, or a page): a started one is kept as it is.
+    const registry = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+    if (name === 'wasm' && registry.wasm !== undefined) {
+      if (!(await tf.setBackend('wasm'))) throw new Error("tf.setBackend('wasm') failed");
+      const { registerWasmKernelFixes } = require('./wasm-kernels') as typeof import('./wasm-kernels');
+      registerWasmKernelFixes();
+      const wasmBackend = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
+      return Math.max(1, wasmBackend.getThreadsCount());
+    }
     if (name === 'wasm' && threads > 1) {
       const { startThreadedWasm } = require('./wasm-threads') as typeof import('./wasm-threads');
       await startThreadedWasm(threads);
