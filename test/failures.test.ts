@@ -90,11 +90,12 @@ describe('a crash during a save', () => {
           child.kill('SIGKILL');
         }
       }, 10);
+      const giveUp = setTimeout(() => reject(new Error('never caught a save in progress')), 90_000);
       child.on('close', () => {
         clearInterval(poll);
+        clearTimeout(giveUp);
         resolve();
       });
-      setTimeout(() => reject(new Error('never caught a save in progress')), 90_000);
     });
   }
 
