@@ -18,7 +18,9 @@ const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
 const cwd = tempDir();
 const TINY = ['--corpus', 'song.txt', '--hidden', '16', '--batch-size', '4', '--num-steps', '8', '--epochs', '1', '--pred-len', '2', '--backend', 'wasm'];
 const run = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env } });
+  // SIGKILL after a minute: a command that hangs (as serve --export on /proc once did, ignoring
+  // SIGTERM) fails its test instead of hanging the suite.
+  spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 60_000, killSignal: 'SIGKILL' });
 const train = (...args: string[]) => ['train', ...TINY, ...args];
 
 /** Every file under the test's directory with its hash (and every directory): what must not change. */
@@ -72,6 +74,8 @@ describe('paths checked before any training: exit 2, one line on stderr, every f
     ['compare --out in a place that cannot be written', ['compare', ...TINY, '--out', '/proc/lstm-test'], /--out \/proc\/lstm-test cannot be written/],
     ['corpus fetch --dir naming a file', ['corpus', 'fetch', 'jaychou', '--dir', 'notes.txt', '--url', 'http://127.0.0.1:9/x'], /--dir notes.txt is a file, not a directory$/],
     ['corpus fetch --dir in a place that cannot be written', ['corpus', 'fetch', 'jaychou', '--dir', '/proc/lstm-test', '--url', 'http://127.0.0.1:9/x'], /--dir \/proc\/lstm-test cannot be written/],
+    ['serve --export naming a file', ['serve', '--export', 'notes.txt'], /--export notes.txt is a file, not a directory$/],
+    ['serve --export in a place that cannot be written', ['serve', '--export', '/proc/lstm-test'], /--export \/proc\/lstm-test cannot be written/],
     [
       'a --hidden whose weights cannot fit',
       train('--out', 'models/huge', '--hidden', '60000'),

@@ -95,15 +95,16 @@ export function resolveModelDir(dir: string): string {
   throw new UsageError(`no saved model in ${dir}; make one with: lstm-lyrics train --impl scratch --out ${dir}`);
 }
 
-export function readCheckpointMeta(dir: string): CheckpointMeta {
+/** Reads `dir`'s checkpoint.json; errors name it as `where` (default: its path). */
+export function readCheckpointMeta(dir: string, where = path.join(dir, CHECKPOINT_FILE)): CheckpointMeta {
   const file = path.join(dir, CHECKPOINT_FILE);
   let bytes: Uint8Array;
   try {
     bytes = fs.readFileSync(file);
   } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+    throw new UsageError(`cannot read ${where}: ${(err as Error).message}`);
   }
-  return parseCheckpointMeta(bytes, file);
+  return parseCheckpointMeta(bytes, where);
 }
 
 export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {

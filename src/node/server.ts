@@ -8,7 +8,9 @@
 import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
-import { CHECKPOINT_FILE, filesOf, parseCheckpointMeta, type CheckpointMeta } from '../core/format';
+import { CHECKPOINT_FILE, filesOf } from '../core/format';
+import { readCheckpointMeta } from './model-dir';
+import { makeDirs } from './out-path';
 
 /** The built page (scripts/build-web.js writes it), found relative to the package, not the cwd. */
 export const WEB_DIR = path.resolve(__dirname, '..', '..', 'dist', 'web');
@@ -124,7 +126,7 @@ export function listModels(root: string): ModelListing[] {
 
 function describeModel(dir: string, name: string): ModelListing {
   try {
-    const meta = parseCheckpointMeta(fs.readFileSync(path.join(dir, CHECKPOINT_FILE)), `${name}/${CHECKPOINT_FILE}`);
+    const meta = readCheckpointMeta(dir, `${name}/${CHECKPOINT_FILE}`);
     const missing = filesOf(meta).filter((file) => !isSafeName(file) || !fs.existsSync(path.join(dir, file)));
     if (missing.length > 0) return { name, readable: false, reason: `incomplete: ${missing.join(', ')} missing` };
     const root = fs.realpathSync(path.join(dir, ...name.split('/').map(() => '..')));
@@ -253,7 +255,7 @@ function modelFile(modelsDir: string, dirSegments: string[], name: string): stri
     const dir = path.join(rootReal, ...dirSegments);
     if (!insideRoot(rootReal, fs.realpathSync(dir))) return undefined;
     if (dirSegments.some((s) => s.endsWith('.tmp') || s.endsWith('.old') || !isListable(s))) return undefined;
-    const meta: CheckpointMeta = parseCheckpointMeta(fs.readFileSync(path.join(dir, CHECKPOINT_FILE)), CHECKPOINT_FILE);
+    const meta = readCheckpointMeta(dir, CHECKPOINT_FILE);
     if (name !== CHECKPOINT_FILE && !filesOf(meta).includes(name)) return undefined;
     const file = path.join(dir, name);
     if (!insideRoot(rootReal, fs.realpathSync(file)) || !isFile(file)) return undefined;
@@ -285,7 +287,7 @@ export function exportSite(outDir: string, options: ServerOptions & { readonly o
   let count = 0;
   const write = (rel: string[], bytes: Uint8Array | string) => {
     const file = path.join(outDir, ...rel);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    makeDirs(path.dirname(file)); // one level at a time: a recursive mkdir spins forever on /proc
     fs.writeFileSync(file, bytes);
     count++;
   };
@@ -295,7 +297,7 @@ export function exportSite(outDir: string, options: ServerOptions & { readonly o
   write(['corpus', PAGE_CORPUS], fs.readFileSync(path.join(corpusDir, PAGE_CORPUS)));
   for (const model of chosen) {
     const segments = model.name.split('/');
-    for (const name of [CHECKPOINT_FILE, ...filesOf(readMeta(modelsDir, segments))]) {
+    for (const name of [CHECKPOINT_FILE, ...filesOf(readCheckpointMeta(path.join(modelsDir, ...segments), CHECKPOINT_FILE))]) {
       const from = modelFile(modelsDir, segments, name);
       if (from === undefined) throw new ExportError(`cannot export ${model.name}/${name}: not inside ${modelsDir}`);
       write(['models', ...segments, name], fs.readFileSync(from));
@@ -307,10 +309,6 @@ export function exportSite(outDir: string, options: ServerOptions & { readonly o
 
 export class ExportError extends Error {
   override readonly name = 'ExportError';
-}
-
-function readMeta(modelsDir: string, segments: string[]): CheckpointMeta {
-  return parseCheckpointMeta(fs.readFileSync(path.join(modelsDir, ...segments, CHECKPOINT_FILE)), CHECKPOINT_FILE);
 }
 
 /**

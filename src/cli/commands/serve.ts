@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import type { AddressInfo } from 'net';
 import type { Argv } from 'yargs';
 import { UsageError } from '../../core/errors';
+import { checkOutDir } from '../../node/out-path';
 import { closeServer, createPageServer, exportSite, ExportError, listModels, WEB_DIR } from '../../node/server';
 import type { Logger } from '../logger';
 import { wholeNumber, type ArgsOf } from '../options';
@@ -48,6 +49,7 @@ export async function handler(args: ServeArgs, log: Logger, stop?: AbortSignal, 
   }
   if (args.export !== undefined) {
     if (args.export.trim() === '') throw new UsageError('--export needs a folder');
+    checkOutDir('--export', args.export); // a file, or a place that cannot be written: exit 2 before writing
     try {
       const exported = exportSite(args.export, { modelsDir: args.models, only: args.only });
       log.info(`wrote ${exported.files} files to ${exported.dir} (models: ${exported.models.join(', ') || 'none'}); serve it with any static file server`);
