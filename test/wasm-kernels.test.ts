@@ -59,7 +59,7 @@ beforeAll(async () => {
 
 describe('registerWasmKernelFixes', () => {
   test('a second call changes nothing', () => {
-    const names = ['BatchMatMul', '_FusedMatMul', 'UnsortedSegmentSum', 'Identity', 'Slice', 'Unpack', 'SplitV', 'GatherV2'];
+    const names = ['BatchMatMul', '_FusedMatMul', 'UnsortedSegmentSum', 'Identity', 'Slice', 'Unpack', 'SplitV', 'GatherV2', 'Square'];
     const before = names.map((n) => tf.getKernel(n, 'wasm').kernelFunc);
     registerWasmKernelFixes();
     expect(names.map((n) => tf.getKernel(n, 'wasm').kernelFunc)).toEqual(before);
@@ -370,6 +370,27 @@ describe('Identity (tf.clone, and every tensor saved for backprop) on wasm', () 
         return tf.sum(h);
       })(tf.tensor2d(w, [256, 512]));
     expectClose(await on('wasm', run), await on('cpu', run), 1e-3);
+  });
+});
+
+describe('Square (as Multiply) on wasm equals cpu', () => {
+  // x·x in float32 is one correctly rounded product on both: the same bits, not merely close.
+  const cases: [string, () => tf.Tensor][] = [
+    ['float32 [32,256]', () => tf.square(tf.tensor2d(values(32 * 256, 70).map((v) => v * 1e3), [32, 256]))],
+    ['float32 with 0, -0, ±Infinity, NaN, tiny and huge', () => tf.square(tf.tensor1d([0, -0, Infinity, -Infinity, NaN, 1e-30, -3e19, 1.5]))],
+    ['int32 (the library kernel)', () => tf.square(tf.tensor1d([-3, 0, 7, 300], 'int32'))],
+  ];
+  for (const [title, run] of cases) {
+    test(title, async () => expect(await on('wasm', run)).toEqual(await on('cpu', run)));
+  }
+
+  test('the gradient of tanh, 1 - tanh² (via Square), is 1 - t·t to the bit', () => {
+    tf.tidy(() => {
+      const x = tf.tensor1d(values(300, 71).map((v) => v * 4));
+      const t = tf.tanh(x);
+      const expected = tf.sub(1, tf.mul(t, t));
+      expect(Array.from(tf.grad((v: tf.Tensor) => tf.tanh(v).sum())(x).dataSync())).toEqual(Array.from(expected.dataSync()));
+    });
   });
 });
 
