@@ -373,6 +373,45 @@ describe('Identity (tf.clone, and every tensor saved for backprop) on wasm', () 
   });
 });
 
+describe('tensors saved for backprop on wasm', () => {
+  const tapeLength = () => (tf.engine().state as unknown as { activeTape: unknown[] }).activeTape.length;
+
+  test('share the data and record no clone on the tape; gradients equal cpu; nothing leaks', async () => {
+    const run = () => {
+      const w = tf.tidy(() => tf.variable(tf.tensor2d(values(12, 80), [3, 4])));
+      let recorded = -1;
+      const g = tf.tidy(() => {
+        const x = tf.tensor2d(values(6, 81), [2, 3]);
+        const { grads } = tf.variableGrads(() => {
+          const before = tapeLength();
+          const y = tf.tanh(tf.matMul(x, w)); // each saves its inputs or output
+          recorded = tapeLength() - before;
+          return tf.sum(tf.mul(y, y));
+        }, [w]);
+        return grads[w.name];
+      });
+      w.dispose();
+      return { g, recorded };
+    };
+    // Once first: a matMul frees cached transposes an earlier test left, which would count here.
+    run().g.dispose();
+    const buffers = wasmBackend().numDataIds();
+    const tensors = tf.memory().numTensors;
+    const onWasm = run();
+    expect(onWasm.recorded).toBe(2); // the matMul and the tanh: no Identity nodes
+    const wasmGrad = Array.from(onWasm.g.dataSync());
+    onWasm.g.dispose();
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(wasmBackend().numDataIds()).toBe(buffers);
+    expectClose(wasmGrad, await on('cpu', () => run().g));
+  });
+
+  test('a gradient of a gradient still follows them', async () => {
+    const run = () => tf.grad((x: tf.Tensor) => tf.grad((v: tf.Tensor) => tf.mul(tf.mul(v, v), tf.tanh(v)).sum())(x).sum())(tf.tensor1d(values(20, 82)));
+    expectClose(await on('wasm', run), await on('cpu', run));
+  });
+});
+
 describe('Square (as Multiply) on wasm equals cpu', () => {
   // x·x in float32 is one correctly rounded product on both: the same bits, not merely close.
   const cases: [string, () => tf.Tensor][] = [
