@@ -151,19 +151,20 @@ function copyRun(src: HeapArray, from: number, dst: HeapArray, to: number, n: nu
 interface EngineInternals {
   clone(x: tf.Tensor): tf.Tensor;
   makeTensorFromTensorInfo(info: tf.TensorInfo): tf.Tensor;
+  addTapeNode(kernelName: string, inputs: tf.NamedTensorMap, outputs: tf.Tensor[], gradient: (dy: tf.Tensor) => Record<string, () => tf.Tensor>, saved: tf.Tensor[], attrs: object): void;
   /** Backends by name, once initialised. */
   readonly registry: Record<string, object | undefined>;
-  readonly state: { gradientDepth: number; tensorInfo: { get(dataId: object): { backend: object } | undefined } };
+  readonly state: { activeScope: { name: string }; tensorInfo: { get(dataId: object): { backend: object } | undefined } };
 }
 const FAST_CLONE = Symbol.for('lstm-lyrics.fast-clone');
 
 /**
  * tfjs-core saves each tensor an op's gradient needs with engine.clone: an Identity kernel call
- * (data shared here, see above) plus a tape node for the clone, which only a gradient of a gradient
- * would follow: backprop itself never reaches it. An LSTM step saves ~20 tensors, so a batch made
- * ~650 such kernel calls and tape nodes (~4% of scratch's epoch, measured). Under one level of
- * tape, a clone of data on the wasm heap is made directly: a new tensor on the same data, as the
- * Identity kernel would return, without the call or the node. Anything else goes the usual way.
+ * (data shared here, see above) and a tape node for the clone. An LSTM step saves ~20 tensors, so
+ * a batch made ~650 such kernel calls, each through the engine's full dispatch. For data on the
+ * wasm heap the clone is made directly: a new tensor on the same data, as the Identity kernel
+ * returns, and the same tape node engine.clone records (a gradient of a gradient can follow a
+ * saved tensor back to its source through it). Anything else goes the usual way.
  */
 export function cloneSavedTensorsDirectly(): void {
   const engine = tf.engine() as unknown as EngineInternals & { clone: { [FAST_CLONE]?: true } };
@@ -171,11 +172,13 @@ export function cloneSavedTensorsDirectly(): void {
   const original = engine.clone;
   const clone = function (this: EngineInternals, x: tf.Tensor): tf.Tensor {
     const wasm = this.registry[WASM] as BackendWasm | undefined;
-    if (this.state.gradientDepth !== 1 || !wasm || this.state.tensorInfo.get(x.dataId)?.backend !== wasm || !onHeap(x)) {
-      return original.call(this, x);
-    }
+    if (!wasm || this.state.tensorInfo.get(x.dataId)?.backend !== wasm || !onHeap(x)) return original.call(this, x);
     wasm.incRef(x.dataId);
-    return this.makeTensorFromTensorInfo({ dataId: x.dataId, shape: x.shape, dtype: x.dtype });
+    const y = this.makeTensorFromTensorInfo({ dataId: x.dataId, shape: x.shape, dtype: x.dtype });
+    // As engine.clone: the gradient of a clone is dy, as float32.
+    const gradient = (dy: tf.Tensor) => ({ x: () => tf.cast(dy, 'float32') });
+    this.addTapeNode(this.state.activeScope.name, { x }, [y], gradient, [], {});
+    return y;
   };
   engine.clone = Object.assign(clone, { [FAST_CLONE]: true as const });
 }

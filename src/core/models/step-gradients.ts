@@ -103,6 +103,9 @@ function detachWeight(node: TapeNode, weight: tf.Tensor): StepProduct | undefine
   const [a, b] = saved;
   const y = node.outputs[0];
   if (node.inputs[weightKey]?.dataId !== weight.dataId || node.outputs.length !== 1) return undefined;
+  // Matched by data, not by tensor: a fused product's operand is a reshape of the weight. So a
+  // product of any tensor on weight's data (a reshape; on wasm a clone) counts as one of weight,
+  // and its gradient goes straight to weight: the same values, as no step writes a tensor's data.
   // Untransposed: b is [.., k, n], a is [.., m, k] and y [.., m, n], with batch axes of 1 only.
   // (A matrix multiplied transposed would show as [n, k]; a square weight is taken as untransposed,
   // which the products this is called on are.)
