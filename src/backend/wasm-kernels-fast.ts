@@ -17,7 +17,6 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 type HeapArray = Float32Array | Int32Array | Uint8Array;
-const WASM = 'wasm';
 /** What typedArrayFromHeap can view (strings live outside the heap; wasm has no complex64). */
 const onHeap = (t: tf.TensorInfo): boolean => t.dtype === 'float32' || t.dtype === 'int32' || t.dtype === 'bool';
 
@@ -143,42 +142,4 @@ function copyBlock(src: HeapArray, shape: number[], begin: number[], size: numbe
 function copyRun(src: HeapArray, from: number, dst: HeapArray, to: number, n: number): void {
   if (n >= 32) dst.set(src.subarray(from, from + n), to);
   else for (let i = 0; i < n; i++) dst[to + i] = src[from + i];
-}
-
-// ---- Tensors saved for backprop ------------------------------------------------------------------
-
-/** The parts of tfjs-core's Engine used here. */
-interface EngineInternals {
-  clone(x: tf.Tensor): tf.Tensor;
-  makeTensorFromTensorInfo(info: tf.TensorInfo): tf.Tensor;
-  addTapeNode(kernelName: string, inputs: tf.NamedTensorMap, outputs: tf.Tensor[], gradient: (dy: tf.Tensor) => Record<string, () => tf.Tensor>, saved: tf.Tensor[], attrs: object): void;
-  /** Backends by name, once initialised. */
-  readonly registry: Record<string, object | undefined>;
-  readonly state: { activeScope: { name: string }; tensorInfo: { get(dataId: object): { backend: object } | undefined } };
-}
-const FAST_CLONE = Symbol.for('lstm-lyrics.fast-clone');
-
-/**
- * tfjs-core saves each tensor an op's gradient needs with engine.clone: an Identity kernel call
- * (data shared here, see above) and a tape node for the clone. An LSTM step saves ~20 tensors, so
- * a batch made ~650 such kernel calls, each through the engine's full dispatch. For data on the
- * wasm heap the clone is made directly: a new tensor on the same data, as the Identity kernel
- * returns, and the same tape node engine.clone records (a gradient of a gradient can follow a
- * saved tensor back to its source through it). Anything else goes the usual way.
- */
-export function cloneSavedTensorsDirectly(): void {
-  const engine = tf.engine() as unknown as EngineInternals & { clone: { [FAST_CLONE]?: true } };
-  if (engine.clone[FAST_CLONE]) return;
-  const original = engine.clone;
-  const clone = function (this: EngineInternals, x: tf.Tensor): tf.Tensor {
-    const wasm = this.registry[WASM] as BackendWasm | undefined;
-    if (!wasm || this.state.tensorInfo.get(x.dataId)?.backend !== wasm || !onHeap(x)) return original.call(this, x);
-    wasm.incRef(x.dataId);
-    const y = this.makeTensorFromTensorInfo({ dataId: x.dataId, shape: x.shape, dtype: x.dtype });
-    // As engine.clone: the gradient of a clone is dy, as float32.
-    const gradient = (dy: tf.Tensor) => ({ x: () => tf.cast(dy, 'float32') });
-    this.addTapeNode(this.state.activeScope.name, { x }, [y], gradient, [], {});
-    return y;
-  };
-  engine.clone = Object.assign(clone, { [FAST_CLONE]: true as const });
 }
