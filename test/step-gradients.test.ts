@@ -81,6 +81,42 @@ describe.each(['wasm', 'cpu'] as const)('weight gradients summed over the steps 
   );
 });
 
+describe('a gradient of a gradient through the models (a gradient penalty)', () => {
+  /** d/dh0 of the squared norm of d(loss)/dh0: two levels of tape over the rewritten steps. */
+  const penaltyGradient = (model: LanguageModel) => {
+    const inputs = tf.tensor2d(inputIds, undefined, 'int32');
+    const targets = tf.tensor2d(targetIds, undefined, 'int32');
+    const h0 = tf.tensor2d(Array.from({ length: 2 * HIDDEN }, (_, i) => Math.sin(i) / 4), [2, HIDDEN]);
+    const c0 = tf.zeros([2, HIDDEN]) as tf.Tensor2D;
+    const loss = (h: tf.Tensor) => crossEntropy(model.forward(inputs, { h: h as tf.Tensor2D, c: c0 }).logits, targets);
+    const g = tf.grad((h: tf.Tensor) => tf.square(tf.grad(loss)(h)).sum())(h0);
+    const out = Array.from(g.dataSync());
+    tf.dispose([inputs, targets, h0, c0, g]);
+    return out;
+  };
+  it.each(['scratch', 'builtin'] as const)('%s: the same on wasm as on cpu', async (impl) => {
+    const onWasm = await onBackend('wasm', () => {
+      const model = models[impl]();
+      try {
+        return penaltyGradient(model);
+      } finally {
+        model.dispose();
+      }
+    });
+    const onCpu = await onBackend('cpu', () => {
+      const model = models[impl]();
+      try {
+        return penaltyGradient(model);
+      } finally {
+        model.dispose();
+      }
+    });
+    const scale = Math.max(...onCpu.map(Math.abs));
+    expect(scale).toBeGreaterThan(0);
+    onWasm.forEach((v, i) => expect(Math.abs(v - onCpu[i])).toBeLessThanOrEqual(1e-4 * scale));
+  });
+});
+
 describe('sumWeightGradientsOverSteps', () => {
   it('finds one product per step for each of the layer kernels, and does nothing outside a tape', () => {
     const model = models.builtin();

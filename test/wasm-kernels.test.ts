@@ -387,6 +387,46 @@ describe('Identity (tf.clone, and every tensor saved for backprop) on wasm', () 
   });
 });
 
+describe('tensors saved for backprop on wasm', () => {
+  const tapeLength = () => (tf.engine().state as unknown as { activeTape: unknown[] }).activeTape.length;
+  let recorded = -1;
+  /** Gradient of a small net; `recorded`: the tape nodes its forward pass added. */
+  const lossAndGradient = () => {
+    const w = tf.tidy(() => tf.variable(tf.tensor2d(values(12, 80), [3, 4])));
+    const g = tf.tidy(() => {
+      const x = tf.tensor2d(values(6, 81), [2, 3]);
+      const { grads } = tf.variableGrads(() => {
+        const before = tapeLength();
+        const y = tf.tanh(tf.matMul(x, w)); // each saves its inputs or its output
+        recorded = tapeLength() - before;
+        return tf.sum(tf.mul(y, y));
+      }, [w]);
+      return grads[w.name];
+    });
+    w.dispose();
+    return g;
+  };
+
+  test('share the data, with no Identity kernel call and no clone on the tape; gradients equal cpu; nothing leaks', async () => {
+    // Once first: a matMul frees cached transposes an earlier test left, which would count here.
+    lossAndGradient().dispose();
+    const buffers = wasmBackend().numDataIds();
+    const tensors = tf.memory().numTensors;
+    let g: tf.Tensor | undefined;
+    const profile = await tf.profile(() => {
+      g = lossAndGradient();
+    });
+    expect(profile.kernels.map((k) => k.name)).not.toContain('Identity');
+    expect(recorded).toBe(2); // the matMul and the tanh
+    const wasmGrad = Array.from(g!.dataSync());
+    g!.dispose();
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(wasmBackend().numDataIds()).toBe(buffers);
+    expectClose(wasmGrad, await on('cpu', lossAndGradient));
+    expect(recorded).toBe(5); // on cpu: and a clone node for each of the three saved tensors
+  });
+});
+
 describe('Square (as Multiply) on wasm equals cpu', () => {
   // x·x in float32 is one correctly rounded product on both: the same bits, not merely close.
   const cases: [string, () => tf.Tensor][] = [

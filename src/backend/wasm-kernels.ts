@@ -13,7 +13,9 @@
  *    built on it, so training with a gather failed on wasm.
  * 4. Identity (tf.clone; backprop clones what it saves), Slice, Unpack, SplitV and GatherV2 copy
  *    far more than they need: see wasm-kernels-fast.ts.
- * 5. Square (in the gradient of every tanh: 70 calls a batch) costs ~70 µs on a [32, 256] tensor
+ * 5. Each tensor saved for backprop was an Identity kernel call and a tape node: see
+ *    wasm-kernels-fast.ts.
+ * 6. Square (in the gradient of every tanh: 70 calls a batch) costs ~70 µs on a [32, 256] tensor
  *    with 2 threads (15 µs with 1), where Multiply(x, x), the same float products, costs ~10 µs.
  *
  * Call registerWasmKernelFixes() once the wasm backend is registered (import
@@ -21,7 +23,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { FAST_COPY_KERNELS } from './wasm-kernels-fast';
+import { cloneSavedTensorsDirectly, FAST_COPY_KERNELS } from './wasm-kernels-fast';
 
 const BACKEND = 'wasm';
 
@@ -38,6 +40,7 @@ export function registerWasmKernelFixes(): void {
   patchKernel(tf.Square, (square) => (args) =>
     args.inputs.x!.dtype === 'float32' ? multiply({ ...args, inputs: { a: args.inputs.x!, b: args.inputs.x! } }) : square(args),
   );
+  cloneSavedTensorsDirectly();
   if (!tf.getKernel(tf.UnsortedSegmentSum, BACKEND)) {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: BACKEND, kernelFunc: unsortedSegmentSum });
   }
