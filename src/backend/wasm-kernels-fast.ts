@@ -172,7 +172,8 @@ const cloneGradient: CloneGradient = (dy) => ({ x: () => tf.cast(dy, 'float32') 
  * tfjs-core saves each tensor an op's gradient needs with engine.clone: an Identity kernel call
  * (data shared here, see above) and a tape node from the tensor to its clone. An LSTM step saves
  * ~20 tensors: ~650 kernel calls and tape nodes a batch, and backprop filters every node of the
- * tape twice. Measured, ~4% of scratch's epoch.
+ * tape twice. Making them as below saved ~3% of an epoch (scratch 0.938 → 0.907 s, builtin 1.191 →
+ * 1.159 s: medians of epochs trained in one process with this switched on and off in turn).
  *
  * The node matters only for a gradient of a gradient: one taken inside a tape's forward pass may
  * walk back through ops the tape recorded earlier, and its own backward pass (recorded too) reads
@@ -180,8 +181,7 @@ const cloneGradient: CloneGradient = (dy) => ({ x: () => tf.cast(dy, 'float32') 
  * clone nodes. Here, under a first-level tape, a clone of wasm data is a new tensor on the same
  * data made directly, and its node is only noted; when a gradient starts inside that tape (before
  * anything could read the clones) the noted nodes go into the tape where engine.clone would have
- * put them, and otherwise they are dropped with the tape.
- * Anything else goes the usual way.
+ * put them, and otherwise they are dropped with the tape. Anything else goes the usual way.
  */
 export function cloneSavedTensorsDirectly(): void {
   const engine = tf.engine() as unknown as EngineInternals & { clone: { [FAST_CLONE]?: true } };
