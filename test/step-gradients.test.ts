@@ -94,23 +94,18 @@ describe('a gradient of a gradient through the models (a gradient penalty)', () 
     tf.dispose([inputs, targets, h0, c0, g]);
     return out;
   };
+  const penaltyGradientOn = (backend: 'wasm' | 'cpu', impl: keyof typeof models) =>
+    onBackend(backend, () => {
+      const model = models[impl]();
+      try {
+        return penaltyGradient(model);
+      } finally {
+        model.dispose();
+      }
+    });
   it.each(['scratch', 'builtin'] as const)('%s: the same on wasm as on cpu', async (impl) => {
-    const onWasm = await onBackend('wasm', () => {
-      const model = models[impl]();
-      try {
-        return penaltyGradient(model);
-      } finally {
-        model.dispose();
-      }
-    });
-    const onCpu = await onBackend('cpu', () => {
-      const model = models[impl]();
-      try {
-        return penaltyGradient(model);
-      } finally {
-        model.dispose();
-      }
-    });
+    const onWasm = await penaltyGradientOn('wasm', impl);
+    const onCpu = await penaltyGradientOn('cpu', impl);
     const scale = Math.max(...onCpu.map(Math.abs));
     expect(scale).toBeGreaterThan(0);
     onWasm.forEach((v, i) => expect(Math.abs(v - onCpu[i])).toBeLessThanOrEqual(1e-4 * scale));
