@@ -47,7 +47,7 @@ const FUSED_MATMUL_NODE = 'fusedMatMul__op';
 /** The kernel name of tf.matMul's tape node. */
 const MATMUL_NODE = 'BatchMatMul';
 /** The name of the node inserted here (shown by nothing; for anyone reading a tape). */
-export const SUMMED_GRADIENT_NODE = 'lstmLyrics.weightGradientOverSteps';
+const SUMMED_GRADIENT_NODE = 'lstmLyrics.weightGradientOverSteps';
 
 function engineState(): EngineState {
   return tf.engine().state as unknown as EngineState;
@@ -110,9 +110,9 @@ function detachWeight(node: TapeNode, weight: tf.Tensor): StepProduct | undefine
   // (A matrix multiplied transposed would show as [n, k]; a square weight is taken as untransposed,
   // which the products this is called on are.)
   const m = a.shape[a.rank - 2];
-  const ones = (t: tf.Tensor, rank: number) => t.rank === rank && t.shape.slice(0, -2).every((d) => d === 1);
-  if (!ones(b, b.rank) || b.rank < 2 || b.shape[b.rank - 2] !== k || b.shape[b.rank - 1] !== n) return undefined;
-  if (!ones(a, a.rank) || a.rank < 2 || a.shape[a.rank - 1] !== k || y.size !== m * n || y.shape[y.rank - 1] !== n) return undefined;
+  const oneMatrix = (t: tf.Tensor) => t.rank >= 2 && t.shape.slice(0, -2).every((d) => d === 1);
+  if (!oneMatrix(b) || b.shape[b.rank - 2] !== k || b.shape[b.rank - 1] !== n) return undefined;
+  if (!oneMatrix(a) || a.shape[a.rank - 1] !== k || y.size !== m * n || y.shape[y.rank - 1] !== n) return undefined;
 
   const inputs = { ...node.inputs };
   delete inputs[weightKey];
