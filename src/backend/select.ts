@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
-import { UsageError } from '../core/errors';
+import { firstLine, UsageError } from '../core/errors';
 import { resolveThreads, type ThreadsSetting } from './threads';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -103,7 +103,7 @@ async function tryNative(loaders: BackendLoaders, skipped: string[]): Promise<st
 function message(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'MODULE_NOT_FOUND' && /Cannot find module '@tensorflow\/tfjs-node/.test(e.message)) return 'not installed';
-  return String(e?.message ?? err).split('\n')[0];
+  return firstLine(err);
 }
 
 /** The real loaders. */

@@ -5,7 +5,7 @@
  */
 import type chalk from 'chalk';
 import yargs from 'yargs';
-import { EXIT, UsageError, exitCodeOf } from '../core/errors';
+import { EXIT, UsageError, exitCodeOf, firstLine } from '../core/errors';
 import { colorsFor } from '../ui/colors';
 import { progressFor, type Progress } from '../ui/progress';
 import * as bench from './commands/bench';
@@ -87,8 +87,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     return EXIT.ok;
   } catch (err) {
     const code = exitCodeOf(err);
-    const message = err instanceof Error ? err.message : String(err);
-    io.err.info(`${io.errColors.red.bold('lstm-lyrics:')} ${code === EXIT.failure ? 'error: ' : ''}${message.split('\n')[0]}`);
+    io.err.info(`${io.errColors.red.bold('lstm-lyrics:')} ${code === EXIT.failure ? 'error: ' : ''}${firstLine(err)}`);
     if (code === EXIT.failure && process.env.LSTM_LYRICS_DEBUG) io.err.info(String((err as Error).stack));
     return code;
   } finally {

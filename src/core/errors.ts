@@ -18,6 +18,11 @@ export class InterruptedError extends Error {
   override readonly name = 'InterruptedError';
 }
 
+/** The first line of an error's message (or of the thing thrown), for one-line reports. */
+export function firstLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
+}
+
 export const EXIT = { ok: 0, failure: 1, usage: 2, gate: 3, interrupted: 130 } as const;
 
 export function exitCodeOf(err: unknown): number {

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { arrayBufferOf, utf8Bytes, utf8Text } from './bytes';
 import { IMPLS, type ModelConfig, type TrainConfig } from './config';
-import { UsageError } from './errors';
+import { firstLine, UsageError } from './errors';
 import type { EpochMetrics, TrainPosition } from './metrics';
 import { modelFromFiles, type LanguageModel, type LstmState, type ModelFiles } from './models';
 import { makeOptimizer } from './optimizer';
@@ -114,7 +114,7 @@ export async function modelOfCheckpoint({ meta, files }: CheckpointFiles, where:
   try {
     return { model: await modelFromFiles(meta.model, files), vocab: vocabularyOf(meta.vocab) };
   } catch (err) {
-    throw new UsageError(`model in ${where} is corrupt: ${(err as Error).message.split('\n')[0]}`);
+    throw new UsageError(`model in ${where} is corrupt: ${firstLine(err)}`);
   }
 }
 

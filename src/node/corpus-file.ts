@@ -12,7 +12,7 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import AdmZip from 'adm-zip';
 import { utf8Text } from '../core/bytes';
-import { UsageError } from '../core/errors';
+import { firstLine, UsageError } from '../core/errors';
 import { corpusFromText, type Corpus } from '../core/vocab';
 
 export interface CorpusOptions {
@@ -126,7 +126,7 @@ function unpack(entry: AdmZip.IZipEntry, what: string, limit: number, maxChars: 
     else throw new Error(`compression method ${method}`);
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError(`${what}: cannot read this entry (corrupt zip? ${String((err as Error)?.message ?? err).split('\n')[0]})`);
+    throw new UsageError(`${what}: cannot read this entry (corrupt zip? ${firstLine(err)})`);
   }
   if (data.length <= limit) return { data, cut: false };
   if (maxChars <= 0) throw refuse();

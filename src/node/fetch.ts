@@ -12,7 +12,7 @@ import * as https from 'https';
 import * as path from 'path';
 import { Transform } from 'stream';
 import { pipeline } from 'stream/promises';
-import { UsageError } from '../core/errors';
+import { firstLine, UsageError } from '../core/errors';
 import { count } from '../ui/table';
 import { makeDirs, removeEmptyDirs } from './out-path';
 
@@ -70,8 +70,8 @@ export async function downloadVerified(url: string, dest: string, expected: Expe
       await closed;
       if (err instanceof DownloadError) throw err;
       // File system errors name their path; a dropped connection does not.
-      if ((err as NodeJS.ErrnoException).path !== undefined) throw new DownloadError(`cannot write ${tmp}: ${firstLine((err as Error).message)}`);
-      throw new DownloadError(`connection lost after ${count(received)} of ${count(expected.bytes)} bytes (${firstLine((err as Error).message)})`);
+      if ((err as NodeJS.ErrnoException).path !== undefined) throw new DownloadError(`cannot write ${tmp}: ${firstLine(err)}`);
+      throw new DownloadError(`connection lost after ${count(received)} of ${count(expected.bytes)} bytes (${firstLine(err)})`);
     }
     await closed;
     if (received !== expected.bytes) throw new DownloadError(`got ${count(received)} bytes, expected ${count(expected.bytes)}`);
@@ -80,7 +80,7 @@ export async function downloadVerified(url: string, dest: string, expected: Expe
     fs.renameSync(tmp, dest);
   } catch (err) {
     removePartial();
-    throw new DownloadError(`download of ${url} failed: ${firstLine(err instanceof Error ? err.message : String(err))}; nothing saved`);
+    throw new DownloadError(`download of ${url} failed: ${firstLine(err)}; nothing saved`);
   } finally {
     process.off('exit', removePartial);
   }
@@ -127,8 +127,4 @@ function get(url: string, original: string, timeoutMs: number, redirectsLeft: nu
     request.setTimeout(timeoutMs, () => request.destroy(new DownloadError(`no data for ${timeoutMs / 1000} s (timed out)`)));
     request.on('error', reject);
   });
-}
-
-function firstLine(message: string): string {
-  return message.split('\n')[0];
 }

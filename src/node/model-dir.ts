@@ -8,7 +8,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { UsageError } from '../core/errors';
+import { firstLine, UsageError } from '../core/errors';
 import {
   CHECKPOINT_FILE,
   checkpointFiles,
@@ -166,8 +166,4 @@ function failWriteForTests(fd: number, bytes: Uint8Array): void {
   if (after === undefined || filesWritten++ < Number(after)) return;
   fs.writeSync(fd, bytes.subarray(0, bytes.length >> 1));
   throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-}
-
-function firstLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0];
 }

@@ -8,7 +8,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { UsageError } from '../core/errors';
+import { firstLine, UsageError } from '../core/errors';
 import { CHECKPOINT_FILE } from '../core/format';
 
 /**
@@ -113,8 +113,4 @@ function statOrUndefined(p: string): fs.Stats | undefined {
   } catch {
     return undefined;
   }
-}
-
-function firstLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0];
 }

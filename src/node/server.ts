@@ -8,6 +8,7 @@
 import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
+import { firstLine } from '../core/errors';
 import { CHECKPOINT_FILE, filesOf } from '../core/format';
 import { readCheckpointMeta } from './model-dir';
 import { makeDirs } from './out-path';
@@ -105,7 +106,7 @@ export function listModels(root: string): ModelListing[] {
       }
       entries = fs.readdirSync(dir, { withFileTypes: true });
     } catch (err) {
-      if (rel.length > 0) found.push({ name, readable: false, reason: oneLine(err) });
+      if (rel.length > 0) found.push({ name, readable: false, reason: firstLine(err) });
       return;
     }
     if (entries.some((e) => e.name === CHECKPOINT_FILE)) {
@@ -147,7 +148,7 @@ function describeModel(dir: string, name: string): ModelListing {
       history: meta.history.map((m) => ({ epoch: m.epoch, perplexity: m.perplexity, ...(m.heldOutPerplexity !== undefined && { heldOutPerplexity: m.heldOutPerplexity }) })),
     };
   } catch (err) {
-    return { name, readable: false, reason: oneLine(err) };
+    return { name, readable: false, reason: firstLine(err) };
   }
 }
 
@@ -396,8 +397,4 @@ function isDirectory(file: string): boolean {
   } catch {
     return false;
   }
-}
-
-function oneLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0];
 }

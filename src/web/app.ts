@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernelFixes } from '../backend/wasm-kernels';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig } from '../core/config';
-import { UsageError } from '../core/errors';
+import { firstLine, UsageError } from '../core/errors';
 import {
   CHECKPOINT_FILE,
   checkpointFiles,
@@ -56,7 +56,7 @@ export async function startBackend(wanted?: string): Promise<BackendChoice> {
       }
       skipped.push(`${name} failed to start`);
     } catch (err) {
-      skipped.push(`${name} failed to start: ${messageOf(err)}`);
+      skipped.push(`${name} failed to start: ${firstLine(err)}`);
     }
   }
   throw new Error(`no TF.js backend started: ${skipped.join('; ')}`);
@@ -256,8 +256,4 @@ export async function trainModels(corpus: Corpus, corpusName: string, impls: rea
 export async function modelZip(loaded: LoadedModel, folder: string): Promise<Uint8Array> {
   const files = await checkpointFiles(loaded.model, loaded.info);
   return zipFiles(Object.entries(files).map(([name, bytes]) => ({ name: `${folder}/${name}`, bytes })));
-}
-
-export function messageOf(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0];
 }

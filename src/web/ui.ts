@@ -7,6 +7,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { expressionInterpreter } from 'vega-interpreter';
 import { perplexitySpec, type PerplexitySeries } from '../core/chart-spec';
+import { firstLine } from '../core/errors';
 import type { Impl } from '../core/config';
 import type { EpochMetrics } from '../core/metrics';
 import {
@@ -16,7 +17,6 @@ import {
   fetchModelList,
   generate,
   loadModel,
-  messageOf,
   missingChars,
   modelZip,
   startBackend,
@@ -73,7 +73,7 @@ export async function start(): Promise<void> {
     setState($('backend'), 'ready', `TF.js backend: ${backend.name}. ${capitalise(backend.why)}.`);
     $('backend').dataset.backend = backend.name;
   } catch (err) {
-    setState($('backend'), 'error', `TF.js backend: none started (${messageOf(err)})`);
+    setState($('backend'), 'error', `TF.js backend: none started (${firstLine(err)})`);
     return;
   }
   ($('train-button') as HTMLButtonElement).disabled = false;
@@ -84,7 +84,7 @@ export async function start(): Promise<void> {
     const readable = [...entries.values()].filter((e) => e.summary.readable).length;
     setState($('models-status'), 'ready', entries.size === 0 ? 'No saved models yet: train one with lstm-lyrics train, or below.' : `${readable} readable of ${entries.size} listed.`);
   } catch (err) {
-    setState($('models-status'), 'error', `Cannot read the model list: ${messageOf(err)}`);
+    setState($('models-status'), 'error', `Cannot read the model list: ${firstLine(err)}`);
   }
 
   // A link carries a generation: ?model=NAME&prefix=...&length=...&temperature=...&top-k=...&seed=...
@@ -174,7 +174,7 @@ async function select(name: string): Promise<boolean> {
     loaded = await entry.loaded;
   } catch (err) {
     entry.loaded = undefined;
-    if (selected === name) $('selected').textContent = `Cannot load ${name}: ${messageOf(err)}`;
+    if (selected === name) $('selected').textContent = `Cannot load ${name}: ${firstLine(err)}`;
     return false;
   }
   if (selected !== name) return false;
@@ -275,7 +275,7 @@ async function runGeneration(request: GenerateRequest): Promise<void> {
     out.dataset.state = 'done';
   } catch (err) {
     if (err instanceof Cancelled) return;
-    showGenerated('error', messageOf(err));
+    showGenerated('error', firstLine(err));
   }
 }
 
@@ -448,7 +448,7 @@ async function runTraining(): Promise<void> {
     progress.dataset.state = stopped ? 'stopped' : 'done';
     await select(`this page #${run}: ${trained[0].impl}`);
   } catch (err) {
-    problem.textContent = messageOf(err);
+    problem.textContent = firstLine(err);
     problem.hidden = false;
     progress.dataset.state = 'error';
   } finally {

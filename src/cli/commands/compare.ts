@@ -12,7 +12,7 @@ import { lockModelDir, type Lock } from '../../node/lock';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
 import { checkOutDir, checkOutFile, makeDirs } from '../../node/out-path';
 import { DEFAULT_OPTIMIZER, IMPLS, type Impl } from '../../core/config';
-import { GateError, InterruptedError, UsageError } from '../../core/errors';
+import { firstLine, GateError, InterruptedError, UsageError } from '../../core/errors';
 import { generateText } from '../../core/generate';
 import { parameterCount } from '../../core/models';
 import { noProgress, type Progress } from '../../ui/progress';
@@ -133,7 +133,7 @@ async function compareLocked(args: CompareArgs, chart: string, log: Logger, prog
     await writePerplexityChart(chart, seriesOf(entries), chartSubtitle(entries));
   } catch (err) {
     fs.rmSync(`${chart}.tmp`, { force: true });
-    throw new Error(`cannot write ${chart}: ${String((err as Error)?.message ?? err).split('\n')[0]}; ${fs.existsSync(chart) ? 'the previous chart is unchanged; ' : ''}the models in ${dirs.join(' and ')} are saved`);
+    throw new Error(`cannot write ${chart}: ${firstLine(err)}; ${fs.existsSync(chart) ? 'the previous chart is unchanged; ' : ''}the models in ${dirs.join(' and ')} are saved`);
   }
   for (const line of comparisonTable(entries)) log.info(line);
   log.info(`chart: ${chart}`);

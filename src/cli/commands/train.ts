@@ -6,7 +6,7 @@ import type { Argv } from 'yargs';
 import type { BackendChoice } from '../../backend/select';
 import { batchesPerEpoch } from '../../core/batches';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type TrainConfig } from '../../core/config';
-import { GateError, InterruptedError, UsageError } from '../../core/errors';
+import { firstLine, GateError, InterruptedError, UsageError } from '../../core/errors';
 import { CHECKPOINT_FILE, restoreTraining } from '../../core/format';
 import { median, type EpochMetrics, type Report, type TrainPosition } from '../../core/metrics';
 import { createModel, parameterCount, type LanguageModel } from '../../core/models';
@@ -161,7 +161,7 @@ async function trainLocked(args: TrainArgs, out: string, log: Logger, progress: 
     try {
       write();
     } catch (err) {
-      throw new Error(`cannot write --metrics ${args.metrics}: ${String((err as Error)?.message ?? err).split('\n')[0]}; ${fs.existsSync(path.join(out, CHECKPOINT_FILE)) ? `the model saved in ${out} is unchanged` : 'no model was saved'}`);
+      throw new Error(`cannot write --metrics ${args.metrics}: ${firstLine(err)}; ${fs.existsSync(path.join(out, CHECKPOINT_FILE)) ? `the model saved in ${out} is unchanged` : 'no model was saved'}`);
     }
   };
   if (args.metrics) writeMetrics(() => makeDirs(path.dirname(path.resolve(args.metrics!))));
