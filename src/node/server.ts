@@ -8,8 +8,8 @@
 import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
-import { firstLine } from '../core/errors';
-import { CHECKPOINT_FILE, filesOf } from '../core/format';
+import { firstLine, UsageError } from '../core/errors';
+import { CHECKPOINT_FILE, filesOf, type CheckpointMeta } from '../core/format';
 import { readCheckpointMeta } from './model-dir';
 import { makeDirs } from './out-path';
 
@@ -110,7 +110,7 @@ export function listModels(root: string): ModelListing[] {
       return;
     }
     if (entries.some((e) => e.name === CHECKPOINT_FILE)) {
-      found.push(describeModel(dir, name));
+      found.push(describeModel(dir, name, rootReal));
       return;
     }
     const subdirs = entries.filter((e) => isListable(e.name) && (e.isDirectory() || (e.isSymbolicLink() && isDirectory(path.join(dir, e.name)))));
@@ -125,13 +125,12 @@ export function listModels(root: string): ModelListing[] {
   return found;
 }
 
-function describeModel(dir: string, name: string): ModelListing {
+function describeModel(dir: string, name: string, rootReal: string): ModelListing {
   try {
     const meta = readCheckpointMeta(dir, `${name}/${CHECKPOINT_FILE}`);
     const missing = filesOf(meta).filter((file) => !isSafeName(file) || !fs.existsSync(path.join(dir, file)));
     if (missing.length > 0) return { name, readable: false, reason: `incomplete: ${missing.join(', ')} missing` };
-    const root = fs.realpathSync(path.join(dir, ...name.split('/').map(() => '..')));
-    const linkedOut = filesOf(meta).filter((file) => !insideRoot(root, fs.realpathSync(path.join(dir, file))));
+    const linkedOut = filesOf(meta).filter((file) => !insideRoot(rootReal, fs.realpathSync(path.join(dir, file))));
     if (linkedOut.length > 0) return { name, readable: false, reason: `${linkedOut.join(', ')} links out of the models folder` };
     const last = meta.history.at(-1);
     return {
@@ -250,17 +249,35 @@ function pageAsset(webDir: string, name: string): string | undefined {
 
 /** A file of a listed model: one its checkpoint.json names, whose real path is inside the folder. */
 function modelFile(modelsDir: string, dirSegments: string[], name: string): string | undefined {
-  let rootReal: string;
+  const folder = modelFolder(modelsDir, dirSegments);
+  return folder && fileOfModel(folder, name);
+}
+
+interface ModelFolder {
+  readonly rootReal: string;
+  readonly dir: string;
+  readonly meta: CheckpointMeta;
+}
+
+/** A listed model's folder, inside the models folder, and its checkpoint; undefined if not one. */
+function modelFolder(modelsDir: string, dirSegments: string[]): ModelFolder | undefined {
   try {
-    rootReal = fs.realpathSync(modelsDir);
+    const rootReal = fs.realpathSync(modelsDir);
     const dir = path.join(rootReal, ...dirSegments);
     if (!insideRoot(rootReal, fs.realpathSync(dir))) return undefined;
-    if (dirSegments.some((s) => s.endsWith('.tmp') || s.endsWith('.old') || !isListable(s))) return undefined;
-    const meta = readCheckpointMeta(dir, CHECKPOINT_FILE);
-    if (name !== CHECKPOINT_FILE && !filesOf(meta).includes(name)) return undefined;
-    const file = path.join(dir, name);
-    if (!insideRoot(rootReal, fs.realpathSync(file)) || !isFile(file)) return undefined;
-    return file;
+    if (dirSegments.some((s) => !isListable(s))) return undefined;
+    return { rootReal, dir, meta: readCheckpointMeta(dir, CHECKPOINT_FILE) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** checkpoint.json or a file it names, if its real path is inside the models folder. */
+function fileOfModel({ rootReal, dir, meta }: ModelFolder, name: string): string | undefined {
+  if (name !== CHECKPOINT_FILE && !filesOf(meta).includes(name)) return undefined;
+  const file = path.join(dir, name);
+  try {
+    return insideRoot(rootReal, fs.realpathSync(file)) && isFile(file) ? file : undefined;
   } catch {
     return undefined;
   }
@@ -282,7 +299,7 @@ export function exportSite(outDir: string, options: ServerOptions & { readonly o
   const readable = listed.filter((m): m is ReadableModel => m.readable);
   const unknown = (only ?? []).filter((name) => !readable.some((m) => m.name === name));
   if (unknown.length > 0) {
-    throw new ExportError(`not a readable model under ${modelsDir}: ${unknown.join(', ')} (readable: ${readable.map((m) => m.name).join(', ') || 'none'})`);
+    throw new UsageError(`not a readable model under ${modelsDir}: ${unknown.join(', ')} (readable: ${readable.map((m) => m.name).join(', ') || 'none'})`);
   }
   const chosen = only ? readable.filter((m) => only.includes(m.name)) : readable;
   let count = 0;
@@ -298,18 +315,16 @@ export function exportSite(outDir: string, options: ServerOptions & { readonly o
   write(['corpus', PAGE_CORPUS], fs.readFileSync(path.join(corpusDir, PAGE_CORPUS)));
   for (const model of chosen) {
     const segments = model.name.split('/');
-    for (const name of [CHECKPOINT_FILE, ...filesOf(readCheckpointMeta(path.join(modelsDir, ...segments), CHECKPOINT_FILE))]) {
-      const from = modelFile(modelsDir, segments, name);
-      if (from === undefined) throw new ExportError(`cannot export ${model.name}/${name}: not inside ${modelsDir}`);
+    const folder = modelFolder(modelsDir, segments);
+    if (folder === undefined) throw new UsageError(`cannot export ${model.name}/${CHECKPOINT_FILE}: not inside ${modelsDir}`);
+    for (const name of [CHECKPOINT_FILE, ...filesOf(folder.meta)]) {
+      const from = fileOfModel(folder, name);
+      if (from === undefined) throw new UsageError(`cannot export ${model.name}/${name}: not inside ${modelsDir}`);
       write(['models', ...segments, name], fs.readFileSync(from));
     }
   }
   write([MODEL_LIST_FILE], JSON.stringify(chosen));
   return { dir: outDir, models: chosen.map((m) => m.name), files: count };
-}
-
-export class ExportError extends Error {
-  override readonly name = 'ExportError';
 }
 
 /**
@@ -336,21 +351,16 @@ function sendFile(res: http.ServerResponse, req: http.IncomingMessage, file: str
     return;
   }
   res.writeHead(200, { ...headers(contentTypeOf(file)), 'Content-Length': size });
-  if (req.method === 'HEAD') {
+  if (req.method === 'HEAD' || size === 0) {
     fs.closeSync(fd);
     res.end();
     return;
   }
-  const stream = fs.createReadStream(file, { fd, start: 0, end: Math.max(0, size - 1), autoClose: true });
+  const stream = fs.createReadStream(file, { fd, start: 0, end: size - 1, autoClose: true });
   // A client that goes away mid-file: stop reading and free the descriptor.
   res.on('close', () => stream.destroy());
   stream.on('error', () => res.destroy());
-  if (size === 0) {
-    stream.destroy();
-    res.end();
-  } else {
-    stream.pipe(res);
-  }
+  stream.pipe(res);
 }
 
 function headers(type: string): http.OutgoingHttpHeaders {

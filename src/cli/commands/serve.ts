@@ -7,7 +7,7 @@ import type { AddressInfo } from 'net';
 import type { Argv } from 'yargs';
 import { UsageError } from '../../core/errors';
 import { checkOutDir } from '../../node/out-path';
-import { closeServer, createPageServer, exportSite, ExportError, listModels, WEB_DIR } from '../../node/server';
+import { closeServer, createPageServer, exportSite, listModels, WEB_DIR } from '../../node/server';
 import type { Logger } from '../logger';
 import { wholeNumber, type ArgsOf } from '../options';
 
@@ -44,20 +44,15 @@ export interface ServeResult {
  */
 export async function handler(args: ServeArgs, log: Logger, stop?: AbortSignal, onListening?: (url: string) => void): Promise<ServeResult> {
   if (!fs.existsSync(`${WEB_DIR}/index.html`)) throw new Error(`the page is not built (${WEB_DIR}/index.html missing); run npm run build`);
-  if (args.models !== undefined && fs.existsSync(args.models) && !fs.statSync(args.models).isDirectory()) {
+  if (fs.existsSync(args.models) && !fs.statSync(args.models).isDirectory()) {
     throw new UsageError(`--models ${args.models} is not a folder`);
   }
   if (args.export !== undefined) {
     if (args.export.trim() === '') throw new UsageError('--export needs a folder');
     checkOutDir('--export', args.export); // a file, or a place that cannot be written: exit 2 before writing
-    try {
-      const exported = exportSite(args.export, { modelsDir: args.models, only: args.only });
-      log.info(`wrote ${exported.files} files to ${exported.dir} (models: ${exported.models.join(', ') || 'none'}); serve it with any static file server`);
-      return { exported };
-    } catch (err) {
-      if (err instanceof ExportError) throw new UsageError(err.message);
-      throw err;
-    }
+    const exported = exportSite(args.export, { modelsDir: args.models, only: args.only });
+    log.info(`wrote ${exported.files} files to ${exported.dir} (models: ${exported.models.join(', ') || 'none'}); serve it with any static file server`);
+    return { exported };
   }
   if (args.only !== undefined) throw new UsageError('--only goes with --export');
   const port = wholeNumber('port', args.port, 0);
