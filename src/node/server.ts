@@ -198,14 +198,14 @@ export function closeServer(server: http.Server): Promise<void> {
   });
 }
 
-function requestHandler({ modelsDir, webDir = WEB_DIR, corpusDir = CORPUS_DIR }: ServerOptions) {
+function requestHandler(options: ServerOptions) {
   return (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       send(res, req, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
       return;
     }
-    const file = resolveRequest(req.url ?? '', { modelsDir, webDir, corpusDir });
+    const file = resolveRequest(req.url ?? '', options);
     if (file === undefined) {
       send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
     } else if (typeof file !== 'string') {

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernelFixes } from '../backend/wasm-kernels';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig } from '../core/config';
+import { DEFAULT_CORPUS, DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig } from '../core/config';
 import { firstLine, UsageError } from '../core/errors';
 import {
   CHECKPOINT_FILE,
@@ -22,7 +22,8 @@ import { createModel, type LanguageModel } from '../core/models';
 import { makeRng } from '../core/random';
 import { batchesPerEpoch } from '../core/batches';
 import { train } from '../core/train';
-import { corpusFromText, defaultPrefixes, unknownChars, type Corpus, type Vocabulary } from '../core/vocab';
+import { utf8Text } from '../core/bytes';
+import { corpusFromText, defaultPrefixes, type Corpus, type Vocabulary } from '../core/vocab';
 import { zipFiles } from './zip';
 
 export type BackendName = 'wasm' | 'webgl' | 'cpu';
@@ -129,11 +130,6 @@ export interface GenerateRequest {
   readonly seed?: number;
 }
 
-/** Characters of the prefix the model cannot read (generation needs none). */
-export function missingChars(vocab: Vocabulary, prefix: string): string[] {
-  return unknownChars(vocab, prefix);
-}
-
 /**
  * What `lstm-lyrics generate` prints, a character at a time: the same sampler, the same seeded
  * random numbers. `onChar` may throw to cancel.
@@ -157,7 +153,7 @@ export interface PageTrainSettings {
 }
 
 export const PAGE_TRAIN_DEFAULTS: PageTrainSettings = {
-  hidden: 256,
+  hidden: DEFAULT_HIDDEN,
   numSteps: DEFAULT_TRAIN.numSteps,
   batchSize: DEFAULT_TRAIN.batchSize,
   epochs: DEFAULT_TRAIN.epochs,
@@ -170,16 +166,16 @@ export const PAGE_TRAIN_DEFAULTS: PageTrainSettings = {
 
 /** The bundled corpus, served read-only beside the page. */
 export async function fetchBundledCorpus(): Promise<{ bytes: Uint8Array; name: string }> {
-  const res = await fetch('corpus/songci300.txt');
-  if (!res.ok) throw new Error(`corpus/songci300.txt: HTTP ${res.status}`);
-  return { bytes: new Uint8Array(await res.arrayBuffer()), name: 'songci300.txt' };
+  const res = await fetch(DEFAULT_CORPUS);
+  if (!res.ok) throw new Error(`${DEFAULT_CORPUS}: HTTP ${res.status}`);
+  return { bytes: new Uint8Array(await res.arrayBuffer()), name: DEFAULT_CORPUS.split('/').pop()! };
 }
 
 /** A corpus from bytes, as the CLI reads a .txt (UTF-8, line breaks as spaces, first maxChars). */
 export async function corpusOfBytes(bytes: Uint8Array, name: string, maxChars: number): Promise<Corpus> {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    text = utf8Text(bytes, true);
   } catch {
     throw new UsageError(`${name} is not UTF-8 text`);
   }

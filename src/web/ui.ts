@@ -10,6 +10,7 @@ import { perplexitySpec, type PerplexitySeries } from '../core/chart-spec';
 import { firstLine } from '../core/errors';
 import type { Impl } from '../core/config';
 import type { EpochMetrics } from '../core/metrics';
+import { unknownChars } from '../core/vocab';
 import {
   PAGE_TRAIN_DEFAULTS,
   corpusOfBytes,
@@ -17,7 +18,6 @@ import {
   fetchModelList,
   generate,
   loadModel,
-  missingChars,
   modelZip,
   startBackend,
   trainModels,
@@ -90,9 +90,9 @@ export async function start(): Promise<void> {
   // A link carries a generation: ?model=NAME&prefix=...&length=...&temperature=...&top-k=...&seed=...
   const model = params.get('model');
   if (model !== null) {
-    for (const [key, id] of [['prefix', 'prefix'], ['length', 'length'], ['temperature', 'temperature'], ['top-k', 'top-k'], ['seed', 'seed']]) {
+    for (const key of ['prefix', 'length', 'temperature', 'top-k', 'seed']) {
       const value = params.get(key);
-      if (value !== null) ($(id) as HTMLInputElement).value = value;
+      if (value !== null) ($(key) as HTMLInputElement).value = value;
     }
     if (!entries.has(model)) {
       showGenerated('error', `no model named ${JSON.stringify(model)} in the list`);
@@ -193,7 +193,7 @@ async function drawSelectedCurves(name: string): Promise<void> {
   const parent = (n: string) => n.split('/').slice(0, -1).join('/');
   const group = [...entries.values()]
     .map((e) => e.summary)
-    .filter((m) => m.readable && m.history && (m.name === name || (!entries.get(name)?.local && !entries.get(m.name)?.local && parent(m.name) === parent(name) && m.name !== name)));
+    .filter((m) => m.readable && m.history && (m.name === name || (!entries.get(name)?.local && !entries.get(m.name)?.local && parent(m.name) === parent(name))));
   group.sort((a, b) => (a.name === name ? -1 : b.name === name ? 1 : a.name.localeCompare(b.name)));
   const impls = group.map((m) => m.impl);
   const series: PerplexitySeries[] = group.map((m) => ({
@@ -230,7 +230,7 @@ function requestProblem(r: GenerateRequest): string | undefined {
 /** Names, inline, the prefix characters the model's vocabulary lacks; true if there are none. */
 function checkPrefix(loaded: LoadedModel): boolean {
   const prefix = ($('prefix') as HTMLInputElement).value;
-  const missing = missingChars(loaded.vocab, prefix);
+  const missing = unknownChars(loaded.vocab, prefix);
   const problem = $('prefix-problem');
   if (missing.length === 0) {
     problem.hidden = true;
@@ -368,7 +368,10 @@ async function runTraining(): Promise<void> {
     stopButton.disabled = false;
     stopRequested = false;
     const run = ++trainedRuns;
+    const localName = (impl: Impl) => `this page #${run}: ${impl}`;
     const series = new Map<Impl, EpochMetrics[]>(impls.map((impl) => [impl, []]));
+    const drawTrainChart = () =>
+      drawChart($('train-chart'), impls.map((i) => ({ name: i, points: series.get(i)! })), `${corpus.text.length.toLocaleString()} characters of ${name}, trained in this page (${backendName})`);
     const bars = new Map(impls.map((impl) => [impl, progressRow(impl)]));
     progress.replaceChildren(...bars.values());
     progress.dataset.state = 'running';
@@ -397,7 +400,7 @@ async function runTraining(): Promise<void> {
           dirty = true;
           redraw = redraw.then(async () => {
             dirty = false;
-            await drawChart($('train-chart'), impls.map((i) => ({ name: i, points: series.get(i)! })), `${corpus.text.length.toLocaleString()} characters of ${name}, trained in this page (${backendName})`);
+            await drawTrainChart();
           });
         }
       },
@@ -408,12 +411,12 @@ async function runTraining(): Promise<void> {
       },
     });
     await redraw;
-    await drawChart($('train-chart'), impls.map((i) => ({ name: i, points: series.get(i)! })), `${corpus.text.length.toLocaleString()} characters of ${name}, trained in this page (${backendName})`);
+    await drawTrainChart();
     const stopped = trained.some((t) => t.stopped);
     for (const t of trained) {
       const last = t.info.history.at(-1);
       bars.get(t.impl)!.update(1, `${t.impl}: ${t.stopped ? 'stopped' : 'done'} after ${t.info.epoch} epoch${t.info.epoch === 1 ? '' : 's'}` + (last ? `, perplexity ${last.perplexity.toFixed(3)}` : '') + `, ${formatSeconds((performance.now() - started) / 1000)}`);
-      const name = `this page #${run}: ${t.impl}`;
+      const name = localName(t.impl);
       entries.set(name, {
         local: t,
         summary: {
@@ -446,7 +449,7 @@ async function runTraining(): Promise<void> {
       }),
     );
     progress.dataset.state = stopped ? 'stopped' : 'done';
-    await select(`this page #${run}: ${trained[0].impl}`);
+    await select(localName(trained[0].impl));
   } catch (err) {
     problem.textContent = firstLine(err);
     problem.hidden = false;
