@@ -14,6 +14,7 @@ import AdmZip from 'adm-zip';
 import { utf8Text } from '../core/bytes';
 import { firstLine, UsageError } from '../core/errors';
 import { corpusFromText, type Corpus } from '../core/vocab';
+import { count } from '../ui/table';
 
 export interface CorpusOptions {
   /** Which .txt entry of a zip; required when it holds several. */
@@ -178,10 +179,6 @@ function inflateStart(packed: Buffer, maxOutput: number): Buffer {
 function mib(bytes: number): string {
   const m = bytes / 1024 / 1024;
   return `${Number.isInteger(m) ? m : m.toFixed(1)} MiB`;
-}
-
-function count(n: number): string {
-  return n.toLocaleString('en');
 }
 
 function names(entries: readonly AdmZip.IZipEntry[]): string {

@@ -5,7 +5,7 @@
  */
 import * as os from 'os';
 import { UsageError } from '../core/errors';
-import type { Impl, OptimizerName } from '../core/config';
+import type { OptimizerName } from '../core/config';
 
 /** What one backend can hold. wasm32 addresses 4 GiB; the others are bounded by the machine. */
 export function backendMemoryLimit(backend: string): { bytes: number; what: string } {
@@ -14,7 +14,6 @@ export function backendMemoryLimit(backend: string): { bytes: number; what: stri
 }
 
 export interface TrainingSize {
-  readonly impl: Impl;
   readonly vocabSize: number;
   readonly hidden: number;
   readonly batchSize: number;

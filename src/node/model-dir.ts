@@ -35,37 +35,28 @@ export async function saveCheckpoint(dir: string, model: LanguageModel, info: Ch
   saveModelDir(dir, await checkpointFiles(model, info, training));
 }
 
-/** Saves in progress: their `<dir>.tmp` goes if the process exits mid-save (a second Ctrl-C). */
-const saving = new Set<string>();
-const removePartialSaves = () => saving.forEach((dir) => fs.rmSync(`${dir}.tmp`, { recursive: true, force: true }));
-
 /**
  * writeModelDir, and when it fails (disk full, a read-only place), no partial files left behind
  * and the previous model back in place: the error says what failed and what is unchanged.
  */
 export function saveModelDir(dir: string, files: ModelFiles): void {
   const hadModel = fs.existsSync(path.join(dir, CHECKPOINT_FILE));
-  if (saving.size === 0) process.once('exit', removePartialSaves);
-  saving.add(dir);
   let madeDirs: string | undefined;
   try {
     madeDirs = makeDirs(path.dirname(path.resolve(dir)));
     writeModelDir(dir, files);
   } catch (err) {
-    const cleanup: string[] = [];
+    let cleanup = '';
     try {
       fs.rmSync(`${dir}.tmp`, { recursive: true, force: true });
       // Failed between the two renames: the previous model is in <dir>.old; put it back.
       if (!fs.existsSync(dir) && fs.existsSync(path.join(`${dir}.old`, CHECKPOINT_FILE))) fs.renameSync(`${dir}.old`, dir);
       if (madeDirs) removeEmptyDirs(path.dirname(path.resolve(dir)), madeDirs);
     } catch (cleanupErr) {
-      cleanup.push(`; could not remove ${dir}.tmp either (${firstLine(cleanupErr)})`);
+      cleanup = `; could not remove ${dir}.tmp either (${firstLine(cleanupErr)})`;
     }
     const unchanged = hadModel ? `the previous model in ${dir} is unchanged` : 'nothing was saved';
-    throw new Error(`cannot save the model to ${dir}: ${firstLine(err)}${cleanup.join('')}; ${unchanged}`);
-  } finally {
-    saving.delete(dir);
-    if (saving.size === 0) process.off('exit', removePartialSaves);
+    throw new Error(`cannot save the model to ${dir}: ${firstLine(err)}${cleanup}; ${unchanged}`);
   }
 }
 

@@ -17,10 +17,18 @@ export async function perplexityChartSvg(series: readonly PerplexitySeries[], su
   }
 }
 
-/** Writes the chart to `file` (written beside it, then renamed, so a reader never sees half). */
+/**
+ * Writes the chart to `file` (written beside it, then renamed, so a reader never sees half; if
+ * that fails, the half-written copy is removed and `file` is as it was).
+ */
 export async function writePerplexityChart(file: string, series: readonly PerplexitySeries[], subtitle?: Subtitle): Promise<void> {
   const svg = await perplexityChartSvg(series, subtitle);
   const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, svg);
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, svg);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
 }

@@ -16,11 +16,11 @@ import { median } from '../../core/metrics';
 import { createModel } from '../../core/models';
 import { makeOptimizer } from '../../core/optimizer';
 import { train } from '../../core/train';
-import type { Corpus } from '../../core/vocab';
+import { unknownChars, type Corpus } from '../../core/vocab';
 import { loadCorpus } from '../../node/corpus-file';
 import { count, formatTable } from '../../ui/table';
 import type { Logger } from '../logger';
-import { BUNDLED_CORPUS, backendOption, startBackend, threadsOf, wholeNumber, type ArgsOf } from '../options';
+import { BUNDLED_CORPUS, backendOption, startBackend, threadsOf, trainOptions, wholeNumber, type ArgsOf } from '../options';
 
 export const command = 'bench';
 export const describe = 'time training and generation of both LSTMs (and, with --reference, the PyTorch lesson)';
@@ -46,8 +46,8 @@ export const benchOptions = {
   impl: { choices: IMPLS, describe: 'benchmark only this LSTM', defaultDescription: 'both' },
   epochs: { type: 'number', default: 3, describe: 'timed epochs per impl (after one warm-up epoch)' },
   corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled corpus/songci300.txt', describe: 'training text: a UTF-8 .txt or a .zip holding one' },
-  'max-chars': { type: 'number', default: DEFAULT_TRAIN.maxChars, describe: 'keep the first N characters of the corpus (0: all)' },
-  hidden: { type: 'number', default: DEFAULT_HIDDEN, describe: 'LSTM hidden units' },
+  'max-chars': trainOptions['max-chars'],
+  hidden: trainOptions.hidden,
   reference: { type: 'boolean', default: false, describe: 'also time the PyTorch lesson (--python + torch) and compare' },
   python: { type: 'string', default: 'python3', describe: 'the Python interpreter for --reference (one that can import torch)' },
   'reference-script': { type: 'string', default: DEFAULT_REFERENCE_SCRIPT, defaultDescription: '../shared/reference/seed_lstm.py beside the package', describe: 'the PyTorch reference script' },
@@ -206,7 +206,7 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   };
   try {
     ({ history } = await train(model, corpus, config, { onBatch: () => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), onEpoch }, { optimizer }));
-    const prefix = [...GEN_PREFIX].every((ch) => corpus.vocab.chars.includes(ch)) ? GEN_PREFIX : corpus.vocab.chars[0];
+    const prefix = unknownChars(corpus.vocab, GEN_PREFIX).length === 0 ? GEN_PREFIX : corpus.vocab.chars[0];
     generateText(model, corpus.vocab, prefix, 5); // warm-up: the first batch-1 step sets up its kernels
     const start = performance.now();
     generateText(model, corpus.vocab, prefix, GEN_CHARS);

@@ -132,7 +132,6 @@ async function compareLocked(args: CompareArgs, chart: string, log: Logger, prog
   try {
     await writePerplexityChart(chart, seriesOf(entries), chartSubtitle(entries));
   } catch (err) {
-    fs.rmSync(`${chart}.tmp`, { force: true });
     throw new Error(`cannot write ${chart}: ${firstLine(err)}; ${fs.existsSync(chart) ? 'the previous chart is unchanged; ' : ''}the models in ${dirs.join(' and ')} are saved`);
   }
   for (const line of comparisonTable(entries)) log.info(line);

@@ -237,7 +237,7 @@ async function freshRun(args: TrainArgs, log: Logger): Promise<Run> {
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
   batchesPerEpoch(config.sampling, corpus.ids.length, config.batchSize, config.numSteps); // throws if too short
   const backend = await startBackend(args);
-  const size = { impl: args.impl, vocabSize: whole.vocab.chars.length, hidden, batchSize: config.batchSize, numSteps: config.numSteps, optimizer: config.optimizer };
+  const size = { vocabSize: whole.vocab.chars.length, hidden, batchSize: config.batchSize, numSteps: config.numSteps, optimizer: config.optimizer };
   checkTrainingFits(size, backend.name);
   const model = createModel({ impl: args.impl, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
   return { model, config, corpus, heldOut, backend, optimizer: makeOptimizer(config.optimizer, config.lr), history: [] };
