@@ -131,7 +131,10 @@ describe('lstm-lyrics bench (the CLI command)', () => {
   it('--json prints one JSON object on stdout, the table on stderr', () => {
     const dir = tempDir();
     const corpus = writeFile(dir, 'lyric.txt', REPETITIVE_LYRIC.repeat(3));
-    const r = spawnSync(process.execPath, [BIN, 'bench', '--json', '--impl', 'builtin', '--epochs', '1', '--hidden', '8', '--max-chars', '0', '--corpus', corpus, '--backend', 'wasm', '--reference', '--python', '/no/such/python'], { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    // A script that exists, so the missing interpreter is what gets reported (the default script
+    // is in ../shared, which a clone need not have beside it).
+    const script = writeFile(dir, 'reference.py', '');
+    const r = spawnSync(process.execPath, [BIN, 'bench', '--json', '--impl', 'builtin', '--epochs', '1', '--hidden', '8', '--max-chars', '0', '--corpus', corpus, '--backend', 'wasm', '--reference', '--python', '/no/such/python', '--reference-script', script], { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
