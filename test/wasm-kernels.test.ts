@@ -59,7 +59,7 @@ beforeAll(async () => {
 
 describe('registerWasmKernelFixes', () => {
   test('a second call changes nothing', () => {
-    const names = ['BatchMatMul', '_FusedMatMul', 'UnsortedSegmentSum', 'Identity', 'Slice', 'Unpack', 'SplitV', 'GatherV2', 'Square'];
+    const names = ['BatchMatMul', '_FusedMatMul', 'UnsortedSegmentSum', 'Identity', 'Slice', 'Unpack', 'SplitV', 'GatherV2', 'Square', 'Cast', 'Exp', 'Sigmoid', 'Tanh', 'Sum'];
     const before = names.map((n) => tf.getKernel(n, 'wasm').kernelFunc);
     registerWasmKernelFixes();
     expect(names.map((n) => tf.getKernel(n, 'wasm').kernelFunc)).toEqual(before);
@@ -161,6 +161,8 @@ describe('UnsortedSegmentSum on wasm equals cpu', () => {
     { xShape: [4, 2, 3], ids: [1, 1, 1, 0], numSegments: 3 },
     { xShape: [6, 4], ids: [3, 0, 3, 3, 0, 5], numSegments: 7 },
     { xShape: [4, 2], ids: [-1, 1, 4, 1], numSegments: 3 },
+    // Rows of 1027: four floats at a time, then the last three one at a time.
+    { xShape: [6, 1027], ids: [2, 0, 2, 1, 2, 0], numSegments: 4 },
   ];
   for (const { xShape, ids, numSegments } of cases) {
     const x = values(size(xShape), 8 + size(xShape));

@@ -8,7 +8,8 @@
  * straight from a view of the input's heap memory, in runs as long as the layout allows, by
  * TypedArray.set (a memcpy).
  *
- * Identity, which the library implements as a copy, shares the data instead, as the cpu backend does.
+ * Identity, and Cast to the same dtype, which the library implement as a copy, share the data
+ * instead, as the cpu backend does.
  *
  * Each factory takes the library's kernel and falls back to it for what it does not handle
  * (strings, which live outside the heap; GatherV2 other than rows of axis 0).
@@ -26,11 +27,13 @@ export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.K
   // this kernel. The library copies the data; the cpu backend shares it, as a dataId's data never
   // changes (see transposedOperand in wasm-kernels.ts). Sharing saves a copy of the LSTM's weights
   // per time step, and lets the transpose cache see each step's saved weight as the same operand.
-  [tf.Identity]: (original) => (args) => {
+  [tf.Identity]: (original) => (args) => (onHeap(args.inputs.x!) ? share(args) : original(args)),
+
+  // A cast to the dtype x already has: the library copies; it is x (tfjs-core's gradients of
+  // Multiply and Square cast their inputs to float32, ~200 no-op casts a batch).
+  [tf.Cast]: (original) => (args) => {
     const x = args.inputs.x!;
-    if (!onHeap(x)) return original(args);
-    (args.backend as BackendWasm).incRef(x.dataId);
-    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    return onHeap(x) && x.dtype === (args.attrs as unknown as tf.CastAttrs).dtype ? share(args) : original(args);
   },
 
   [tf.Slice]: (original) => (args) => {
@@ -93,6 +96,13 @@ export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.K
     return out;
   },
 };
+
+/** x itself as the output: its data, counted once more. */
+function share(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
+  const x = args.inputs.x!;
+  (args.backend as BackendWasm).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
 
 interface Block {
   begin: number[];

@@ -17,6 +17,8 @@
  *    wasm-kernels-fast.ts.
  * 6. Square (in the gradient of every tanh: 70 calls a batch) costs ~70 µs on a [32, 256] tensor
  *    with 2 threads (15 µs with 1), where Multiply(x, x), the same float products, costs ~10 µs.
+ * 7. Exp, Sigmoid, Tanh and Sum over leading axes run one float at a time (Sum after a transposed
+ *    copy): see wasm-kernels-simd.ts, which also does the row additions of the scatter-adds below.
  *
  * Call registerWasmKernelFixes() once the wasm backend is registered (import
  * '@tensorflow/tfjs-backend-wasm'); before or after tf.setBackend('wasm') both work.
@@ -24,6 +26,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { cloneSavedTensorsDirectly, FAST_COPY_KERNELS } from './wasm-kernels-fast';
+import { rowAdder, SIMD_KERNELS } from './wasm-kernels-simd';
 
 const BACKEND = 'wasm';
 
@@ -35,7 +38,7 @@ type MarkedKernelFunc = tf.KernelFunc & { [PATCHED]?: true };
 export function registerWasmKernelFixes(): void {
   const transpose = requireKernel(tf.Transpose).kernelFunc;
   for (const name of [tf.BatchMatMul, tf._FusedMatMul]) patchKernel(name, (matMul) => fastMatMul(matMul, transpose));
-  for (const [name, make] of Object.entries(FAST_COPY_KERNELS)) patchKernel(name, make);
+  for (const [name, make] of Object.entries({ ...FAST_COPY_KERNELS, ...SIMD_KERNELS })) patchKernel(name, make);
   const multiply = requireKernel(tf.Multiply).kernelFunc;
   patchKernel(tf.Square, (square) => (args) =>
     args.inputs.x!.dtype === 'float32' ? multiply({ ...args, inputs: { a: args.inputs.x!, b: args.inputs.x! } }) : square(args),
@@ -205,12 +208,8 @@ function oneHotProduct(
   const bValues = wasm.typedArrayFromHeap(bRows) as Float32Array;
   if (transposeA) {
     outValues.fill(0); // malloc'd heap memory is not zeroed
-    for (let r = 0; r < rows; r++) {
-      if (hot[r] < 0) continue;
-      const src = r * n;
-      const dst = hot[r] * n;
-      for (let j = 0; j < n; j++) outValues[dst + j] += bValues[src + j];
-    }
+    const addRow = rowAdder(wasm, bRows, out, n) ?? addRowInJs(bValues, outValues, n);
+    for (let r = 0; r < rows; r++) if (hot[r] >= 0) addRow(r, hot[r]);
   } else {
     for (let r = 0; r < rows; r++) {
       if (hot[r] < 0) outValues.fill(0, r * n, (r + 1) * n);
@@ -270,12 +269,15 @@ function unsortedSegmentSum({ inputs, backend, attrs }: Parameters<tf.KernelFunc
   const xValues = wasm.typedArrayFromHeap(x);
   const ids = wasm.typedArrayFromHeap(segmentIds);
   outValues.fill(0); // malloc'd heap memory is not zeroed
-  for (let i = 0; i < rows; i++) {
-    const id = ids[i];
-    if (id < 0 || id >= numSegments) continue;
-    const src = i * rowSize;
-    const dst = id * rowSize;
-    for (let j = 0; j < rowSize; j++) outValues[dst + j] += xValues[src + j];
-  }
+  const addRow = rowAdder(wasm, x, out, rowSize) ?? addRowInJs(xValues, outValues, rowSize);
+  for (let i = 0; i < rows; i++) if (ids[i] >= 0 && ids[i] < numSegments) addRow(i, ids[i]);
   return out;
+}
+
+/** dst[dstRow] += src[srcRow] for rows of rowSize values, in JS (int32, or no SIMD module). */
+function addRowInJs(src: tf.TypedArray, dst: tf.TypedArray, rowSize: number): (srcRow: number, dstRow: number) => void {
+  return (srcRow, dstRow) => {
+    const [from, to] = [srcRow * rowSize, dstRow * rowSize];
+    for (let j = 0; j < rowSize; j++) dst[to + j] += src[from + j];
+  };
 }

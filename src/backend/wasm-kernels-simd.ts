@@ -1,0 +1,134 @@
+/**
+ * Kernels of @tensorflow/tfjs-backend-wasm 4.22.0 that run one float at a time, replaced by our
+ * own small WebAssembly SIMD module (wasm-simd.wat), which works in place on the backend's heap.
+ *
+ * - Exp, Sigmoid and Tanh: the library calls libc's expf / exp (in double) / tanhf per element;
+ *   an epoch of the lesson spends ~70 ms in Exp over the [1120, 1027] logits and ~70 ms in the
+ *   gates' Sigmoid and Tanh. Ours are Cephes' float algorithms four lanes at a time, within 1 ulp
+ *   (exp, tanh) and 2 ulp (sigmoid) of the exact value, where the library is within ~1: results
+ *   are not bit-identical to the library's, as the cpu backend's are not either.
+ * - Sum over leading axes (a bias gradient sums [1120, 1027] over its rows): the library transposes
+ *   the input first (a strided copy of all of it) and sums each column sequentially; ours adds
+ *   row after row into the output, four columns at a time: the same sums in the same order, so
+ *   the same bits, without the copy.
+ * - add_into, the row additions of a scatter-add (UnsortedSegmentSum, the one-hot matmul's aᵀ·b in
+ *   wasm-kernels.ts): float additions, so the same bits as the JS loop they replace.
+ *
+ * Where the module cannot run (no WebAssembly SIMD, or a backend whose memory cannot be found),
+ * every kernel falls back to the library's, as it does for dtypes other than float32.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from './wasm-simd-binary';
+
+/** The module's exports; pointers are byte offsets into the backend's memory. */
+export interface SimdExports {
+  unary(op: number, inPtr: number, outPtr: number, n: number): void;
+  add_into(srcPtr: number, dstPtr: number, n: number): void;
+
+}
+
+/**
+ * The part of the WebAssembly JS API used here, typed locally: the Node build compiles without the
+ * DOM library, which is where TypeScript declares it.
+ */
+interface WasmMemory {
+  readonly buffer: ArrayBufferLike;
+}
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** The `op` argument of the module's unary(). */
+const UNARY_OPS = { [tf.Exp]: 0, [tf.Sigmoid]: 1, [tf.Tanh]: 2 } as const;
+
+/** One instance per backend memory (a re-initialised backend has a new one); null: cannot run. */
+const instances = new WeakMap<object, SimdExports | null>();
+
+/** The SIMD module instantiated on `wasm`'s memory, or undefined where it cannot run. */
+export function simdKernels(wasm: BackendWasm): SimdExports | undefined {
+  type Module = { wasmMemory?: WasmMemory; asm?: { memory?: WasmMemory } };
+  const module = wasm.wasm as unknown as Module;
+  // The threaded build creates its shared memory itself (wasmMemory); the others export theirs.
+  const memory = module.wasmMemory ?? module.asm?.memory;
+  if (!memory) return undefined;
+  let instance = instances.get(memory);
+  if (instance === undefined) {
+    instance = instantiate(memory);
+    instances.set(memory, instance);
+  }
+  return instance ?? undefined;
+}
+
+function instantiate(memory: WasmMemory): SimdExports | null {
+  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  const bytes = base64Bytes(shared ? SIMD_MODULE_SHARED : SIMD_MODULE_UNSHARED);
+  if (!WebAssemblyApi.validate(bytes)) return null; // an engine without SIMD
+  // Synchronous: the module is ~1.4 KB, under the 4 KB browsers allow on the main thread.
+  const { exports } = new WebAssemblyApi.Instance(new WebAssemblyApi.Module(bytes), { env: { memory } });
+  return exports as unknown as SimdExports;
+}
+
+function base64Bytes(base64: string): Uint8Array {
+  const binary = atob(base64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+const offset = (wasm: BackendWasm, t: tf.TensorInfo): number => wasm.dataIdMap.get(t.dataId)!.memoryOffset;
+
+/** Kernel name → (library kernel) → replacement. */
+export const SIMD_KERNELS: Record<string, (original: tf.KernelFunc) => tf.KernelFunc> = {
+  ...Object.fromEntries(
+    Object.entries(UNARY_OPS).map(([name, op]) => [
+      name,
+      (original: tf.KernelFunc): tf.KernelFunc =>
+        (args) => {
+          const x = args.inputs.x!;
+          const wasm = args.backend as BackendWasm;
+          const simd = x.dtype === 'float32' ? simdKernels(wasm) : undefined;
+          if (!simd) return original(args);
+          const out = wasm.makeOutput(x.shape, 'float32');
+          const n = tf.util.sizeFromShape(x.shape);
+          if (n > 0) simd.unary(op, offset(wasm, x), offset(wasm, out), n);
+          return out;
+        },
+    ]),
+  ),
+
+  [tf.Sum]: (original) => (args) => {
+    const x = args.inputs.x!;
+    const wasm = args.backend as BackendWasm;
+    const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
+    const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
+    // Only leading axes, and not all of them (a full sum is one sequential pass already).
+    const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((a, i) => a === i);
+    const simd = x.dtype === 'float32' && leading ? simdKernels(wasm) : undefined;
+    if (!simd) return original(args);
+    const rows = tf.util.sizeFromShape(x.shape.slice(0, axes.length));
+    const kept = x.shape.slice(axes.length);
+    const out = wasm.makeOutput(keepDims ? [...axes.map(() => 1), ...kept] : kept, 'float32');
+    const cols = tf.util.sizeFromShape(kept);
+    // From +0, each row added in turn: every column's floats summed in row order, as the library
+    // does on its transposed copy; row by row, so memory is read in order.
+    (wasm.typedArrayFromHeap(out) as Float32Array).fill(0);
+    const addRow = rowAdder(wasm, x, out, cols)!;
+    for (let r = 0; r < rows && cols > 0; r++) addRow(r, 0);
+    return out;
+  },
+};
+
+/**
+ * dst[dstRow] += src[srcRow] for rows of `rowSize` floats of two float32 tensors on `wasm`, with
+ * the SIMD module, or undefined where it cannot run (the caller then adds in JS).
+ */
+export function rowAdder(wasm: BackendWasm, src: tf.TensorInfo, dst: tf.TensorInfo, rowSize: number): ((srcRow: number, dstRow: number) => void) | undefined {
+  const simd = src.dtype === 'float32' && dst.dtype === 'float32' ? simdKernels(wasm) : undefined;
+  if (!simd) return undefined;
+  const [srcAt, dstAt, rowBytes] = [offset(wasm, src), offset(wasm, dst), rowSize * 4];
+  return (srcRow, dstRow) => simd.add_into(srcAt + srcRow * rowBytes, dstAt + dstRow * rowBytes, rowSize);
+}

@@ -1,0 +1,242 @@
+/**
+ * Our WebAssembly SIMD kernels (src/backend/wasm-simd.wat) against the plain-JS cpu backend, which
+ * computes exp, sigmoid and tanh in double precision and rounds once: so the distance in ulps to
+ * it is the error. Sums and scatter-adds are float additions in the library's order: the same bits.
+ */
+import * as fs from 'fs';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { onBackend, useWasm } from './helpers';
+import { simdKernels, type SimdExports } from '../src/backend/wasm-kernels-simd';
+import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from '../src/backend/wasm-simd-binary';
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const buildWasm = require('../scripts/build-wasm.js') as { generate(wat: string): Promise<string>; WAT: string; OUT: string };
+
+/** The WebAssembly JS API (the tests' TypeScript lib has no DOM, where it is declared). */
+const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+interface WasmApi {
+  Memory: new (descriptor: { initial: number; maximum: number; shared?: boolean }) => { buffer: ArrayBufferLike };
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+
+const wasmBackend = (): BackendWasm => tf.engine().findBackend('wasm') as BackendWasm;
+
+/** Distance in float32 steps (ulps) between two floats; 0 for two NaNs, and +0 vs -0 is 1. */
+function ulps(a: number, b: number): number {
+  if (Number.isNaN(a) || Number.isNaN(b)) return Number.isNaN(a) && Number.isNaN(b) ? 0 : Infinity;
+  const bits = new Int32Array(new Float32Array([a, b]).buffer);
+  // Maps the float order onto the integers: negative floats below -0 below +0 below positives.
+  const ordered = (i: number): number => (i < 0 ? -0x80000000 - i - 1 : i);
+  return Math.abs(ordered(bits[0]) - ordered(bits[1]));
+}
+
+/** n floats spread over [lo, hi], deterministic. */
+function spread(n: number, lo: number, hi: number): Float32Array {
+  let s = 12345;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return lo + ((hi - lo) * s) / 2 ** 32;
+  });
+}
+
+const SPECIALS = [NaN, Infinity, -Infinity, 0, -0, 1e-30, -1e-30, 0.625, -0.625, 0.6249, 88.7, 88.73, 89, 200, -87.5, -100, -103, -104, -200];
+
+async function both(fn: () => tf.Tensor): Promise<{ wasm: Float32Array; cpu: Float32Array }> {
+  const run = () => tf.tidy(fn).dataSync() as Float32Array;
+  return { wasm: await onBackend('wasm', run), cpu: await onBackend('cpu', run) };
+}
+
+beforeAll(async () => {
+  tf.enableProdMode();
+  await useWasm();
+});
+
+describe('the SIMD module', () => {
+  test('is what wasm-simd.wat compiles to (run `node scripts/build-wasm.js` after editing it)', async () => {
+    expect(fs.readFileSync(buildWasm.OUT, 'utf8')).toBe(await buildWasm.generate(fs.readFileSync(buildWasm.WAT, 'utf8')));
+  });
+
+  test('is small enough for browsers to compile synchronously on the main thread (4 KB)', () => {
+    for (const base64 of [SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED]) expect(Buffer.from(base64, 'base64').length).toBeLessThan(4096);
+  });
+
+  test('runs on this backend (Node has WebAssembly SIMD)', () => {
+    expect(simdKernels(wasmBackend())).toBeDefined();
+  });
+
+  test('gives the same bits on a plain memory as on a shared one', () => {
+    const run = (base64: string, shared: boolean): number[] => {
+      const memory = new WebAssemblyApi.Memory({ initial: 1, maximum: 1, ...(shared && { shared: true }) });
+      const module = new WebAssemblyApi.Module(Buffer.from(base64, 'base64'));
+      const simd = new WebAssemblyApi.Instance(module, { env: { memory } }).exports as unknown as SimdExports;
+      const heap = new Float32Array(memory.buffer);
+      const n = 1027;
+      heap.set(spread(n, -20, 20));
+      simd.unary(0, 0, 4 * n, n); // exp
+      simd.unary(1, 0, 8 * n, n); // sigmoid
+      simd.unary(2, 0, 12 * n, n); // tanh
+      simd.add_into(0, 4 * n, n);
+      return Array.from(heap.subarray(n, 5 * n));
+    };
+    const shared = run(SIMD_MODULE_SHARED, true);
+    expect(shared.some((v) => v !== 0)).toBe(true);
+    expect(run(SIMD_MODULE_UNSHARED, false)).toEqual(shared);
+  });
+});
+
+describe('Exp, Sigmoid and Tanh on wasm', () => {
+  const ops: [string, (x: tf.Tensor) => tf.Tensor, number][] = [
+    ['exp', tf.exp, 1],
+    ['sigmoid', tf.sigmoid, 2],
+    ['tanh', tf.tanh, 1],
+  ];
+  const ranges: [number, number][] = [
+    [-110, 95], // exp's whole float range, past overflow and into subnormals
+    [-12, 12],
+    [-1, 1],
+    [-1e-3, 1e-3],
+  ];
+  for (const [name, op, maxUlps] of ops) {
+    for (const [lo, hi] of ranges) {
+      test(`${name} on [${lo}, ${hi}] is within ${maxUlps} ulp of cpu`, async () => {
+        const x = spread(100_003, lo, hi); // not a multiple of 4: the last three take the scalar path
+        const { wasm, cpu } = await both(() => op(tf.tensor1d(x)));
+        const worst = wasm.reduce((w, v, i) => Math.max(w, ulps(v, cpu[i])), 0);
+        expect(worst).toBeLessThanOrEqual(maxUlps);
+      });
+    }
+
+    test(`${name} of NaN, ±Infinity, ±0, overflow and subnormal results`, async () => {
+      const { wasm, cpu } = await both(() => op(tf.tensor1d(SPECIALS)));
+      SPECIALS.forEach((x, i) => {
+        if (ulps(wasm[i], cpu[i]) > maxUlps) throw new Error(`${name}(${x}): wasm ${wasm[i]}, cpu ${cpu[i]}`);
+      });
+      const minusZero = SPECIALS.findIndex((x) => Object.is(x, -0)); // indexOf(-0) finds +0
+      if (name === 'tanh') expect(Object.is(wasm[minusZero], -0)).toBe(true);
+    });
+
+    test(`${name}: the value of an element does not depend on where it sits`, async () => {
+      // Each value once in a four-wide lane and once in the one-at-a-time tail.
+      const x = spread(7, -30, 30);
+      const { wasm: atStart } = await both(() => op(tf.tensor1d(x)));
+      const { wasm: atEnd } = await both(() => op(tf.tensor1d([0, 0, 0, 0, 0, ...x.subarray(0, 3)])));
+      expect(Array.from(atEnd.subarray(5))).toEqual(Array.from(atStart.subarray(0, 3)));
+    });
+
+    test(`${name} is the SIMD module's, on [32, 256] as the LSTM's gates`, async () => {
+      const x = spread(32 * 256, -6, 6);
+      const viaKernel = await onBackend('wasm', () => tf.tidy(() => op(tf.tensor2d(x, [32, 256]))).dataSync());
+      const direct = await onBackend('wasm', () => {
+        const wasm = wasmBackend();
+        const [input, out] = [tf.tensor1d(x), tf.zeros([x.length])];
+        const offsetOf = (t: tf.Tensor) => wasm.dataIdMap.get(t.dataId)!.memoryOffset;
+        simdKernels(wasm)!.unary(['exp', 'sigmoid', 'tanh'].indexOf(name), offsetOf(input), offsetOf(out), x.length);
+        const values = out.dataSync();
+        tf.dispose([input, out]);
+        return values;
+      });
+      expect(Array.from(viaKernel)).toEqual(Array.from(direct));
+    });
+  }
+
+  test('int32 input goes to the library kernel (exp of int32 is float32)', async () => {
+    const { wasm, cpu } = await both(() => tf.exp(tf.tensor1d([0, 1, -2, 5], 'int32')));
+    wasm.forEach((v, i) => expect(ulps(v, cpu[i])).toBeLessThanOrEqual(1));
+  });
+
+  test('leave no tensor or wasm buffer behind, and an empty tensor is fine', () => {
+    const tensors = tf.memory().numTensors;
+    const buffers = wasmBackend().numDataIds();
+    tf.tidy(() => {
+      for (const [, op] of ops) {
+        op(tf.tensor2d(spread(12, -2, 2), [3, 4]));
+        expect(op(tf.zeros([0, 5])).shape).toEqual([0, 5]);
+      }
+    });
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(wasmBackend().numDataIds()).toBe(buffers);
+  });
+});
+
+describe('Sum over leading axes on wasm', () => {
+  // The library sums a transposed copy sequentially; summing the transpose over its LAST axes
+  // takes exactly that path (ours declines trailing axes), so the bits must agree.
+  const cases: { shape: number[]; axes: number[]; keepDims?: boolean }[] = [
+    { shape: [1120, 1027], axes: [0] },
+    { shape: [35, 32, 257], axes: [0, 1] },
+    { shape: [7, 6], axes: [-2], keepDims: true },
+    { shape: [5, 3, 2], axes: [1, 0], keepDims: true },
+  ];
+  for (const { shape, axes, keepDims } of cases) {
+    test(`[${shape}] over axes [${axes}]${keepDims ? ', keepDims' : ''} equals the library's sum to the bit`, async () => {
+      const rank = shape.length;
+      const reduced = axes.map((a) => (a + rank) % rank);
+      const n = reduced.length;
+      const x = spread(shape.reduce((p, d) => p * d, 1), -3, 3);
+      const [ours, library] = await onBackend('wasm', () =>
+        tf.tidy(() => {
+          const t = tf.tensor(x, shape);
+          const viaLeading = tf.sum(t, axes, keepDims);
+          // Move the reduced (leading) axes last and sum those.
+          const perm = [...Array.from({ length: rank - n }, (_, i) => i + n), ...Array.from({ length: n }, (_, i) => i)];
+          const viaTrailing = tf.sum(tf.transpose(t, perm), Array.from({ length: n }, (_, i) => rank - n + i));
+          expect(viaLeading.shape).toEqual(keepDims ? shape.map((d, i) => (reduced.includes(i) ? 1 : d)) : shape.slice(n));
+          return [Array.from(viaLeading.dataSync()), Array.from(viaTrailing.dataSync())];
+        }),
+      );
+      expect(ours).toEqual(library);
+    });
+  }
+
+  test('over an empty axis is 0, as on cpu (the library returns whatever its heap held)', async () => {
+    const { wasm, cpu } = await both(() => tf.sum(tf.zeros([0, 6]), 0));
+    expect(Array.from(wasm)).toEqual(new Array(6).fill(0));
+    expect(Array.from(cpu)).toEqual(new Array(6).fill(0));
+  });
+
+  test('int32, all axes and trailing axes go to the library kernel, equal to cpu', async () => {
+    const run = () =>
+      tf.stack([
+        tf.sum(tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2], 'int32'), 0).toFloat(),
+        tf.sum(tf.tensor2d([1.5, 2, 3, 4, 5, 6], [3, 2])).reshape([1]).tile([2]),
+        tf.sum(tf.tensor2d([1.5, 2, 3, 4, 5, 6], [2, 3]), 1),
+      ]);
+    const { wasm, cpu } = await both(run);
+    expect(Array.from(wasm)).toEqual(Array.from(cpu));
+  });
+
+  test('leaves no tensor or wasm buffer behind', () => {
+    const tensors = tf.memory().numTensors;
+    const buffers = wasmBackend().numDataIds();
+    tf.tidy(() => {
+      tf.sum(tf.ones([40, 9]), 0, true);
+    });
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(wasmBackend().numDataIds()).toBe(buffers);
+  });
+});
+
+describe('Cast to the dtype a tensor already has, on wasm', () => {
+  test('shares the data instead of copying it; a real cast still converts', async () => {
+    await onBackend('wasm', () => {
+      const x = tf.tensor1d([1.5, -2.25, 3]);
+      const buffers = wasmBackend().numDataIds();
+      const same = tf.cast(x, 'float32');
+      expect(wasmBackend().numDataIds()).toBe(buffers); // no new buffer
+      expect(Array.from(same.dataSync())).toEqual([1.5, -2.25, 3]);
+      const ints = tf.cast(x, 'int32');
+      expect(ints.dtype).toBe('int32');
+      expect(Array.from(ints.dataSync())).toEqual([1, -2, 3]);
+      // x outlives its cast, and the cast outlives x.
+      same.dispose();
+      expect(Array.from(x.dataSync())).toEqual([1.5, -2.25, 3]);
+      const again = tf.cast(x, 'float32');
+      x.dispose();
+      expect(Array.from(again.dataSync())).toEqual([1.5, -2.25, 3]);
+      tf.dispose([again, ints]);
+      expect(wasmBackend().numDataIds()).toBe(buffers - 1);
+    });
+  });
+});
