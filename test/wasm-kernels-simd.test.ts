@@ -9,6 +9,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { onBackend, useWasm } from './helpers';
 import { simdKernels, type SimdExports } from '../src/backend/wasm-kernels-simd';
 import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from '../src/backend/wasm-simd-binary';
+import { ADAM_EPSILON, ADAM_UPDATE_KERNEL, makeOptimizer } from '../src/core/optimizer';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const buildWasm = require('../scripts/build-wasm.js') as { generate(wat: string): Promise<string>; WAT: string; OUT: string };
@@ -68,7 +69,7 @@ describe('the SIMD module', () => {
 
   test('gives the same bits on a plain memory as on a shared one', () => {
     const run = (base64: string, shared: boolean): number[] => {
-      const memory = new WebAssemblyApi.Memory({ initial: 1, maximum: 1, ...(shared && { shared: true }) });
+      const memory = new WebAssemblyApi.Memory({ initial: 2, maximum: 2, ...(shared && { shared: true }) });
       const module = new WebAssemblyApi.Module(Buffer.from(base64, 'base64'));
       const simd = new WebAssemblyApi.Instance(module, { env: { memory } }).exports as unknown as SimdExports;
       const heap = new Float32Array(memory.buffer);
@@ -78,7 +79,9 @@ describe('the SIMD module', () => {
       simd.unary(1, 0, 8 * n, n); // sigmoid
       simd.unary(2, 0, 12 * n, n); // tanh
       simd.add_into(0, 4 * n, n);
-      return Array.from(heap.subarray(n, 5 * n));
+      heap.set(spread(4 * n, -1, 1), 20 * n); // Adam: g, m, v, w from 20n, new m, v, w from 24n
+      simd.adam(80 * n, 84 * n, 88 * n, 92 * n, 96 * n, 100 * n, 104 * n, n - 3, 0.9, 0.1, 0.999, 0.001, 0.5, 0.25, 1e-8, -0.01);
+      return Array.from(heap.subarray(n, 27 * n));
     };
     const shared = run(SIMD_MODULE_SHARED, true);
     expect(shared.some((v) => v !== 0)).toBe(true);
@@ -238,5 +241,84 @@ describe('Cast to the dtype a tensor already has, on wasm', () => {
       tf.dispose([again, ints]);
       expect(wasmBackend().numDataIds()).toBe(buffers - 1);
     });
+  });
+});
+
+describe("Adam's update as one kernel a weight on wasm", () => {
+  const shapes = [[7, 5], [1027], [3, 4, 8]];
+  const STEPS = 6;
+  let runs = 0;
+
+  /** Trains three variables for STEPS steps of fixed gradients; returns every number it ends with. */
+  async function run(backend: 'wasm' | 'cpu', optimizer: () => tf.Optimizer): Promise<{ values: number[][]; slots: number[][] }> {
+    return onBackend(backend, async () => {
+      const vars = shapes.map((s, k) => tf.tidy(() => tf.variable(tf.tensor(spread(s.reduce((p, d) => p * d, 1), -1, 1).map((v) => v * (k + 1)), s), true, `adam-test-${++runs}-${k}`)));
+      const opt = optimizer();
+      for (let step = 0; step < STEPS; step++) {
+        const grads = Object.fromEntries(
+          vars.map((v, k) => [v.name, tf.tensor(spread(v.size, -1, 1).map((g, i) => g * 10 ** -(step + k + (i % 5))), v.shape)]),
+        );
+        opt.applyGradients(grads);
+        tf.dispose(Object.values(grads));
+      }
+      const values = vars.map((v) => Array.from(v.dataSync()));
+      const weights = await opt.getWeights();
+      const slots = weights.map((w) => Array.from(w.tensor.dataSync()));
+      opt.dispose();
+      tf.dispose(weights.map((w) => w.tensor)); // the iterations count is a new tensor
+      tf.dispose(vars);
+      return { values, slots };
+    });
+  }
+
+  test('gives tf.train.adam\'s numbers (on cpu) to the bit, weights and optimizer slots, in one kernel call per weight', async () => {
+    const runKernel = jest.spyOn(tf.engine(), 'runKernel');
+    const ours = await run('wasm', () => makeOptimizer('adam', 0.01));
+    const fused = runKernel.mock.calls.filter(([name]) => name === ADAM_UPDATE_KERNEL).length;
+    runKernel.mockRestore();
+    expect(fused).toBe(STEPS * shapes.length);
+    const stock = await run('cpu', () => tf.train.adam(0.01, 0.9, 0.999, ADAM_EPSILON));
+    expect(ours.slots.length).toBe(1 + 2 * shapes.length); // iterations, then m and v of each
+    expect(ours).toEqual(stock);
+  });
+
+  test('the same numbers from its plain-JS path (an engine without WebAssembly SIMD)', async () => {
+    const ours = await run('wasm', () => makeOptimizer('adam', 0.01));
+    const kernel = tf.getKernel(ADAM_UPDATE_KERNEL, 'wasm')!;
+    tf.unregisterKernel(ADAM_UPDATE_KERNEL, 'wasm');
+    // The backend as the kernel sees it, but with its memory hidden, so the module cannot run.
+    tf.registerKernel({
+      ...kernel,
+      kernelFunc: (args) => {
+        const backend = args.backend as BackendWasm;
+        const real = backend.wasm;
+        backend.wasm = new Proxy(real, { get: (m, key) => (key === 'wasmMemory' || key === 'asm' ? undefined : Reflect.get(m, key)) });
+        try {
+          return kernel.kernelFunc(args);
+        } finally {
+          backend.wasm = real;
+        }
+      },
+    });
+    try {
+      expect(await run('wasm', () => makeOptimizer('adam', 0.01))).toEqual(ours);
+    } finally {
+      tf.unregisterKernel(ADAM_UPDATE_KERNEL, 'wasm');
+      tf.registerKernel(kernel);
+    }
+  });
+
+  test('on a backend without the kernel, is tf.train.adam itself', async () => {
+    expect(tf.getKernel(ADAM_UPDATE_KERNEL, 'cpu')).toBeUndefined();
+    expect(await run('cpu', () => makeOptimizer('adam', 0.01))).toEqual(await run('cpu', () => tf.train.adam(0.01, 0.9, 0.999, ADAM_EPSILON)));
+  });
+
+  test('leaves no tensor or wasm buffer behind', async () => {
+    await run('wasm', () => makeOptimizer('adam', 0.01)); // slots and kernels made once
+    const tensors = tf.memory().numTensors;
+    const buffers = wasmBackend().numDataIds();
+    await run('wasm', () => makeOptimizer('adam', 0.01));
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(wasmBackend().numDataIds()).toBe(buffers);
   });
 });
