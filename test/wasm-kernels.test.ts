@@ -311,6 +311,12 @@ describe('matMul with a one-hot left operand on wasm equals cpu', () => {
     { title: 'two 1s in a row (general path)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === 1 ? 1 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
     { title: 'a 2 in the last row (general path)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === M * K - 1 ? 2 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
     { title: 'all zeros', run: () => tf.fused.matMul({ a: tf.zeros([M, K]), b: tf.tensor2d(b, [K, N]), bias: tf.tensor1d(bias) }) },
+    // The check runs four floats at a time, then the last K % 4 one by one: odd values in both.
+    { title: 'a 0.5 beside the 1 in the same four (general path)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === 2 ? 0.5 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
+    { title: 'a second 1 in the last column (general path)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === K - 1 ? 1 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
+    { title: 'a NaN (general path: it spreads)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === K + 5 ? NaN : v)), [M, K]), tf.tensor2d(b, [K, N])) },
+    { title: '-0 counts as 0', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (v === 0 && i % 2 ? -0 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
+    { title: 'rows of 1027 (the lesson vocabulary), aᵀ·dz', run: () => tf.matMul(tf.oneHot(tf.tensor1d([5, 1026, 0, 5], 'int32'), 1027).toFloat(), tf.tensor2d(values(4 * N, 47), [4, N]), true, false) },
   ];
   for (const { title, run } of cases) {
     test(title, async () => expectClose(await on('wasm', run), await on('cpu', run)));

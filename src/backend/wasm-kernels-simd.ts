@@ -15,7 +15,8 @@
  *   (8.7 ms a batch for builtin's 1.6M weights); ours is one pass, the same float operations in
  *   the same order, so the same bits.
  * - add_into, the row additions of a scatter-add (UnsortedSegmentSum, the one-hot matmul's aᵀ·b in
- *   wasm-kernels.ts): float additions, so the same bits as the JS loop they replace.
+ *   wasm-kernels.ts): float additions, so the same bits as the JS loop they replace; hot_column,
+ *   the one-hot matmul's check of its left operand, four floats at a time.
  *
  * Where the module cannot run (no WebAssembly SIMD, or a backend whose memory cannot be found),
  * every kernel falls back to the library's, as it does for dtypes other than float32 (the Adam
@@ -30,6 +31,7 @@ import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from './wasm-simd-binary';
 export interface SimdExports {
   unary(op: number, inPtr: number, outPtr: number, n: number): void;
   add_into(srcPtr: number, dstPtr: number, n: number): void;
+  hot_column(rowPtr: number, n: number): number;
   adam(g: number, m: number, v: number, w: number, mOut: number, vOut: number, wOut: number, n: number,
     b1: number, c1: number, b2: number, c2: number, d1: number, d2: number, eps: number, negLr: number): void;
 }
@@ -175,4 +177,15 @@ export function rowAdder(wasm: BackendWasm, src: tf.TensorInfo, dst: tf.TensorIn
   if (!simd) return undefined;
   const [srcAt, dstAt, rowBytes] = [offset(wasm, src), offset(wasm, dst), rowSize * 4];
   return (srcRow, dstRow) => simd.add_into(srcAt + srcRow * rowBytes, dstAt + dstRow * rowBytes, rowSize);
+}
+
+/**
+ * For row r of a float32 [rows, cols] tensor on `wasm`: the column of its one 1 (-1 for a row of
+ * zeros), or -2 for a row that is not one-hot; undefined where the SIMD module cannot run.
+ */
+export function hotColumnFinder(wasm: BackendWasm, x: tf.TensorInfo, cols: number): ((row: number) => number) | undefined {
+  const simd = x.dtype === 'float32' ? simdKernels(wasm) : undefined;
+  if (!simd) return undefined;
+  const at = offset(wasm, x);
+  return (row) => simd.hot_column(at + row * cols * 4, cols);
 }
