@@ -1,7 +1,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_REFERENCE_SCRIPT, handler, parseResultLine, referenceEnv, referenceProblem, scaleNotes, scaleTable, type BenchArgs } from '../src/cli/commands/bench';
+import { combineRounds, DEFAULT_REFERENCE_SCRIPT, handler, parseResultLine, referenceEnv, referenceProblem, scaleNotes, scaleTable, type BenchArgs, type ImplResult } from '../src/cli/commands/bench';
 import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
 import { formatTable } from '../src/ui/table';
 import { median } from '../src/core/metrics';
@@ -46,6 +46,7 @@ describe('lstm-lyrics bench (handler in process)', () => {
   let corpus: string;
   const tiny = (over: Partial<BenchArgs> = {}): BenchArgs => ({
     epochs: 1,
+    rounds: 1,
     corpus,
     maxChars: 0,
     hidden: 8,
@@ -118,6 +119,52 @@ describe('lstm-lyrics bench (handler in process)', () => {
     } finally {
       process.env = saved;
     }
+  });
+
+  it('--rounds runs ours and PyTorch back to back, round by round, and reports the median ratio', async () => {
+    const dir = tempDir();
+    const counter = path.join(dir, 'runs');
+    // PyTorch takes 1, 2, 3... seconds an epoch in successive runs.
+    const fake = writeFile(dir, 'fake-python', [
+      '#!/bin/sh',
+      'if [ "$1" = -c ]; then exit 0; fi',
+      `n=$(cat '${counter}' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '${counter}'`,
+      'echo "RESULT impl=$3 vocab=5 epochs=$4 median_epoch_s=$n total_s=1.0 final_perplexity=9.5"',
+    ].join('\n') + '\n');
+    fs.chmodSync(fake, 0o755);
+    const result = await handler(tiny({ reference: true, python: fake, referenceScript: fake, rounds: 3 }), log);
+    const order = lines.filter((l) => /^(training|running PyTorch)/.test(l));
+    expect(order).toEqual([1, 2, 3].flatMap((k) => [
+      `training scratch (round ${k} of 3): 1 warm-up + 1 timed epochs...`,
+      `running PyTorch reference scratch (round ${k} of 3): 2 epochs...`,
+    ]));
+    const r = result.results[0];
+    expect(r.roundRatios).toHaveLength(3);
+    expect(r.reference!.medianEpochSeconds).toBe(2);
+    expect(r.reference!.ratio).toBe([...r.roundRatios!].sort((a, b) => a - b)[1]);
+    expect(lines.join('\n')).toMatch(/scratch: ours\/PyTorch by round \d+\.\d\dx, \d+\.\d\dx, \d+\.\d\dx/);
+  });
+
+  it('combines rounds: medians of each measure and of the per-round ratios, largest peak RSS', () => {
+    const ours = (seconds: number, rss: number): ImplResult => ({
+      impl: 'builtin', backend: 'wasm', chars: 100, vocab: 5, hidden: 8, epochs: 1, medianEpochSeconds: seconds,
+      medianEpochCpuSeconds: seconds * 2, charsPerSecond: 100 / seconds, finalPerplexity: 3, peakRssMiB: rss, tensorsLeaked: 0, generateCharsPerSecond: 10,
+    });
+    const reference = (seconds: number) => ({ impl: 'builtin', vocab: 5, epochs: 2, medianEpochSeconds: seconds, totalSeconds: 1, finalPerplexity: 3 });
+    // Round ratios 2.0, 1.5, 3.0: the median 2.0 (the slow second round of ours met a slow PyTorch).
+    const r = combineRounds([
+      { ours: ours(1.0, 300), reference: reference(0.5) },
+      { ours: ours(1.5, 350), reference: reference(1.0) },
+      { ours: ours(0.9, 320), reference: reference(0.3) },
+    ]);
+    expect(r.roundRatios).toEqual([2, 1.5, 3]);
+    expect(r.reference).toMatchObject({ ratio: 2, medianEpochSeconds: 0.5, target: 2.0, met: true });
+    expect(r).toMatchObject({ medianEpochSeconds: 1.0, medianEpochCpuSeconds: 2.0, peakRssMiB: 350 });
+    // One round is its own result, without per-round ratios.
+    const one = combineRounds([{ ours: ours(1.2, 300), reference: reference(0.5) }]);
+    expect(one.roundRatios).toBeUndefined();
+    expect(one.reference).toMatchObject({ ratio: 2.4, met: false });
+    expect(combineRounds([{ ours: ours(1.2, 300) }]).reference).toBeUndefined();
   });
 
   it('removes only the two OpenBLAS variables', () => {

@@ -45,6 +45,7 @@ const GEN_CHARS = 200;
 export const benchOptions = {
   impl: { choices: IMPLS, describe: 'benchmark only this LSTM', defaultDescription: 'both' },
   epochs: { type: 'number', default: 3, describe: 'timed epochs per impl (after one warm-up epoch)' },
+  rounds: { type: 'number', default: 1, describe: 'run each impl (and, with --reference, PyTorch right after it) this many times; medians over the rounds: steadier where the machine\'s speed drifts' },
   corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled corpus/songci300.txt', describe: 'training text: a UTF-8 .txt or a .zip holding one' },
   'max-chars': trainOptions['max-chars'],
   hidden: trainOptions.hidden,
@@ -63,6 +64,7 @@ export function builder<T>(y: Argv<T>) {
     ['$0 bench', 'both impls, 3 timed epochs, bundled corpus'],
     ['$0 bench --reference --corpus jaychou_lyrics.txt.zip --epochs 5', 'the lesson\'s corpus, beside PyTorch'],
     ['$0 bench --reference --python /usr/bin/python3', 'PyTorch from a named interpreter'],
+    ['$0 bench --reference --rounds 3', 'ours and PyTorch back to back three times; the median ratio'],
   ]);
 }
 
@@ -97,6 +99,8 @@ export interface ImplResult {
   readonly tensorsLeaked: number;
   readonly generateCharsPerSecond: number;
   reference?: ReferenceResult & { readonly ratio: number; readonly target: number; readonly met: boolean };
+  /** With --rounds above 1: ours/PyTorch of each round, in order (the ratio above is their median). */
+  roundRatios?: number[];
 }
 
 /** What `bench` returns, and what --json prints. */
@@ -236,12 +240,48 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   };
 }
 
+/** One round of one impl: ours, and PyTorch's right after it (with --reference). */
+interface Round {
+  ours: ImplResult;
+  reference?: ReferenceResult;
+}
+
+/**
+ * One impl's result over its rounds: each measure the median of the rounds' (peak RSS and tensors
+ * left the largest), and ours/PyTorch the median of the rounds' ratios, each of a pair run back to
+ * back. One round is simply its own result.
+ */
+export function combineRounds(runs: readonly Round[]): ImplResult {
+  const ours = runs.map((r) => r.ours);
+  const of = (measure: (r: ImplResult) => number) => median(ours.map(measure));
+  const combined: ImplResult = {
+    ...ours[0],
+    medianEpochSeconds: of((r) => r.medianEpochSeconds),
+    medianEpochCpuSeconds: of((r) => r.medianEpochCpuSeconds),
+    charsPerSecond: of((r) => r.charsPerSecond),
+    generateCharsPerSecond: of((r) => r.generateCharsPerSecond),
+    peakRssMiB: Math.max(...ours.map((r) => r.peakRssMiB)),
+    tensorsLeaked: Math.max(...ours.map((r) => r.tensorsLeaked)),
+  };
+  const references = runs.map((r) => r.reference).filter((r): r is ReferenceResult => r !== undefined);
+  if (references.length !== runs.length) return combined;
+  const ratios = runs.map((r) => r.ours.medianEpochSeconds / r.reference!.medianEpochSeconds);
+  const ratio = median(ratios);
+  const target = TARGET_RATIO[combined.impl];
+  return {
+    ...combined,
+    reference: { ...references[0], medianEpochSeconds: median(references.map((r) => r.medianEpochSeconds)), ratio, target, met: ratio <= target },
+    ...(runs.length > 1 && { roundRatios: ratios }),
+  };
+}
+
 /**
  * Trains each impl for a warm-up and `--epochs` timed epochs, then (with --reference) runs the
- * PyTorch lesson as long. The table and notes go to `log`; progress to `note`.
+ * PyTorch lesson as long, --rounds times. The table and notes go to `log`; progress to `note`.
  */
 export async function handler(args: BenchArgs, log: Logger, note: Logger = log): Promise<BenchResult> {
   const epochs = wholeNumber('epochs', args.epochs);
+  const rounds = wholeNumber('rounds', args.rounds);
   const maxChars = wholeNumber('max-chars', args.maxChars, 0);
   const hidden = wholeNumber('hidden', args.hidden);
   const impls = args.impl ? [args.impl] : [...IMPLS];
@@ -261,25 +301,31 @@ export async function handler(args: BenchArgs, log: Logger, note: Logger = log):
   const corpus = loadCorpus(corpusPath, { maxChars });
   log.info(`corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); hidden ${hidden}; ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
 
-  const results: ImplResult[] = [];
-  for (const impl of impls) {
-    note.info(`training ${impl}: 1 warm-up + ${epochs} timed epochs...`);
-    results.push(await benchImpl(impl, corpus, corpusPath, epochs, hidden, backend.name));
-  }
-
-  if (args.reference && !referenceNote) {
+  const withReference = args.reference && !referenceNote;
+  if (withReference) {
     log.info(`reference: ${args.python} ${script}, with ${OPENBLAS_VARS_UNSET.join(' and ')} unset in its environment (they slow OpenBLAS down on these machines)`);
     if (maxChars !== DEFAULT_TRAIN.maxChars || hidden !== DEFAULT_HIDDEN) {
       note.info(`warning: the reference always reads the first ${count(DEFAULT_TRAIN.maxChars)} characters with hidden ${DEFAULT_HIDDEN}: not the same task`);
     }
-    // Run after ours, never alongside: on a 2-core machine they would slow each other down.
-    for (const r of results) {
-      note.info(`running PyTorch reference ${r.impl}: ${epochs + 1} epochs...`);
-      const ref = runReference(args.python, script, corpusPath, r.impl, epochs + 1);
-      const ratio = r.medianEpochSeconds / ref.medianEpochSeconds;
-      r.reference = { ...ref, ratio, target: TARGET_RATIO[r.impl], met: ratio <= TARGET_RATIO[r.impl] };
-      if (ref.vocab !== r.vocab) note.info(`warning: PyTorch read a vocabulary of ${ref.vocab}, ours ${r.vocab}: not the same task`);
+  }
+  const results: ImplResult[] = [];
+  for (const impl of impls) {
+    const runs: Round[] = [];
+    for (let k = 1; k <= rounds; k++) {
+      const round = rounds > 1 ? ` (round ${k} of ${rounds})` : '';
+      note.info(`training ${impl}${round}: 1 warm-up + ${epochs} timed epochs...`);
+      const ours = await benchImpl(impl, corpus, corpusPath, epochs, hidden, backend.name);
+      // Right after ours, so both see the machine as it is then; never alongside: on a 2-core
+      // machine they would slow each other down.
+      let reference: ReferenceResult | undefined;
+      if (withReference) {
+        note.info(`running PyTorch reference ${impl}${round}: ${epochs + 1} epochs...`);
+        reference = runReference(args.python, script, corpusPath, impl, epochs + 1);
+        if (reference.vocab !== ours.vocab) note.info(`warning: PyTorch read a vocabulary of ${reference.vocab}, ours ${ours.vocab}: not the same task`);
+      }
+      runs.push({ ours, reference });
     }
+    results.push(combineRounds(runs));
   }
 
   log.info('');
@@ -290,6 +336,9 @@ export async function handler(args: BenchArgs, log: Logger, note: Logger = log):
   log.info('peak RSS: sampled per batch during that impl\'s run (the wasm heap never shrinks, so a later impl inherits an earlier one\'s growth).');
   if (results.some((r) => r.reference)) {
     log.info(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
+  }
+  for (const r of results) {
+    if (r.roundRatios) log.info(`${r.impl}: ours/PyTorch by round ${r.roundRatios.map((x) => x.toFixed(2) + 'x').join(', ')}; the table shows the median of each column over the ${rounds} rounds, and of these ratios.`);
   }
   return {
     machine,
