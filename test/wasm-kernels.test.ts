@@ -355,6 +355,34 @@ describe('matMul with a one-hot left operand on wasm equals cpu', () => {
   });
 });
 
+describe('Transpose on wasm', () => {
+  // Moving only axes of size 1 keeps the layout: x's data under the new shape, no copy.
+  const cases: [number[], number[], boolean][] = [
+    [[4, 6], [0, 1], true],
+    [[1, 5], [1, 0], true],
+    [[3, 1, 4], [1, 0, 2], true],
+    [[2, 1, 3, 1], [1, 0, 3, 2], true],
+    [[2, 3], [1, 0], false],
+    [[2, 1, 3], [2, 1, 0], false],
+  ];
+  for (const [shape, perm, shares] of cases) {
+    test(`[${shape}] by [${perm}] equals cpu${shares ? ', sharing the data' : ''}`, async () => {
+      const run = () => tf.transpose(tf.tensor(values(size(shape), 90), shape), perm);
+      const onWasm = await on('wasm', run);
+      expect(onWasm).toEqual(await on('cpu', run));
+      const x = tf.tensor(values(size(shape), 90), shape);
+      const buffers = tf.engine().backend.numDataIds();
+      const y = tf.transpose(x, perm);
+      expect(y.shape).toEqual(perm.map((a) => shape[a]));
+      expect(tf.engine().backend.numDataIds()).toBe(shares ? buffers : buffers + 1);
+      x.dispose();
+      expect(Array.from(y.dataSync())).toEqual(onWasm);
+      y.dispose();
+      expect(tf.engine().backend.numDataIds()).toBe(buffers - 1);
+    });
+  }
+});
+
 describe('Identity (tf.clone, and every tensor saved for backprop) on wasm', () => {
   test('a gradient of a gradient follows saved tensors, also through a gradient taken inside one', async () => {
     const x = () => tf.tensor1d(values(20, 82));

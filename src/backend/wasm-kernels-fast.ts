@@ -8,8 +8,8 @@
  * straight from a view of the input's heap memory, in runs as long as the layout allows, by
  * TypedArray.set (a memcpy).
  *
- * Identity, and Cast to the same dtype, which the library implement as a copy, share the data
- * instead, as the cpu backend does.
+ * Identity, Cast to the same dtype and a Transpose that keeps the layout, which the library
+ * implements as copies, share the data instead, as the cpu backend does for the first two.
  *
  * Each factory takes the library's kernel and falls back to it for what it does not handle
  * (strings, which live outside the heap; GatherV2 other than rows of axis 0).
@@ -34,6 +34,17 @@ export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.K
   [tf.Cast]: (original) => (args) => {
     const x = args.inputs.x!;
     return onHeap(x) && x.dtype === (args.attrs as unknown as tf.CastAttrs).dtype ? share(args) : original(args);
+  },
+
+  // A transpose that moves only axes of size 1 (tfjs-core's gradient of tf.gather asks for [0, 1]
+  // twice a batch, on [1120, 1024] and [1027, 1024]): the library copies the data; the layout is
+  // already the output's, so it is x's data under the new shape.
+  [tf.Transpose]: (original) => (args) => {
+    const x = args.inputs.x!;
+    const { perm } = args.attrs as unknown as tf.TransposeAttrs;
+    const moved = perm.filter((axis) => x.shape[axis] !== 1);
+    if (!onHeap(x) || moved.some((axis, i) => i > 0 && axis < moved[i - 1])) return original(args);
+    return { ...share(args), shape: perm.map((axis) => x.shape[axis]) };
   },
 
   [tf.Slice]: (original) => (args) => {
