@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { onBackend, useWasm } from './helpers';
-import { simdKernels, type SimdExports } from '../src/backend/wasm-kernels-simd';
+import { ACTIVATION_GRAD_KERNEL, simdKernels, type SimdExports } from '../src/backend/wasm-kernels-simd';
 import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from '../src/backend/wasm-simd-binary';
 import { ADAM_EPSILON, ADAM_UPDATE_KERNEL, makeOptimizer } from '../src/core/optimizer';
 
@@ -241,6 +241,61 @@ describe('Cast to the dtype a tensor already has, on wasm', () => {
       tf.dispose([again, ints]);
       expect(wasmBackend().numDataIds()).toBe(buffers - 1);
     });
+  });
+});
+
+describe('the gradients of Sigmoid and Tanh on wasm', () => {
+  const ops: [string, (x: tf.Tensor) => tf.Tensor, (dy: tf.Tensor, y: tf.Tensor) => tf.Tensor][] = [
+    ['sigmoid', tf.sigmoid, (dy, y) => tf.mul(dy, tf.mul(y, tf.sub(tf.scalar(1), y)))],
+    ['tanh', tf.tanh, (dy, y) => tf.mul(tf.sub(tf.scalar(1), tf.square(y)), dy)],
+  ];
+  for (const [name, op, formula] of ops) {
+    for (const shape of [[32, 256], [7, 5], [3]]) {
+      test(`${name} on [${shape}]: tfjs-core's formula, op by op, to the bit, in one kernel call`, async () => {
+        const n = shape.reduce((p, d) => p * d, 1);
+        const x = spread(n, -6, 6);
+        const dy = spread(n, -3, 3).map((v, i) => (i === 1 ? NaN : i === 2 ? -Infinity : v));
+        const runKernel = jest.spyOn(tf.engine(), 'runKernel');
+        const [got, expected] = await onBackend('wasm', () =>
+          tf.tidy(() => {
+            const [X, DY] = [tf.tensor(x, shape), tf.tensor(dy, shape)];
+            // d/dx sum(op(x) · dy): backprop hands op's gradient exactly dy.
+            const viaBackprop = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(op(v), DY)))(X);
+            return [Array.from(viaBackprop.dataSync()), Array.from(formula(DY, op(X)).dataSync())];
+          }),
+        );
+        const fused = runKernel.mock.calls.filter(([k]) => k === ACTIVATION_GRAD_KERNEL).length;
+        runKernel.mockRestore();
+        expect(fused).toBe(1);
+        got.forEach((v, i) => {
+          if (!Object.is(v, expected[i])) throw new Error(`element ${i}: backprop ${v}, formula ${expected[i]}`);
+        });
+      });
+    }
+
+    test(`${name}: a gradient of a gradient (tfjs-core's formula, recorded) equals cpu`, async () => {
+      const run = () => tf.grad((v: tf.Tensor) => tf.grad((u: tf.Tensor) => tf.mul(op(u), u).sum())(v).sum())(tf.tensor1d(spread(41, -4, 4)));
+      const [wasm, cpu] = [await onBackend('wasm', () => tf.tidy(run).dataSync()), await onBackend('cpu', () => tf.tidy(run).dataSync())];
+      wasm.forEach((v, i) => expect(Math.abs(v - cpu[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(cpu[i]))));
+    });
+  }
+
+  test('on cpu, is tfjs-core\'s own (no kernel of ours there)', async () => {
+    expect(tf.getKernel(ACTIVATION_GRAD_KERNEL, 'cpu')).toBeUndefined();
+    const run = () => tf.grad((v: tf.Tensor) => tf.sum(tf.tanh(tf.sigmoid(v))))(tf.tensor1d(spread(9, -2, 2)));
+    expect(await onBackend('cpu', () => tf.tidy(run).dataSync().length)).toBe(9);
+  });
+
+  test('leaves no tensor or wasm buffer behind', () => {
+    const x = tf.tensor2d(spread(35, -2, 2), [7, 5]);
+    const grad = tf.grad((v: tf.Tensor) => tf.sum(tf.tanh(tf.sigmoid(v))));
+    grad(x).dispose(); // kernels set up once
+    const tensors = tf.memory().numTensors;
+    const buffers = wasmBackend().numDataIds();
+    grad(x).dispose();
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(wasmBackend().numDataIds()).toBe(buffers);
+    x.dispose();
   });
 });
 

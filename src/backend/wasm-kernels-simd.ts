@@ -11,6 +11,9 @@
  *   the input first (a strided copy of all of it) and sums each column sequentially; ours adds
  *   row after row into the output, four columns at a time: the same sums in the same order, so
  *   the same bits, without the copy.
+ * - The gradients of Sigmoid and Tanh: tfjs-core computes dy·(y·(1 - y)) and (1 - y·y)·dy as three
+ *   kernels (~1,400 calls a batch between the two impls' gates); ACTIVATION_GRAD_KERNEL is one pass
+ *   of the same float operations in the same order (see registerActivationGradients).
  * - ADAM_UPDATE_KERNEL (src/core/optimizer.ts): tf.train.adam runs 14 kernels over each weight
  *   (8.7 ms a batch for builtin's 1.6M weights); ours is one pass, the same float operations in
  *   the same order, so the same bits.
@@ -32,6 +35,7 @@ export interface SimdExports {
   unary(op: number, inPtr: number, outPtr: number, n: number): void;
   add_into(srcPtr: number, dstPtr: number, n: number): void;
   hot_column(rowPtr: number, n: number): number;
+  activation_grad(op: number, dyPtr: number, yPtr: number, outPtr: number, n: number): void;
   adam(g: number, m: number, v: number, w: number, mOut: number, vOut: number, wOut: number, n: number,
     b1: number, c1: number, b2: number, c2: number, d1: number, d2: number, eps: number, negLr: number): void;
 }
@@ -188,4 +192,68 @@ export function hotColumnFinder(wasm: BackendWasm, x: tf.TensorInfo, cols: numbe
   if (!simd) return undefined;
   const at = offset(wasm, x);
   return (row) => simd.hot_column(at + row * cols * 4, cols);
+}
+
+/** One kernel for the gradient of sigmoid or tanh from its output (attrs: { activation }). */
+export const ACTIVATION_GRAD_KERNEL = 'LstmLyricsActivationGrad';
+type Activation = 'sigmoid' | 'tanh';
+const ACTIVATION_OPS: Record<Activation, number> = { sigmoid: 1, tanh: 2 };
+
+/** tfjs-core's gradients of Sigmoid and Tanh, op by op. */
+const STOCK_GRADIENT: Record<Activation, (dy: tf.Tensor, y: tf.Tensor) => tf.Tensor> = {
+  sigmoid: (dy, y) => tf.mul(dy, tf.mul(y, tf.sub(tf.scalar(1), y))),
+  tanh: (dy, y) => tf.mul(tf.sub(tf.scalar(1), tf.square(y)), dy),
+};
+
+/** The same, one float at a time in JS (each step rounded to float32, as the kernels do). */
+const GRADIENT_IN_JS: Record<Activation, (dy: number, y: number) => number> = {
+  sigmoid: (dy, y) => Math.fround(dy * Math.fround(y * Math.fround(1 - y))),
+  tanh: (dy, y) => Math.fround(Math.fround(1 - Math.fround(y * y)) * dy),
+};
+
+export const activationGradKernel: tf.KernelConfig = {
+  kernelName: ACTIVATION_GRAD_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const wasm = backend as BackendWasm;
+    const { dy, y } = inputs as { dy: tf.TensorInfo; y: tf.TensorInfo };
+    const { activation } = attrs as unknown as { activation: Activation };
+    const out = wasm.makeOutput(y.shape, 'float32');
+    const n = tf.util.sizeFromShape(y.shape);
+    // The module does all but the last n % 4 (activationGradient runs this only where it can run).
+    const vectors = n - (n % 4);
+    if (vectors > 0) simdKernels(wasm)!.activation_grad(ACTIVATION_OPS[activation], offset(wasm, dy), offset(wasm, y), offset(wasm, out), vectors);
+    const [dyv, yv, outv] = [dy, y, out].map((t) => wasm.typedArrayFromHeap(t) as Float32Array);
+    for (let i = vectors; i < n; i++) outv[i] = GRADIENT_IN_JS[activation](dyv[i], yv[i]);
+    return out;
+  },
+};
+
+/**
+ * Registers the gradients of Sigmoid and Tanh (tfjs keeps one per kernel name, for every backend):
+ * ACTIVATION_GRAD_KERNEL where it runs (wasm with the SIMD module, float32, dy shaped as y) and the
+ * gradient is first-order, since then nothing records the backward pass and the kernel needs no
+ * gradient of its own; tfjs-core's formula, op by op, everywhere else (other backends, a gradient
+ * of a gradient). Either way the same floats.
+ */
+export function registerActivationGradients(): void {
+  for (const [kernelName, activation] of [[tf.Sigmoid, 'sigmoid'], [tf.Tanh, 'tanh']] as const) {
+    tf.registerGradient({
+      kernelName,
+      outputsToSave: [true],
+      gradFunc: (dy, saved) => {
+        const [y] = saved;
+        const dyT = dy as tf.Tensor;
+        return { x: () => activationGradient(activation, dyT, y) ?? STOCK_GRADIENT[activation](dyT, y) };
+      },
+    });
+  }
+}
+
+function activationGradient(activation: Activation, dy: tf.Tensor, y: tf.Tensor): tf.Tensor | undefined {
+  const engine = tf.engine() as unknown as { state: { gradientDepth: number } };
+  if (engine.state.gradientDepth > 0 || !tf.getKernel(ACTIVATION_GRAD_KERNEL, tf.getBackend())) return undefined;
+  if (dy.dtype !== 'float32' || y.dtype !== 'float32' || !tf.util.arraysEqual(dy.shape, y.shape)) return undefined;
+  if (!simdKernels(tf.backend() as BackendWasm)) return undefined;
+  return tf.engine().runKernel(ACTIVATION_GRAD_KERNEL, { dy, y }, { activation }) as tf.Tensor;
 }

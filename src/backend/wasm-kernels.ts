@@ -18,7 +18,8 @@
  * 6. Square (in the gradient of every tanh: 70 calls a batch) costs ~70 µs on a [32, 256] tensor
  *    with 2 threads (15 µs with 1), where Multiply(x, x), the same float products, costs ~10 µs.
  * 7. Exp, Sigmoid, Tanh and Sum over leading axes run one float at a time (Sum after a transposed
- *    copy), and Adam's update is 14 kernels a weight: see wasm-kernels-simd.ts, which also does the row additions of the scatter-adds below.
+ *    copy), the gradients of Sigmoid and Tanh are three kernels each, and Adam's update is 14
+ *    kernels a weight: see wasm-kernels-simd.ts, which also does the row additions of the scatter-adds below.
  *
  * Call registerWasmKernelFixes() once the wasm backend is registered (import
  * '@tensorflow/tfjs-backend-wasm'); before or after tf.setBackend('wasm') both work.
@@ -26,7 +27,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { cloneSavedTensorsDirectly, FAST_COPY_KERNELS } from './wasm-kernels-fast';
-import { adamUpdateKernel, hotColumnFinder, rowAdder, SIMD_KERNELS } from './wasm-kernels-simd';
+import { activationGradKernel, adamUpdateKernel, hotColumnFinder, registerActivationGradients, rowAdder, SIMD_KERNELS } from './wasm-kernels-simd';
 
 const BACKEND = 'wasm';
 
@@ -44,7 +45,8 @@ export function registerWasmKernelFixes(): void {
     args.inputs.x!.dtype === 'float32' ? multiply({ ...args, inputs: { a: args.inputs.x!, b: args.inputs.x! } }) : square(args),
   );
   cloneSavedTensorsDirectly();
-  if (!tf.getKernel(adamUpdateKernel.kernelName, BACKEND)) tf.registerKernel(adamUpdateKernel);
+  for (const config of [adamUpdateKernel, activationGradKernel]) if (!tf.getKernel(config.kernelName, BACKEND)) tf.registerKernel(config);
+  registerActivationGradients();
   if (!tf.getKernel(tf.UnsortedSegmentSum, BACKEND)) {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: BACKEND, kernelFunc: unsortedSegmentSum });
   }
