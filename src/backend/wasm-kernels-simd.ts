@@ -79,9 +79,13 @@ function instantiate(memory: WasmMemory): SimdExports | null {
   const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
   const bytes = base64Bytes(shared ? SIMD_MODULE_SHARED : SIMD_MODULE_UNSHARED);
   if (!WebAssemblyApi.validate(bytes)) return null; // an engine without SIMD
-  // Synchronous: the module is ~1.4 KB, under the 4 KB browsers allow on the main thread.
-  const { exports } = new WebAssemblyApi.Instance(new WebAssemblyApi.Module(bytes), { env: { memory } });
-  return exports as unknown as SimdExports;
+  try {
+    // Synchronous: the module is small, under the 4 KB browsers allow on the main thread.
+    const { exports } = new WebAssemblyApi.Instance(new WebAssemblyApi.Module(bytes), { env: { memory } });
+    return exports as unknown as SimdExports;
+  } catch {
+    return null; // e.g. a page whose Content-Security-Policy forbids compiling WebAssembly
+  }
 }
 
 function base64Bytes(base64: string): Uint8Array {
