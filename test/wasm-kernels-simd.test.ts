@@ -79,9 +79,12 @@ describe('the SIMD module', () => {
       simd.unary(1, 0, 8 * n, n); // sigmoid
       simd.unary(2, 0, 12 * n, n); // tanh
       simd.add_into(0, 4 * n, n);
+      simd.activation_grad(1, 0, 4 * n, 28 * n, n - 3); // sigmoid's, from exp's output as y
+      simd.activation_grad(2, 0, 8 * n, 29 * n, n - 3); // tanh's
+      heap[30 * n] = simd.hot_column(0, n); // -2: x is not one-hot
       heap.set(spread(4 * n, -1, 1), 20 * n); // Adam: g, m, v, w from 20n, new m, v, w from 24n
       simd.adam(80 * n, 84 * n, 88 * n, 92 * n, 96 * n, 100 * n, 104 * n, n - 3, 0.9, 0.1, 0.999, 0.001, 0.5, 0.25, 1e-8, -0.01);
-      return Array.from(heap.subarray(n, 27 * n));
+      return Array.from(heap.subarray(n, 30 * n + 1));
     };
     const shared = run(SIMD_MODULE_SHARED, true);
     expect(shared.some((v) => v !== 0)).toBe(true);
@@ -124,8 +127,8 @@ describe('Exp, Sigmoid and Tanh on wasm', () => {
       // Each value once in a four-wide lane and once in the one-at-a-time tail.
       const x = spread(7, -30, 30);
       const { wasm: atStart } = await both(() => op(tf.tensor1d(x)));
-      const { wasm: atEnd } = await both(() => op(tf.tensor1d([0, 0, 0, 0, 0, ...x.subarray(0, 3)])));
-      expect(Array.from(atEnd.subarray(5))).toEqual(Array.from(atStart.subarray(0, 3)));
+      const { wasm: atEnd } = await both(() => op(tf.tensor1d([0, 0, 0, 0, ...x.subarray(0, 3)]))); // 7: the last 3 one by one
+      expect(Array.from(atEnd.subarray(4))).toEqual(Array.from(atStart.subarray(0, 3)));
     });
 
     test(`${name} is the SIMD module's, on [32, 256] as the LSTM's gates`, async () => {
@@ -280,10 +283,20 @@ describe('the gradients of Sigmoid and Tanh on wasm', () => {
     });
   }
 
-  test('on cpu, is tfjs-core\'s own (no kernel of ours there)', async () => {
+  test('on cpu, is tfjs-core\'s formula op by op (no kernel of ours there)', async () => {
     expect(tf.getKernel(ACTIVATION_GRAD_KERNEL, 'cpu')).toBeUndefined();
-    const run = () => tf.grad((v: tf.Tensor) => tf.sum(tf.tanh(tf.sigmoid(v))))(tf.tensor1d(spread(9, -2, 2)));
-    expect(await onBackend('cpu', () => tf.tidy(run).dataSync().length)).toBe(9);
+    for (const [, op, formula] of ops) {
+      const runKernel = jest.spyOn(tf.engine(), 'runKernel');
+      const [got, expected] = await onBackend('cpu', () =>
+        tf.tidy(() => {
+          const [X, DY] = [tf.tensor1d(spread(9, -2, 2)), tf.tensor1d(spread(9, -3, 3))];
+          return [tf.grad((v: tf.Tensor) => tf.sum(tf.mul(op(v), DY)))(X).dataSync(), formula(DY, op(X)).dataSync()];
+        }),
+      );
+      expect(runKernel.mock.calls.some(([k]) => k === ACTIVATION_GRAD_KERNEL)).toBe(false);
+      runKernel.mockRestore();
+      expect(Array.from(got)).toEqual(Array.from(expected));
+    }
   });
 
   test('leaves no tensor or wasm buffer behind', () => {
@@ -361,6 +374,48 @@ describe("Adam's update as one kernel a weight on wasm", () => {
       tf.unregisterKernel(ADAM_UPDATE_KERNEL, 'wasm');
       tf.registerKernel(kernel);
     }
+  });
+
+  test('falls back to tf.train.adam for a gradient the kernel does not take (one that broadcasts)', async () => {
+    const step = () => {
+      const v = tf.tidy(() => tf.variable(tf.tensor1d(spread(6, -1, 1)), true, `adam-test-${++runs}`));
+      const opt = makeOptimizer('adam', 0.01);
+      const g = tf.scalar(0.5); // tf.train.adam broadcasts it over v
+      opt.applyGradients({ [v.name]: g });
+      const values = Array.from(v.dataSync());
+      tf.dispose([v, g]);
+      opt.dispose();
+      return values;
+    };
+    const stock = await onBackend('cpu', step);
+    expect(await onBackend('wasm', step)).toEqual(stock);
+  });
+
+  test('resumes from its slots (getWeights, setWeights), takes NamedTensor[] and a missing gradient, as tf.train.adam', async () => {
+    const resumed = (optimizer: () => tf.Optimizer) => onBackend('wasm', async () => {
+      const [a, b] = [0, 1].map((k) => tf.tidy(() => tf.variable(tf.tensor1d(spread(9, -1, 1).map((x) => x * (k + 1))), true, `adam-test-${++runs}`)));
+      const grads = (step: number) => [a, b].map((v, k) => ({ name: v.name, tensor: tf.tensor1d(spread(9, -1, 1).map((x) => x * 10 ** -(step + k))) }));
+      const first = optimizer();
+      for (let step = 0; step < 3; step++) {
+        const g = grads(step);
+        first.applyGradients(step === 1 ? [g[0]] : g); // b has no gradient in step 1
+        tf.dispose(g.map((x) => x.tensor));
+      }
+      const slots = await first.getWeights();
+      const second = optimizer();
+      await second.setWeights(slots);
+      for (let step = 3; step < 5; step++) {
+        const g = grads(step);
+        second.applyGradients(g);
+        tf.dispose(g.map((x) => x.tensor));
+      }
+      const values = [a, b].map((v) => Array.from(v.dataSync()));
+      tf.dispose([a, b, ...slots.map((w) => w.tensor)]);
+      first.dispose();
+      second.dispose();
+      return values;
+    });
+    expect(await resumed(() => makeOptimizer('adam', 0.01))).toEqual(await resumed(() => tf.train.adam(0.01, 0.9, 0.999, ADAM_EPSILON)));
   });
 
   test('on a backend without the kernel, is tf.train.adam itself', async () => {

@@ -332,6 +332,26 @@ describe('matMul with a one-hot left operand on wasm equals cpu', () => {
     expectClose(await on('wasm', run), await on('cpu', run));
   });
 
+  test('with b made on cpu: moved into a growing wasm heap before any view of it is taken', async () => {
+    // 64 MB of b: moving it in grows the heap, which detaches views taken before (it threw).
+    const [k, n] = [8, 1 << 21];
+    const bValues = Float32Array.from({ length: k * n }, (_, i) => (i % 7) + 1);
+    for (const transposeA of [false, true]) {
+      await tf.setBackend('cpu');
+      const b = tf.tensor2d(bValues, [k, n]);
+      await tf.setBackend('wasm');
+      // a·b picks rows 3 and 5 of b; aᵀ·b with a [k, 2] adds row 0 into row 0 and row 1 into row 1.
+      const out = transposeA
+        ? tf.matMul(tf.tensor2d(oneHot([0, 1, -1, -1, -1, -1, -1, -1], 2), [k, 2]), b, true, false)
+        : tf.matMul(tf.tensor2d(oneHot([3, 5], k), [2, k]), b);
+      const values = out.dataSync();
+      (transposeA ? [0, 1] : [3, 5]).forEach((row, r) => {
+        expect(values.subarray(r * n, (r + 1) * n).every((v, i) => v === bValues[row * n + i])).toBe(true);
+      });
+      tf.dispose([b, out]);
+    }
+  });
+
   test('takes the fast path: rows of b that are not picked do not matter', () => {
     // A matmul computes 0·Infinity = NaN for every output; a gather or scatter never reads them.
     const bad = b.map((v, i) => (Math.floor(i / N) === 5 ? Infinity : v)); // row 5 of b, picked by no row of a

@@ -45,11 +45,26 @@ export function registerWasmKernelFixes(): void {
     args.inputs.x!.dtype === 'float32' ? multiply({ ...args, inputs: { a: args.inputs.x!, b: args.inputs.x! } }) : square(args),
   );
   cloneSavedTensorsDirectly();
-  for (const config of [adamUpdateKernel, activationGradKernel]) if (!tf.getKernel(config.kernelName, BACKEND)) tf.registerKernel(config);
-  registerActivationGradients();
-  if (!tf.getKernel(tf.UnsortedSegmentSum, BACKEND)) {
-    tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: BACKEND, kernelFunc: unsortedSegmentSum });
+  const unsortedSegmentSumKernel = { kernelName: tf.UnsortedSegmentSum, backendName: BACKEND, kernelFunc: unsortedSegmentSum };
+  for (const config of [adamUpdateKernel, activationGradKernel, unsortedSegmentSumKernel]) {
+    if (!tf.getKernel(config.kernelName, BACKEND)) tf.registerKernel({ ...config, kernelFunc: inputsMovedIn(config.kernelFunc) });
   }
+  registerActivationGradients();
+}
+
+/**
+ * Runs kernelFunc once every input is in the wasm heap. An input made on another backend moves in
+ * when the wasm backend first looks it up, and the move may grow the heap, which detaches every
+ * view of it taken before; the library's typedArrayFromHeap even takes the heap's buffer before that
+ * look-up. Our kernels take views only after making their outputs, so with the inputs moved in
+ * first, nothing grows the heap under a view.
+ */
+function inputsMovedIn(kernelFunc: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const wasm = args.backend as BackendWasm;
+    for (const input of Object.values(args.inputs)) if (input) wasm.dataIdMap.get(input.dataId);
+    return kernelFunc(args);
+  };
 }
 
 function requireKernel(name: string): tf.KernelConfig {
@@ -62,7 +77,7 @@ function requireKernel(name: string): tf.KernelConfig {
 function patchKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): void {
   const original = requireKernel(name);
   if ((original.kernelFunc as MarkedKernelFunc)[PATCHED]) return;
-  const kernelFunc: MarkedKernelFunc = make(original.kernelFunc);
+  const kernelFunc: MarkedKernelFunc = inputsMovedIn(make(original.kernelFunc));
   kernelFunc[PATCHED] = true;
   // Keeps the original setupFunc: if the backend is initialised only after this call, that still
   // binds the wasm function the original kernelFunc calls.

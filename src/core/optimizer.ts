@@ -47,12 +47,19 @@ interface AdamState {
  */
 export class Adam extends tf.AdamOptimizer {
   override applyGradients(variableGradients: Parameters<tf.AdamOptimizer['applyGradients']>[0]): void {
-    if (!tf.getKernel(ADAM_UPDATE_KERNEL, tf.getBackend())) {
+    const names = Array.isArray(variableGradients) ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
+    const gradientOf = (name: string, i: number): tf.Tensor | undefined =>
+      (Array.isArray(variableGradients) ? variableGradients[i].tensor : variableGradients[name]) ?? undefined;
+    // The kernel takes float32 gradients shaped as their variables; tf.train.adam also broadcasts.
+    const kernelFits = names.every((name, i) => {
+      const [gradient, value] = [gradientOf(name, i), tf.engine().registeredVariables[name]];
+      return !gradient || (gradient.dtype === 'float32' && value.dtype === 'float32' && tf.util.arraysEqual(gradient.shape, value.shape));
+    });
+    if (!kernelFits || !tf.getKernel(ADAM_UPDATE_KERNEL, tf.getBackend())) {
       super.applyGradients(variableGradients);
       return;
     }
     const state = this as unknown as AdamState;
-    const names = Array.isArray(variableGradients) ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
     // What tf.train.adam computes as float32 tensors, as float32 numbers (one read of two scalars).
     const f = Math.fround;
     const attrs: AdamUpdateAttrs = {
@@ -71,8 +78,8 @@ export class Adam extends tf.AdamOptimizer {
         // Slots made as tf.train.adam makes them, so its getWeights/setWeights read them.
         state.accumulatedFirstMoment[i] ??= { originalName: `${name}/m`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
         state.accumulatedSecondMoment[i] ??= { originalName: `${name}/v`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
-        const gradient = Array.isArray(variableGradients) ? variableGradients[i].tensor : variableGradients[name];
-        if (gradient == null) return;
+        const gradient = gradientOf(name, i);
+        if (!gradient) return;
         const m = state.accumulatedFirstMoment[i].variable;
         const v = state.accumulatedSecondMoment[i].variable;
         const inputs = { gradient, m, v, value };
