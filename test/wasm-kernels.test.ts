@@ -174,6 +174,13 @@ describe('UnsortedSegmentSum on wasm equals cpu', () => {
     });
   }
 
+  test('int32 x (its rows added in JS) equals cpu', async () => {
+    const run = () => tf.unsortedSegmentSum(tf.tensor2d([1, -2, 3, 40, 5, 6, -7, 8, 9], [3, 3], 'int32'), tf.tensor1d([2, 0, 2], 'int32'), 3);
+    const onWasm = await on('wasm', run);
+    expect(onWasm).toEqual(await on('cpu', run));
+    expect(onWasm).toEqual([40, 5, 6, 0, 0, 0, -6, 6, 12]);
+  });
+
   test('zeroes its output even where the heap held old data', () => {
     const x = tf.ones([2, 8]);
     const ids = tf.tensor1d([0, 0], 'int32');

@@ -132,7 +132,7 @@ export const SIMD_KERNELS: Record<string, (original: tf.KernelFunc) => tf.Kernel
     // From +0, each row added in turn: every column's floats summed in row order, as the library
     // does on its transposed copy; row by row, so memory is read in order.
     (wasm.typedArrayFromHeap(out) as Float32Array).fill(0);
-    const addRow = rowAdder(wasm, x, out, cols)!;
+    const addRow = rowAdder(wasm, x, out, cols);
     for (let r = 0; r < rows && cols > 0; r++) addRow(r, 0);
     return out;
   },
@@ -177,14 +177,21 @@ function adamInJs(from: number, to: number, g: Float32Array, m0: Float32Array, v
 }
 
 /**
- * dst[dstRow] += src[srcRow] for rows of `rowSize` floats of two float32 tensors on `wasm`, with
- * the SIMD module, or undefined where it cannot run (the caller then adds in JS).
+ * dst[dstRow] += src[srcRow] for rows of `rowSize` values of two tensors on `wasm` of one dtype:
+ * float32 with the SIMD module where it runs, anything else in JS. Call it after making dst (it may
+ * take views of the heap).
  */
-export function rowAdder(wasm: BackendWasm, src: tf.TensorInfo, dst: tf.TensorInfo, rowSize: number): ((srcRow: number, dstRow: number) => void) | undefined {
+export function rowAdder(wasm: BackendWasm, src: tf.TensorInfo, dst: tf.TensorInfo, rowSize: number): (srcRow: number, dstRow: number) => void {
   const simd = src.dtype === 'float32' && dst.dtype === 'float32' ? simdKernels(wasm) : undefined;
-  if (!simd) return undefined;
-  const [srcAt, dstAt, rowBytes] = [offset(wasm, src), offset(wasm, dst), rowSize * 4];
-  return (srcRow, dstRow) => simd.add_into(srcAt + srcRow * rowBytes, dstAt + dstRow * rowBytes, rowSize);
+  if (simd) {
+    const [srcAt, dstAt, rowBytes] = [offset(wasm, src), offset(wasm, dst), rowSize * 4];
+    return (srcRow, dstRow) => simd.add_into(srcAt + srcRow * rowBytes, dstAt + dstRow * rowBytes, rowSize);
+  }
+  const [from, to] = [wasm.typedArrayFromHeap(src), wasm.typedArrayFromHeap(dst)];
+  return (srcRow, dstRow) => {
+    const [a, b] = [srcRow * rowSize, dstRow * rowSize];
+    for (let j = 0; j < rowSize; j++) to[b + j] += from[a + j];
+  };
 }
 
 /**

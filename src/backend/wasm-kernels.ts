@@ -226,7 +226,7 @@ function oneHotProduct(
   const bValues = wasm.typedArrayFromHeap(bRows) as Float32Array;
   if (transposeA) {
     outValues.fill(0); // malloc'd heap memory is not zeroed
-    const addRow = rowAdder(wasm, bRows, out, n) ?? addRowInJs(bValues, outValues, n);
+    const addRow = rowAdder(wasm, bRows, out, n);
     for (let r = 0; r < rows; r++) if (hot[r] >= 0) addRow(r, hot[r]);
   } else {
     for (let r = 0; r < rows; r++) {
@@ -291,18 +291,9 @@ function unsortedSegmentSum({ inputs, backend, attrs }: Parameters<tf.KernelFunc
   const out = wasm.makeOutput([numSegments, ...rowShape], x.dtype);
   // Heap views only after makeOutput: its malloc may grow wasm memory, which detaches older views.
   const outValues = wasm.typedArrayFromHeap(out);
-  const xValues = wasm.typedArrayFromHeap(x);
   const ids = wasm.typedArrayFromHeap(segmentIds);
   outValues.fill(0); // malloc'd heap memory is not zeroed
-  const addRow = rowAdder(wasm, x, out, rowSize) ?? addRowInJs(xValues, outValues, rowSize);
+  const addRow = rowAdder(wasm, x, out, rowSize);
   for (let i = 0; i < rows; i++) if (ids[i] >= 0 && ids[i] < numSegments) addRow(i, ids[i]);
   return out;
-}
-
-/** dst[dstRow] += src[srcRow] for rows of rowSize values, in JS (int32, or no SIMD module). */
-function addRowInJs(src: tf.TypedArray, dst: tf.TypedArray, rowSize: number): (srcRow: number, dstRow: number) => void {
-  return (srcRow, dstRow) => {
-    const [from, to] = [srcRow * rowSize, dstRow * rowSize];
-    for (let j = 0; j < rowSize; j++) dst[to + j] += src[from + j];
-  };
 }
