@@ -189,34 +189,20 @@
 
   ;; The column of the one 1 in a row of n floats that are all 0 or 1 (-0 counts as 0); -1 for a row
   ;; of zeros, -2 if the row is not like that (another value, or a second 1). Four floats at a time
-  ;; while they are all 0, which is nearly always.
+  ;; while they are all 0, which is nearly always; one at a time otherwise and for the last n % 4.
   (func (export "hot_column") (param $row i32) (param $n i32) (result i32)
-    (local $i i32) (local $end i32) (local $stop i32) (local $hot i32) (local $v f32)
+    (local $i i32) (local $end i32) (local $hot i32) (local $v f32)
     (local.set $hot (i32.const -1))
-    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
-    (block $done (loop $next
-      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
-      (if (v128.any_true (f32x4.ne (v128.load (i32.add (local.get $row) (local.get $i))) (v128.const f32x4 0 0 0 0)))
-        (then
-          ;; a lane is not 0: look at the four one by one
-          (local.set $stop (i32.add (local.get $i) (i32.const 16)))
-          (block $lanes_done (loop $lanes
-            (br_if $lanes_done (i32.ge_u (local.get $i) (local.get $stop)))
-            (local.set $v (f32.load (i32.add (local.get $row) (local.get $i))))
-            (if (f32.ne (local.get $v) (f32.const 0))
-              (then
-                (if (i32.or (f32.ne (local.get $v) (f32.const 1)) (i32.ge_s (local.get $hot) (i32.const 0)))
-                  (then (return (i32.const -2))))
-                (local.set $hot (i32.shr_u (local.get $i) (i32.const 2)))))
-            (local.set $i (i32.add (local.get $i) (i32.const 4)))
-            (br $lanes)))
-          (br $next)))
-      (local.set $i (i32.add (local.get $i) (i32.const 16)))
-      (br $next)))
-    ;; the last n % 4, one at a time
     (local.set $end (i32.shl (local.get $n) (i32.const 2)))
     (block $done (loop $next
       (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      ;; four zeros at once, where four floats remain
+      (if (i32.le_u (i32.add (local.get $i) (i32.const 16)) (local.get $end))
+        (then (if (i32.eqz (v128.any_true (f32x4.ne (v128.load (i32.add (local.get $row) (local.get $i)))
+                                                    (v128.const f32x4 0 0 0 0))))
+          (then
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next)))))
       (local.set $v (f32.load (i32.add (local.get $row) (local.get $i))))
       (if (f32.ne (local.get $v) (f32.const 0))
         (then
