@@ -51,11 +51,12 @@ export class Adam extends tf.AdamOptimizer {
     const gradientOf = (name: string, i: number): tf.Tensor | undefined =>
       (Array.isArray(variableGradients) ? variableGradients[i].tensor : variableGradients[name]) ?? undefined;
     // The kernel takes float32 gradients shaped as their variables; tf.train.adam also broadcasts.
-    const kernelFits = names.every((name, i) => {
-      const [gradient, value] = [gradientOf(name, i), tf.engine().registeredVariables[name]];
-      return !gradient || (gradient.dtype === 'float32' && value.dtype === 'float32' && tf.util.arraysEqual(gradient.shape, value.shape));
-    });
-    if (!kernelFits || !tf.getKernel(ADAM_UPDATE_KERNEL, tf.getBackend())) {
+    const kernelFits = (): boolean =>
+      names.every((name, i) => {
+        const [gradient, value] = [gradientOf(name, i), tf.engine().registeredVariables[name]];
+        return !gradient || (gradient.dtype === 'float32' && value.dtype === 'float32' && tf.util.arraysEqual(gradient.shape, value.shape));
+      });
+    if (!tf.getKernel(ADAM_UPDATE_KERNEL, tf.getBackend()) || !kernelFits()) {
       super.applyGradients(variableGradients);
       return;
     }
