@@ -265,7 +265,7 @@ export function combineRounds(runs: readonly Round[]): ImplResult {
   };
   const references = runs.map((r) => r.reference).filter((r): r is ReferenceResult => r !== undefined);
   if (references.length !== runs.length) return combined;
-  const ratios = runs.map((r) => r.ours.medianEpochSeconds / r.reference!.medianEpochSeconds);
+  const ratios = runs.map((r, i) => r.ours.medianEpochSeconds / references[i].medianEpochSeconds);
   const ratio = median(ratios);
   const target = TARGET_RATIO[combined.impl];
   return {
