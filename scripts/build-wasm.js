@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Compiles src/backend/wasm-simd.wat into src/backend/wasm-simd-binary.ts: the module's bytes as
+// Compiles src/accel/wasm-simd.wat into src/accel/wasm-simd-binary.ts: the module's bytes as
 // base64, once importing a shared memory (the multi-threaded wasm backend's) and once a plain one
 // (the single-threaded backend's). The output is committed, so bundling the core needs no compiler;
 // `npm run build` runs this first, and a test checks the committed file is what this produces.
@@ -8,8 +8,8 @@ const fs = require('fs');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..');
-const WAT = path.join(root, 'src', 'backend', 'wasm-simd.wat');
-const OUT = path.join(root, 'src', 'backend', 'wasm-simd-binary.ts');
+const WAT = path.join(root, 'src', 'accel', 'wasm-simd.wat');
+const OUT = path.join(root, 'src', 'accel', 'wasm-simd-binary.ts');
 const SHARED_IMPORT = '(memory 1 65536 shared)';
 
 /** The TypeScript source of wasm-simd-binary.ts for the .wat text. */

@@ -57,6 +57,7 @@ describe('lstm-lyrics bench (handler in process)', () => {
     json: false,
     scale: false,
     backend: 'wasm',
+    accel: 'on',
     threads: '1',
     ...over,
   });

@@ -5,6 +5,7 @@ import * as path from 'path';
 import AdmZip from 'adm-zip';
 import * as tf from '@tensorflow/tfjs';
 import chalk from 'chalk';
+import { setAccel } from '../src/accel';
 import { selectBackend } from '../src/backend/select';
 import { main, type Io } from '../src/cli/main';
 import { noProgress } from '../src/ui/progress';
@@ -39,9 +40,10 @@ export function writeZip(dir: string, name: string, entries: Record<string, stri
 /** A short repetitive lyric: learnable in a few epochs, so perplexity must fall fast. */
 export const REPETITIVE_LYRIC = '不分开 我们一起唱歌 分开了 就不要再说爱 '.repeat(40);
 
-/** The suite runs on wasm, the backend users get on machines without native TensorFlow. */
+/** The suite runs on wasm, the backend users get on machines without native TensorFlow, with the speed-ups on. */
 export async function useWasm(): Promise<void> {
   if (tf.getBackend() !== 'wasm') await selectBackend('wasm');
+  setAccel({ setting: 'on' });
 }
 
 export async function onBackend<T>(name: 'cpu' | 'wasm', fn: () => T | Promise<T>): Promise<T> {

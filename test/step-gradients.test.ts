@@ -1,55 +1,52 @@
-/** Each weight's gradient in one product over the time steps (src/core/models/step-gradients.ts). */
+/**
+ * Each weight's gradient in one product over the time steps (src/accel/step-gradients.ts): a hook
+ * on the engine, so the models' own code is differentiated with and without it.
+ */
 import * as tf from '@tensorflow/tfjs';
+import { setAccel } from '../src/accel';
+import { installStepGradients } from '../src/accel/step-gradients';
 import { BuiltinLstm } from '../src/core/models/builtin';
-import { lstmCell, ScratchLstm } from '../src/core/models/scratch';
-import { activeTape, sumWeightGradientsOverSteps } from '../src/core/models/step-gradients';
+import { ScratchLstm } from '../src/core/models/scratch';
 import type { LanguageModel } from '../src/core/models/types';
 import { crossEntropy } from '../src/core/train';
 import { onBackend, useWasm } from './helpers';
 
-beforeAll(useWasm);
+// Stock TF.js but for the hook under test: the other speed-ups off, so only the hook differs.
+beforeAll(async () => {
+  await useWasm();
+  setAccel({ setting: 'off' });
+});
+afterAll(() => setAccel({ setting: 'on' }));
 
 const VOCAB = 13;
 const HIDDEN = 6;
 const inputIds = [[1, 5, 2, 12, 0, 7], [3, 3, 7, 9, 11, 4]];
 const targetIds = [[5, 2, 12, 0, 7, 8], [3, 7, 9, 11, 4, 1]];
 
-/**
- * The models' forward pass as tfjs records it with no tape rewritten: the layers applied as they
- * are, or scratch's loop written out again without the rewrite.
- */
-function untouchedLogits(model: LanguageModel, inputs: tf.Tensor2D): tf.Tensor {
-  const state = model.zeroState(inputs.shape[0]);
-  if (model instanceof BuiltinLstm) {
-    const oneHot = tf.oneHot(inputs, VOCAB).toFloat();
-    const [sequence] = model.model.getLayer('lstm').apply(oneHot, { initialState: [state.h, state.c] }) as tf.Tensor[];
-    return model.model.getLayer('output').apply(sequence) as tf.Tensor;
+/** fn with the hook installed, or not (until fn's promise settles, if it returns one). */
+function withHook<T>(hooked: boolean, fn: () => T): T {
+  const remove = hooked ? installStepGradients() : () => undefined;
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    remove();
+    throw err;
   }
-  const p = (model as ScratchLstm).params;
-  const W_x = tf.concat([p.W_xi, p.W_xf, p.W_xc, p.W_xo], 1);
-  const W_h = tf.concat([p.W_hi, p.W_hf, p.W_hc, p.W_ho], 1) as tf.Tensor2D;
-  const b = tf.concat([p.b_i, p.b_f, p.b_c, p.b_o]);
-  const [batchSize, numSteps] = inputs.shape;
-  const inputGates = tf.gather(W_x, inputs.transpose().reshape([-1])).add(b).reshape([numSteps, batchSize, -1]);
-  let { h, c } = state;
-  const hs: tf.Tensor2D[] = [];
-  for (const x of tf.unstack(inputGates) as tf.Tensor2D[]) {
-    ({ h, c } = lstmCell(x, { h, c }, W_h));
-    hs.push(h);
-  }
-  return tf.concat(hs, 0).matMul(p.W_hq).add(p.b_q).reshape([numSteps, batchSize, -1]).transpose([1, 0, 2]);
+  if (result instanceof Promise) return result.finally(remove) as T;
+  remove();
+  return result;
 }
 
-function lossAndGradients(model: LanguageModel, rewritten: boolean): { loss: number; grads: Float32Array[] } {
+function lossAndGradients(model: LanguageModel, hooked: boolean): { loss: number; grads: Float32Array[] } {
   const inputs = tf.tensor2d(inputIds, undefined, 'int32');
   const targets = tf.tensor2d(targetIds, undefined, 'int32');
-  const result = tf.tidy(() => {
-    const { value, grads } = tf.variableGrads(() => {
-      const logits = rewritten ? model.forward(inputs, model.zeroState(2)).logits : untouchedLogits(model, inputs);
-      return crossEntropy(logits, targets);
-    }, model.variables as tf.Variable[]);
-    return { value, grads: model.variables.map((v) => grads[v.name]) };
-  });
+  const result = withHook(hooked, () =>
+    tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(inputs, model.zeroState(2)).logits, targets), model.variables as tf.Variable[]);
+      return { value, grads: model.variables.map((v) => grads[v.name]) };
+    }),
+  );
   const out = { loss: result.value.dataSync()[0], grads: result.grads.map((g) => g.dataSync() as Float32Array) };
   tf.dispose([result.value, ...result.grads, inputs, targets]);
   return out;
@@ -67,6 +64,7 @@ describe.each(['wasm', 'cpu'] as const)('weight gradients summed over the steps 
       const before = tf.memory().numTensors;
       const plain = lossAndGradients(model, false);
       const summed = lossAndGradients(model, true);
+      expect(tf.engine().state.activeTape).toBeNull(); // and the hook is gone
       expect(tf.memory().numTensors).toBe(before);
       expect(summed.loss).toBe(plain.loss); // the forward pass is untouched
       expect(summed.grads).toHaveLength(model.variables.length);
@@ -89,7 +87,7 @@ describe('a gradient of a gradient through the models (a gradient penalty)', () 
     const h0 = tf.tensor2d(Array.from({ length: 2 * HIDDEN }, (_, i) => Math.sin(i) / 4), [2, HIDDEN]);
     const c0 = tf.zeros([2, HIDDEN]) as tf.Tensor2D;
     const loss = (h: tf.Tensor) => crossEntropy(model.forward(inputs, { h: h as tf.Tensor2D, c: c0 }).logits, targets);
-    const g = tf.grad((h: tf.Tensor) => tf.square(tf.grad(loss)(h)).sum())(h0);
+    const g = withHook(true, () => tf.grad((h: tf.Tensor) => tf.square(tf.grad(loss)(h)).sum())(h0));
     const out = Array.from(g.dataSync());
     tf.dispose([inputs, targets, h0, c0, g]);
     return out;
@@ -112,26 +110,34 @@ describe('a gradient of a gradient through the models (a gradient penalty)', () 
   });
 });
 
-describe('sumWeightGradientsOverSteps', () => {
-  it('finds one product per step for each of the layer kernels, and does nothing outside a tape', () => {
-    const model = models.builtin();
-    const lstm = model.model.getLayer('lstm');
-    const weights = lstm.trainableWeights.slice(0, 2).map((w) => w.read());
-    const inputs = tf.oneHot(tf.tensor2d([[1, 2, 3, 4]], [1, 4], 'int32'), VOCAB).toFloat();
-    let counts: number[] = [];
-    tf.tidy(() => {
-      tf.variableGrads(() => {
-        const from = activeTape()!.length;
-        const [seq] = lstm.apply(inputs) as tf.Tensor[];
-        counts = sumWeightGradientsOverSteps(from, weights);
-        return seq.sum() as tf.Scalar;
-      }, model.variables as tf.Variable[]);
-    });
-    expect(counts).toEqual([4, 4]);
-    expect(activeTape()).toBeUndefined();
-    expect(sumWeightGradientsOverSteps(0, weights)).toEqual([0, 0]);
-    inputs.dispose();
-    model.dispose();
+describe('the hook', () => {
+  /** A plain RNN written here, as a new cell would be: it gets the summed gradient without a line of its own. */
+  const rnnLoss = (W_xh: tf.Tensor, W_hh: tf.Tensor) => () => {
+    const xs = tf.unstack(tf.oneHot(tf.tensor2d(inputIds, undefined, 'int32').transpose(), VOCAB).toFloat()) as tf.Tensor2D[];
+    let h = tf.zeros([2, HIDDEN]) as tf.Tensor2D;
+    for (const x of xs) h = tf.tanh(tf.add(tf.matMul(x, W_xh), tf.matMul(h, W_hh))) as tf.Tensor2D;
+    return tf.sum(tf.square(h)) as tf.Scalar;
+  };
+  it('serves a cell it has never seen: one product for each weight\'s gradient, the same numbers', async () => {
+    const W_xh = tf.variable(tf.randomNormal([VOCAB, HIDDEN], 0, 0.5, 'float32', 1));
+    const W_hh = tf.variable(tf.randomNormal([HIDDEN, HIDDEN], 0, 0.5, 'float32', 2));
+    const gradients = () => tf.tidy(() => Object.values(tf.variableGrads(rnnLoss(W_xh, W_hh), [W_xh, W_hh]).grads).map((g) => Array.from(g.dataSync())));
+    const plain = gradients();
+    const profile = await withHook(true, () => tf.profile(() => void gradients()));
+    // dW = xᵀ·dy: per step [k, 2]·[2, HIDDEN] unhooked; hooked, one [k, 12]·[12, HIDDEN] per weight.
+    const weightGradients = profile.kernels.filter((k) => k.name === 'BatchMatMul' && k.outputShapes[0]?.at(-1) === HIDDEN && [VOCAB, HIDDEN].includes(k.outputShapes[0]?.at(-2) ?? 0));
+    expect(weightGradients.map((k) => k.inputShapes[0])).toEqual(expect.arrayContaining([[12, VOCAB], [12, HIDDEN]]));
+    expect(weightGradients).toHaveLength(2);
+    const hooked = withHook(true, gradients);
+    hooked.forEach((g, i) => g.forEach((v, j) => expect(v).toBeCloseTo(plain[i][j], 5)));
+    tf.dispose([W_xh, W_hh]);
+  });
+
+  it('leaves the engine as it found it when removed', () => {
+    const engine = tf.engine() as unknown as Record<string, unknown>;
+    const before = [engine.gradients, engine.runKernel];
+    installStepGradients()();
+    expect([engine.gradients, engine.runKernel]).toEqual(before);
   });
 
   it.each(['scratch', 'builtin'] as const)('%s: one weight-gradient product per weight, none per step, and never the one-hot input\'s', async (impl) => {
@@ -139,10 +145,12 @@ describe('sumWeightGradientsOverSteps', () => {
     const steps = 6;
     const inputs = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, steps], 'int32');
     const targets = tf.tensor2d([[2, 3, 4, 5, 6, 7]], [1, steps], 'int32');
-    const info = await tf.profile(() =>
-      tf.tidy(() => {
-        tf.variableGrads(() => crossEntropy(model.forward(inputs, model.zeroState(1)).logits, targets), model.variables as tf.Variable[]);
-      }),
+    const info = await withHook(true, () =>
+      tf.profile(() =>
+        tf.tidy(() => {
+          tf.variableGrads(() => crossEntropy(model.forward(inputs, model.zeroState(1)).logits, targets), model.variables as tf.Variable[]);
+        }),
+      ),
     );
     const products = (rows: number, cols: number) =>
       info.kernels.filter((k) => k.name === 'BatchMatMul' && k.outputShapes[0]?.at(-2) === rows && k.outputShapes[0]?.at(-1) === cols).length;

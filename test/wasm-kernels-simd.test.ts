@@ -1,5 +1,5 @@
 /**
- * Our WebAssembly SIMD kernels (src/backend/wasm-simd.wat) against the plain-JS cpu backend, which
+ * Our WebAssembly SIMD kernels (src/accel/wasm-simd.wat) against the plain-JS cpu backend, which
  * computes exp, sigmoid and tanh in double precision and rounds once: so the distance in ulps to
  * it is the error. Sums and scatter-adds are float additions in the library's order: the same bits.
  */
@@ -7,9 +7,10 @@ import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { onBackend, useWasm } from './helpers';
-import { ACTIVATION_GRAD_KERNEL, simdKernels, type SimdExports } from '../src/backend/wasm-kernels-simd';
-import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from '../src/backend/wasm-simd-binary';
-import { ADAM_EPSILON, ADAM_UPDATE_KERNEL, makeOptimizer } from '../src/core/optimizer';
+import { ADAM_UPDATE_KERNEL } from '../src/accel/adam';
+import { ACTIVATION_GRAD_KERNEL, simdKernels, type SimdExports } from '../src/accel/wasm-kernels-simd';
+import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from '../src/accel/wasm-simd-binary';
+import { ADAM_EPSILON, makeOptimizer } from '../src/core/optimizer';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const buildWasm = require('../scripts/build-wasm.js') as { generate(wat: string): Promise<string>; WAT: string; OUT: string };

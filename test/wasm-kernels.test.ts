@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { registerWasmKernelFixes } from '../src/backend/wasm-kernels';
+import { setAccel } from '../src/accel';
 
 type Backend = 'wasm' | 'cpu';
 
@@ -54,15 +54,25 @@ beforeAll(async () => {
   tf.enableProdMode(); // silences the cpu backend's "install tfjs-node" banner
   // No setWasmPaths needed in Node: the package's node bundle loads the .wasm next to itself.
   expect(await tf.setBackend('wasm')).toBe(true);
-  registerWasmKernelFixes();
+  expect(setAccel({ setting: 'on' }).on).toBe(true);
 });
 
-describe('registerWasmKernelFixes', () => {
-  test('a second call changes nothing', () => {
-    const names = ['BatchMatMul', '_FusedMatMul', 'UnsortedSegmentSum', 'Identity', 'Slice', 'Unpack', 'SplitV', 'GatherV2', 'Square', 'Cast', 'Exp', 'Sigmoid', 'Tanh', 'Sum'];
-    const before = names.map((n) => tf.getKernel(n, 'wasm').kernelFunc);
-    registerWasmKernelFixes();
-    expect(names.map((n) => tf.getKernel(n, 'wasm').kernelFunc)).toEqual(before);
+describe('the kernels behind the switch', () => {
+  const names = ['BatchMatMul', '_FusedMatMul', 'UnsortedSegmentSum', 'Identity', 'Slice', 'Unpack', 'SplitV', 'GatherV2', 'Square', 'Cast', 'Exp', 'Sigmoid', 'Tanh', 'Sum'];
+  const kernels = () => names.map((n) => tf.getKernel(n, 'wasm')?.kernelFunc);
+  test('off puts every library kernel back, on replaces each again, and switching twice changes nothing', () => {
+    const on = kernels();
+    setAccel({ setting: 'off' });
+    const off = kernels();
+    setAccel({ setting: 'off' });
+    expect(kernels()).toEqual(off);
+    names.forEach((name, i) => expect([name, off[i]]).not.toEqual([name, on[i]]));
+    // UnsortedSegmentSum is missing from stock wasm (tf.gather's gradient needs it): it stays, in plain JS.
+    expect(off[names.indexOf('UnsortedSegmentSum')]).toBeDefined();
+    setAccel({ setting: 'on' });
+    setAccel({ setting: 'on' });
+    const again = kernels();
+    names.forEach((name, i) => expect([name, again[i]]).not.toEqual([name, off[i]]));
   });
 });
 

@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { firstLine, UsageError } from '../core/errors';
+import { registerMissingWasmKernels } from '../accel/wasm-missing-kernels';
 import { resolveThreads, type ThreadsSetting } from './threads';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -120,20 +121,16 @@ export const nodeLoaders: BackendLoaders = {
     const registry = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
     if (name === 'wasm' && registry.wasm !== undefined) {
       if (!(await tf.setBackend('wasm'))) throw new Error("tf.setBackend('wasm') failed");
-      const { registerWasmKernelFixes } = require('./wasm-kernels') as typeof import('./wasm-kernels');
-      registerWasmKernelFixes();
+      registerMissingWasmKernels();
       const wasmBackend = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
       return Math.max(1, wasmBackend.getThreadsCount());
     }
     if (name === 'wasm' && threads > 1) {
-      const { startThreadedWasm } = require('./wasm-threads') as typeof import('./wasm-threads');
+      const { startThreadedWasm } = require('../accel/wasm-threads') as typeof import('../accel/wasm-threads');
       await startThreadedWasm(threads);
     } else if (!(await tf.setBackend(name))) {
       throw new Error(`tf.setBackend('${name}') failed`);
     }
-    if (name === 'wasm') {
-      const { registerWasmKernelFixes } = require('./wasm-kernels') as typeof import('./wasm-kernels');
-      registerWasmKernelFixes();
-    }
+    if (name === 'wasm') registerMissingWasmKernels();
   },
 };

@@ -3,6 +3,8 @@
  */
 import * as path from 'path';
 import type { InferredOptionTypes, Options } from 'yargs';
+import { ACCEL_SETTINGS, setAccel, type AccelSetting, type AccelStatus } from '../accel';
+import { installedVersions, versionMismatch } from '../accel/versions';
 import { BACKEND_PREFERENCES, selectBackend, type BackendChoice, type BackendPreference } from '../backend/select';
 import { MAX_AUTO_THREADS, type ThreadsSetting } from '../backend/threads';
 import { DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Impl, type Sampling } from '../core/config';
@@ -20,7 +22,12 @@ export const backendOption = {
   threads: {
     type: 'string',
     default: 'auto',
-    describe: `wasm only: compute threads, a number or auto (the cores idle at start-up, at most ${MAX_AUTO_THREADS}; generate: 1)`,
+    describe: `wasm only: compute threads, a number or auto (the cores idle at start-up, at most ${MAX_AUTO_THREADS}; generate: 1; with --accel off: 1)`,
+  },
+  accel: {
+    choices: ACCEL_SETTINGS,
+    default: 'on' as AccelSetting,
+    describe: 'on: our speed-ups to TF.js (same math; see src/accel/README.md); off: stock TF.js, to compare',
   },
 } as const;
 
@@ -93,11 +100,26 @@ export function nonNegative(flag: string, value: number): number {
   return value;
 }
 
+/** The backend in use and the speed-ups in force, each said in `description` (one line). */
+export interface StartedBackend extends BackendChoice {
+  readonly accel: AccelStatus;
+}
+
 /**
- * Starts the TF.js backend that --backend and --threads ask for (after the input is checked).
- * `auto`, when given, is what --threads auto means for this command instead of the idle cores.
+ * Starts the TF.js backend that --backend, --threads and --accel ask for (after the input is
+ * checked). `auto`, when given, is what --threads auto means for this command instead of the idle
+ * cores. Multi-threaded wasm in Node is one of the speed-ups: with --accel off, wasm runs on one
+ * thread, as stock TF.js does.
  */
-export function startBackend(args: BackendArgs, auto?: number): Promise<BackendChoice> {
+export async function startBackend(args: BackendArgs, auto?: number): Promise<StartedBackend> {
   const threads = threadsOf(args.threads);
-  return selectBackend(args.backend, { wasmThreads: threads === 'auto' && auto !== undefined ? auto : threads });
+  if (args.accel === 'off' && threads !== 'auto' && threads > 1) {
+    throw new UsageError(`--threads ${threads} needs --accel on: multi-threaded wasm in Node is one of the speed-ups`);
+  }
+  // Threaded wasm reaches into the backend's internals too: only on the verified version.
+  const stock = args.accel === 'off' || versionMismatch(installedVersions()) !== undefined;
+  const wasmThreads = stock ? 1 : threads === 'auto' && auto !== undefined ? auto : threads;
+  const choice = await selectBackend(args.backend, { wasmThreads });
+  const accel = setAccel({ setting: args.accel });
+  return { ...choice, description: `${choice.description}; ${accel.description}`, accel };
 }

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { registerWasmKernelFixes } from '../backend/wasm-kernels';
+import { setAccel, type AccelSetting } from '../accel';
 import { DEFAULT_CORPUS, DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig } from '../core/config';
 import { firstLine, UsageError } from '../core/errors';
 import {
@@ -28,9 +28,10 @@ import { zipFiles } from './zip';
 
 export type BackendName = 'wasm' | 'webgl' | 'cpu';
 
-export interface BackendChoice {
+/** The backend the page runs on. */
+export interface PageBackend {
   readonly name: string;
-  /** One sentence: what runs and why. */
+  /** One sentence: what runs and why, and whether the speed-ups are on. */
   readonly why: string;
 }
 
@@ -38,9 +39,10 @@ export interface BackendChoice {
  * wasm first: it is the backend the CLI runs on where native TensorFlow is missing, and the same
  * WebAssembly kernels (with the same patches) give the same floats, so greedy text here equals
  * `lstm-lyrics generate`'s. webgl computes in GPU shaders (float rounding differs, texture reads
- * per step make one-character steps slow); cpu is plain JavaScript. `?backend=` picks one.
+ * per step make one-character steps slow); cpu is plain JavaScript. `?backend=` picks one, and
+ * `?accel=off` runs stock TF.js, without our speed-ups (src/accel).
  */
-export async function startBackend(wanted?: string): Promise<BackendChoice> {
+export async function startBackend(wanted?: string, accel: AccelSetting = 'on'): Promise<PageBackend> {
   tf.enableProdMode();
   const skipped: string[] = [];
   const order: BackendName[] = wanted === 'webgl' ? ['webgl', 'wasm', 'cpu'] : wanted === 'cpu' ? ['cpu'] : ['wasm', 'webgl', 'cpu'];
@@ -49,11 +51,10 @@ export async function startBackend(wanted?: string): Promise<BackendChoice> {
       if (name === 'wasm') {
         // The .wasm files lie beside the page (copied from @tensorflow/tfjs-backend-wasm at build time).
         setWasmPaths(new URL('./', location.href).href);
-        registerWasmKernelFixes();
       }
       if (await tf.setBackend(name)) {
         await tf.ready();
-        return { name, why: reasonFor(name, skipped) };
+        return { name, why: `${reasonFor(name, skipped)}; ${setAccel({ setting: accel }).description}` };
       }
       skipped.push(`${name} failed to start`);
     } catch (err) {

@@ -6,7 +6,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { arrayBufferOf, utf8Bytes, utf8Text } from '../bytes';
 import type { ModelConfig } from '../config';
-import { activeTape, sumWeightGradientsOverSteps } from './step-gradients';
 import { weightSeed } from './scratch';
 import { zeroState, type CharStepper, type LanguageModel, type LstmState, type ModelFiles } from './types';
 
@@ -55,11 +54,7 @@ export class BuiltinLstm implements LanguageModel {
   forward(inputs: tf.Tensor2D, state: LstmState): { logits: tf.Tensor3D; state: LstmState } {
     return tf.tidy(() => {
       const oneHot = tf.oneHot(inputs, this.config.vocabSize).toFloat();
-      const tapeLength = activeTape()?.length;
       const [sequence, h, c] = this.lstm.apply(oneHot, { initialState: [state.h, state.c] }) as tf.Tensor[];
-      // Under a gradient tape: each kernel's gradient in one product over the steps, and never the
-      // gradient of the one-hot input (see step-gradients.ts).
-      if (tapeLength !== undefined) sumWeightGradientsOverSteps(tapeLength, this.lstm.trainableWeights.slice(0, 2).map((w) => w.read()));
       const logits = this.output.apply(sequence) as tf.Tensor3D;
       return { logits, state: { h: h as tf.Tensor2D, c: c as tf.Tensor2D } };
     });

@@ -12,7 +12,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { arrayBufferOf, utf8Bytes, utf8Text } from '../bytes';
 import type { ModelConfig } from '../config';
-import { activeTape, sumWeightGradientsOverSteps } from './step-gradients';
 import { zeroState, type CharStepper, type LanguageModel, type LstmState, type ModelFiles } from './types';
 
 /** The lesson's parameter names, in the lesson's order. */
@@ -89,13 +88,10 @@ export class ScratchLstm implements LanguageModel {
 
       let { h, c } = state;
       const hs: tf.Tensor2D[] = [];
-      const tapeLength = activeTape()?.length;
       for (const x of perStep) {
         ({ h, c } = lstmCell(x, { h, c }, W_h));
         hs.push(h);
       }
-      // Under a gradient tape: W_h's gradient in one product over the steps (see step-gradients.ts).
-      if (tapeLength !== undefined) sumWeightGradientsOverSteps(tapeLength, [W_h]);
       const outputs = tf.concat(hs, 0); // [steps·batch, hidden]
       const logits = outputs.matMul(p.W_hq).add(p.b_q).reshape([numSteps, batchSize, -1]).transpose([1, 0, 2]) as tf.Tensor3D;
       return { logits, state: { h, c } };

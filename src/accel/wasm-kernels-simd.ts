@@ -14,7 +14,7 @@
  * - The gradients of Sigmoid and Tanh: tfjs-core computes dy·(y·(1 - y)) and (1 - y·y)·dy as three
  *   kernels (~1,400 calls a batch between the two impls' gates); ACTIVATION_GRAD_KERNEL is one pass
  *   of the same float operations in the same order (see registerActivationGradients).
- * - ADAM_UPDATE_KERNEL (src/core/optimizer.ts): tf.train.adam runs 14 kernels over each weight
+ * - ADAM_UPDATE_KERNEL (./adam.ts): tf.train.adam runs 14 kernels over each weight
  *   (8.7 ms a batch for builtin's 1.6M weights); ours is one pass, the same float operations in
  *   the same order, so the same bits.
  * - add_into, the row additions of a scatter-add (UnsortedSegmentSum, the one-hot matmul's aᵀ·b in
@@ -27,8 +27,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { ADAM_UPDATE_KERNEL, type AdamUpdateAttrs } from '../core/optimizer';
+import { ADAM_UPDATE_KERNEL, type AdamUpdateAttrs } from './adam';
 import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from './wasm-simd-binary';
+import { jsRowAdder, type RowAdder } from './wasm-missing-kernels';
 
 /** The module's exports; pointers are byte offsets into the backend's memory. */
 export interface SimdExports {
@@ -181,18 +182,12 @@ function adamInJs(from: number, to: number, g: Float32Array, m0: Float32Array, v
  * float32 with the SIMD module where it runs, anything else in JS. Call it after making dst (it may
  * take views of the heap).
  */
-export function rowAdder(wasm: BackendWasm, src: tf.TensorInfo, dst: tf.TensorInfo, rowSize: number): (srcRow: number, dstRow: number) => void {
+export const rowAdder: RowAdder = (wasm, src, dst, rowSize) => {
   const simd = src.dtype === 'float32' && dst.dtype === 'float32' ? simdKernels(wasm) : undefined;
-  if (simd) {
-    const [srcAt, dstAt, rowBytes] = [offset(wasm, src), offset(wasm, dst), rowSize * 4];
-    return (srcRow, dstRow) => simd.add_into(srcAt + srcRow * rowBytes, dstAt + dstRow * rowBytes, rowSize);
-  }
-  const [from, to] = [wasm.typedArrayFromHeap(src), wasm.typedArrayFromHeap(dst)];
-  return (srcRow, dstRow) => {
-    const [a, b] = [srcRow * rowSize, dstRow * rowSize];
-    for (let j = 0; j < rowSize; j++) to[b + j] += from[a + j];
-  };
-}
+  if (!simd) return jsRowAdder(wasm, src, dst, rowSize);
+  const [srcAt, dstAt, rowBytes] = [offset(wasm, src), offset(wasm, dst), rowSize * 4];
+  return (srcRow, dstRow) => simd.add_into(srcAt + srcRow * rowBytes, dstAt + dstRow * rowBytes, rowSize);
+};
 
 /**
  * For row r of a float32 [rows, cols] tensor on `wasm`: the column of its one 1 (-1 for a row of
@@ -245,9 +240,10 @@ export const activationGradKernel: tf.KernelConfig = {
  * ACTIVATION_GRAD_KERNEL where it runs (wasm with the SIMD module, float32, dy shaped as y) and the
  * gradient is first-order, since then nothing records the backward pass and the kernel needs no
  * gradient of its own; tfjs-core's formula, op by op, everywhere else (other backends, a gradient
- * of a gradient). Either way the same floats.
+ * of a gradient). Either way the same floats. Returns the function that puts tfjs-core's back.
  */
-export function registerActivationGradients(): void {
+export function registerActivationGradients(): () => void {
+  const stock = [tf.Sigmoid, tf.Tanh].map((kernelName) => tf.getGradient(kernelName));
   for (const [kernelName, activation] of [[tf.Sigmoid, 'sigmoid'], [tf.Tanh, 'tanh']] as const) {
     tf.registerGradient({
       kernelName,
@@ -259,6 +255,7 @@ export function registerActivationGradients(): void {
       },
     });
   }
+  return () => stock.forEach((config) => tf.registerGradient(config));
 }
 
 function activationGradient(activation: Activation, dy: tf.Tensor, y: tf.Tensor): tf.Tensor | undefined {

@@ -184,7 +184,6 @@ interface EngineInternals {
     tensorInfo: { get(dataId: object): { backend: object } | undefined };
   };
 }
-const FAST_CLONE = Symbol.for('lstm-lyrics.fast-clone');
 const WASM = 'wasm';
 /** engine.clone's gradient: dy, as float32. */
 const cloneGradient: CloneGradient = (dy) => ({ x: () => tf.cast(dy, 'float32') });
@@ -203,10 +202,10 @@ const cloneGradient: CloneGradient = (dy) => ({ x: () => tf.cast(dy, 'float32') 
  * data made directly, and its node is only noted; when a gradient starts inside that tape (before
  * anything could read the clones) the noted nodes go into the tape where engine.clone would have
  * put them, and otherwise they are dropped with the tape. Anything else goes the usual way.
+ * Returns the function that puts engine.clone and engine.gradients back.
  */
-export function cloneSavedTensorsDirectly(): void {
-  const engine = tf.engine() as unknown as EngineInternals & { clone: { [FAST_CLONE]?: true } };
-  if (engine.clone[FAST_CLONE]) return;
+export function cloneSavedTensorsDirectly(): () => void {
+  const engine = tf.engine() as unknown as EngineInternals;
   const { clone: originalClone, gradients: originalGradients } = engine;
   /** The tape the notes belong to, and per clone: the tape's last node then, scope name, source, clone. */
   let noted: { tape: unknown[]; nodes: [unknown, string, tf.Tensor, tf.Tensor][] } | undefined;
@@ -228,10 +227,8 @@ export function cloneSavedTensorsDirectly(): void {
     if (this.state.gradientDepth > 0 && tape && noted?.tape === tape) {
       // Each where engine.clone would have put it: after the node that was last then. The order
       // decides which paths backprop sees: a clone of an op's output comes before that op's node,
-      // so tfjs never follows it, and neither may we. (One difference: a node spliced in later
-      // right after that same node, as step-gradients.ts does at an LSTM's first step, ends up
-      // after these clones instead of before; that changes only the order in which a second-order
-      // gradient sums its terms, found in review: ~6e-8 relative.)
+      // so tfjs never follows it, and neither may we. (step-gradients.ts leaves a tape with a
+      // gradient inside it as recorded, so nothing else is spliced in here.)
       let previous: { anchor: unknown; node: unknown } | undefined;
       for (const [anchor, scope, x, y] of noted.nodes) {
         this.addTapeNode(scope, { x }, [y], cloneGradient, [], {});
@@ -249,5 +246,9 @@ export function cloneSavedTensorsDirectly(): void {
     }
   };
   engine.gradients = gradients;
-  engine.clone = Object.assign(clone, { [FAST_CLONE]: true as const });
+  engine.clone = clone;
+  return () => {
+    engine.gradients = originalGradients;
+    engine.clone = originalClone;
+  };
 }

@@ -1,70 +1,60 @@
 /**
- * Patches to the kernels of @tensorflow/tfjs-backend-wasm 4.22.0 that training needs.
+ * Faster kernels for @tensorflow/tfjs-backend-wasm 4.22.0, the same math (see README.md here).
  *
  * 1. BatchMatMul and _FusedMatMul with transposeA/transposeB are 10-40x slower than without: the
  *    wasm library takes a slow path for a transposed operand. Backprop asks for exactly those
  *    (the gradient of a·b is dy·bᵀ and aᵀ·dy), so each training step paid for it. Transposing the
- *    operand first (one copy) and multiplying without flags is far faster. An LSTM's backprop
+ *    operand first (one copy) and multiplying without flags is far faster. A recurrent net's backprop
  *    transposes the same weight once per time step, so large transposed copies are cached (see
  *    transposedOperand for why that is safe).
  * 2. A matmul whose left operand is one-hot (tf.layers.lstm on one-hot characters) is a row gather
  *    (a·b) or a row scatter-add (aᵀ·b) of the other operand: ~1000x less work than multiplying.
- * 3. UnsortedSegmentSum has no wasm kernel, and the gradient of tf.gather (embedding lookups) is
- *    built on it, so training with a gather failed on wasm.
- * 4. Identity (tf.clone; backprop clones what it saves), Slice, Unpack, SplitV and GatherV2 copy
- *    far more than they need: see wasm-kernels-fast.ts.
- * 5. Each tensor saved for backprop was an Identity kernel call and a tape node: see
- *    wasm-kernels-fast.ts.
- * 6. Square (in the gradient of every tanh: 70 calls a batch) costs ~70 µs on a [32, 256] tensor
+ * 3. Identity (tf.clone; backprop clones what it saves), Cast, Transpose, Slice, Unpack, SplitV and
+ *    GatherV2 copy far more than they need, and each tensor saved for backprop was an Identity
+ *    kernel call and a tape node: see wasm-kernels-fast.ts.
+ * 4. Square (in the gradient of every tanh: 70 calls a batch) costs ~70 µs on a [32, 256] tensor
  *    with 2 threads (15 µs with 1), where Multiply(x, x), the same float products, costs ~10 µs.
- * 7. Exp, Sigmoid, Tanh and Sum over leading axes run one float at a time (Sum after a transposed
- *    copy), the gradients of Sigmoid and Tanh are three kernels each, and Adam's update is 14
- *    kernels a weight: see wasm-kernels-simd.ts, which also does the row additions of the scatter-adds below.
+ * 5. Exp, Sigmoid, Tanh and Sum over leading axes run one float at a time (Sum after a transposed
+ *    copy), the gradients of Sigmoid and Tanh are three kernels each, Adam's update is 14 kernels a
+ *    weight, and UnsortedSegmentSum's rows are added in JS: see wasm-kernels-simd.ts.
  *
- * Call registerWasmKernelFixes() once the wasm backend is registered (import
- * '@tensorflow/tfjs-backend-wasm'); before or after tf.setBackend('wasm') both work.
+ * installWasmKernels() replaces the registered kernels (the wasm backend must be imported, which
+ * registers them; before or after tf.setBackend('wasm') both work) and returns the function that
+ * puts the library's back.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { inputsMovedIn, unsortedSegmentSumKernel } from './wasm-missing-kernels';
 import { cloneSavedTensorsDirectly, FAST_COPY_KERNELS } from './wasm-kernels-fast';
 import { activationGradKernel, adamUpdateKernel, hotColumnFinder, registerActivationGradients, rowAdder, SIMD_KERNELS } from './wasm-kernels-simd';
 
 const BACKEND = 'wasm';
 
-/** Marks our replacements on the kernel configs themselves (not in a module variable), so a second
- *  call is a no-op even if this module is loaded twice (e.g. from src and from dist). */
-const PATCHED = Symbol.for('lstm-lyrics.wasm-kernel-fix');
-type MarkedKernelFunc = tf.KernelFunc & { [PATCHED]?: true };
-
-export function registerWasmKernelFixes(): void {
-  const transpose = requireKernel(tf.Transpose).kernelFunc;
-  for (const name of [tf.BatchMatMul, tf._FusedMatMul]) patchKernel(name, (matMul) => fastMatMul(matMul, transpose));
-  for (const [name, make] of Object.entries({ ...FAST_COPY_KERNELS, ...SIMD_KERNELS })) patchKernel(name, make);
-  const multiply = requireKernel(tf.Multiply).kernelFunc;
-  patchKernel(tf.Square, (square) => (args) =>
-    args.inputs.x!.dtype === 'float32' ? multiply({ ...args, inputs: { a: args.inputs.x!, b: args.inputs.x! } }) : square(args),
-  );
-  cloneSavedTensorsDirectly();
-  const unsortedSegmentSumKernel = { kernelName: tf.UnsortedSegmentSum, backendName: BACKEND, kernelFunc: unsortedSegmentSum };
-  for (const config of [adamUpdateKernel, activationGradKernel, unsortedSegmentSumKernel]) {
-    if (!tf.getKernel(config.kernelName, BACKEND)) tf.registerKernel({ ...config, kernelFunc: inputsMovedIn(config.kernelFunc) });
-  }
-  registerActivationGradients();
+/** Whether the wasm backend's kernels are registered (its package imported). */
+export function wasmKernelsRegistered(): boolean {
+  return tf.getKernel(tf.BatchMatMul, BACKEND) !== undefined;
 }
 
-/**
- * Runs kernelFunc once every input is in the wasm heap. An input made on another backend moves in
- * when the wasm backend first looks it up, and the move may grow the heap, which detaches every
- * view of it taken before; the library's typedArrayFromHeap even takes the heap's buffer before that
- * look-up. Our kernels take views only after making their outputs, so with the inputs moved in
- * first, nothing grows the heap under a view.
- */
-function inputsMovedIn(kernelFunc: tf.KernelFunc): tf.KernelFunc {
-  return (args) => {
-    const wasm = args.backend as BackendWasm;
-    for (const input of Object.values(args.inputs)) if (input) wasm.dataIdMap.get(input.dataId);
-    return kernelFunc(args);
+export function installWasmKernels(): () => void {
+  const undo: (() => void)[] = [];
+  const transpose = requireKernel(tf.Transpose).kernelFunc;
+  const multiply = requireKernel(tf.Multiply).kernelFunc;
+  const patches: Record<string, (original: tf.KernelFunc) => tf.KernelFunc> = {
+    [tf.BatchMatMul]: (matMul) => fastMatMul(matMul, transpose),
+    [tf._FusedMatMul]: (matMul) => fastMatMul(matMul, transpose),
+    ...FAST_COPY_KERNELS,
+    ...SIMD_KERNELS,
+    [tf.Square]: (square) => (args) =>
+      args.inputs.x!.dtype === 'float32' ? multiply({ ...args, inputs: { a: args.inputs.x!, b: args.inputs.x! } }) : square(args),
+    [tf.UnsortedSegmentSum]: () => unsortedSegmentSumKernel(rowAdder),
   };
+  for (const [name, make] of Object.entries(patches)) undo.push(patchKernel(name, make));
+  for (const config of [adamUpdateKernel, activationGradKernel]) {
+    tf.registerKernel({ ...config, kernelFunc: inputsMovedIn(config.kernelFunc) });
+    undo.push(() => tf.unregisterKernel(config.kernelName, BACKEND));
+  }
+  undo.push(cloneSavedTensorsDirectly(), registerActivationGradients());
+  return () => undo.reverse().forEach((f) => f());
 }
 
 function requireKernel(name: string): tf.KernelConfig {
@@ -73,16 +63,17 @@ function requireKernel(name: string): tf.KernelConfig {
   return config;
 }
 
-/** Replaces a kernel by make(its kernelFunc), unless that was done already. */
-function patchKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): void {
+/** Replaces a kernel by make(its kernelFunc); returns the function that puts the original back. */
+function patchKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): () => void {
   const original = requireKernel(name);
-  if ((original.kernelFunc as MarkedKernelFunc)[PATCHED]) return;
-  const kernelFunc: MarkedKernelFunc = inputsMovedIn(make(original.kernelFunc));
-  kernelFunc[PATCHED] = true;
   // Keeps the original setupFunc: if the backend is initialised only after this call, that still
   // binds the wasm function the original kernelFunc calls.
   tf.unregisterKernel(name, BACKEND);
-  tf.registerKernel({ ...original, kernelFunc });
+  tf.registerKernel({ ...original, kernelFunc: inputsMovedIn(make(original.kernelFunc)) });
+  return () => {
+    tf.unregisterKernel(name, BACKEND);
+    tf.registerKernel(original);
+  };
 }
 
 type MatMulAttrs = tf.BatchMatMulAttrs & Partial<Pick<tf._FusedMatMulAttrs, 'activation'>>;
@@ -269,31 +260,4 @@ function hotColumns(wasm: BackendWasm, a: tf.TensorInfo, rows: number, cols: num
     }
   }
   return hot;
-}
-
-// ---- UnsortedSegmentSum --------------------------------------------------------------------------
-
-/** out[segmentIds[i]] += x[i], like tfjs-backend-cpu; ids outside [0, numSegments) are dropped. */
-function unsortedSegmentSum({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
-  const wasm = backend as BackendWasm;
-  const x = inputs.x!;
-  const segmentIds = inputs.segmentIds!;
-  const { numSegments } = attrs as unknown as tf.UnsortedSegmentSumAttrs;
-  if (x.dtype !== 'float32' && x.dtype !== 'int32') {
-    throw new Error(`UnsortedSegmentSum on wasm supports float32 and int32, not ${x.dtype}`);
-  }
-  const rows = x.shape[0];
-  if (x.shape.length < 1 || tf.util.sizeFromShape(segmentIds.shape) !== rows) {
-    throw new Error(`UnsortedSegmentSum: segmentIds shape [${segmentIds.shape}] must be [x.shape[0]] for x [${x.shape}]`);
-  }
-  const rowShape = x.shape.slice(1);
-  const rowSize = tf.util.sizeFromShape(rowShape);
-  const out = wasm.makeOutput([numSegments, ...rowShape], x.dtype);
-  // Heap views only after makeOutput: its malloc may grow wasm memory, which detaches older views.
-  const outValues = wasm.typedArrayFromHeap(out);
-  const ids = wasm.typedArrayFromHeap(segmentIds);
-  outValues.fill(0); // malloc'd heap memory is not zeroed
-  const addRow = rowAdder(wasm, x, out, rowSize);
-  for (let i = 0; i < rows; i++) if (ids[i] >= 0 && ids[i] < numSegments) addRow(i, ids[i]);
-  return out;
 }
