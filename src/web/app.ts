@@ -1,7 +1,7 @@
 /**
  * What the page does, without the DOM: start a backend, fetch the model list and models over
  * HTTP (the files the CLI wrote, unconverted), generate, train, and pack a model as a zip. It
- * reports through callbacks; ui.ts owns every element.
+ * reports through callbacks; the UI modules (ui.ts and the panels it wires) own every element.
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';

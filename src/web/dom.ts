@@ -1,0 +1,2 @@
+/** One job: find the page's elements by id (index.html holds them all; the UI modules share this lookup). */
+export const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
