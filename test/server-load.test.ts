@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as net from 'net';
 import * as path from 'path';
-import { SERVER_LIMITS } from '../src/node/server';
+import { SERVER_LIMITS } from '../src/node/page-server';
 import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
 
 const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');

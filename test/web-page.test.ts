@@ -15,7 +15,7 @@ import * as path from 'path';
 import AdmZip from 'adm-zip';
 import type { Browser, Page } from 'playwright-core';
 import { main, type Io } from '../src/cli/main';
-import { contentTypeOf } from '../src/node/server';
+import { contentTypeOf } from '../src/node/page-server';
 import { colorsFor } from '../src/ui/colors';
 import { noProgress } from '../src/ui/progress';
 import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';

@@ -10,7 +10,8 @@ import type { AddressInfo } from 'net';
 import * as path from 'path';
 import AdmZip from 'adm-zip';
 import { main, type Io } from '../src/cli/main';
-import { closeServer, createPageServer, listModels, resolveRequest, CONTENT_SECURITY_POLICY, type ReadableModel } from '../src/node/server';
+import { listModels, type ReadableModel } from '../src/node/model-listing';
+import { closeServer, createPageServer, resolveRequest, CONTENT_SECURITY_POLICY } from '../src/node/page-server';
 import { colorsFor } from '../src/ui/colors';
 import { noProgress } from '../src/ui/progress';
 import { crc32, zipFiles } from '../src/web/zip';
@@ -189,7 +190,7 @@ describe('nothing else on disk is reachable', () => {
     '/corpus/../package.json',
     '/corpus/README.md',
     '/package.json',
-    '/src/node/server.ts',
+    '/src/node/page-server.ts',
     '/%',
     '/./index.html',
     'http://127.0.0.1/../package.json',

@@ -6,8 +6,11 @@ import * as fs from 'fs';
 import type { AddressInfo } from 'net';
 import type { Argv } from 'yargs';
 import { UsageError } from '../../core/errors';
+import { listModels } from '../../node/model-listing';
 import { checkOutDir } from '../../node/out-path';
-import { closeServer, createPageServer, exportSite, listModels, WEB_DIR } from '../../node/server';
+import { closeServer, createPageServer } from '../../node/page-server';
+import { exportSite } from '../../node/site-export';
+import { WEB_DIR } from '../../node/site-layout';
 import type { Logger } from '../logger';
 import { wholeNumber, type ArgsOf } from '../options';
 

@@ -1,0 +1,192 @@
+/**
+ * The page's HTTP server (`lstm-lyrics serve`): the bundled page, the bundled corpus, the model
+ * list, and, read-only, the files those models consist of. Nothing else on disk is reachable: a
+ * request is refused segment by segment before it touches the disk, and a model's files are only
+ * those model-listing.ts lets be read. Its own module because it is the one part facing the
+ * network: headers, limits and streaming are its concern alone.
+ */
+import * as fs from 'fs';
+import * as http from 'http';
+import * as path from 'path';
+import { fileOfModel, listModels, modelFolder, MODEL_LIST_FILE } from './model-listing';
+import { CORPUS_DIR, isFile, isSafeName, PAGE_CORPUS, WEB_DIR, type ServerOptions } from './site-layout';
+
+/**
+ * Narrow on purpose: scripts only from this origin (vega runs its expressions with an interpreter,
+ * so no eval), WebAssembly compilation for TF.js' wasm backend, inline style attributes (vega's SVG
+ * sets them), blob: for the model download.
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.bin': 'application/octet-stream',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.map': 'application/json; charset=utf-8',
+};
+
+export function contentTypeOf(file: string): string {
+  return CONTENT_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
+}
+
+/**
+ * Limits that keep the server alive under a flood or slow clients: a client gets this long to send
+ * its headers (a "slowloris" holding sockets open is cut off), and its whole request; a socket
+ * idle this long (a client that stopped reading) is closed; at most this many connections at once.
+ * Files are streamed, so memory per connection is one read buffer, whatever the file's size.
+ */
+export const SERVER_LIMITS = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleSocketMs: 60_000, maxConnections: 256 } as const;
+
+/** An http.Server for the page; listen() is the caller's. */
+export function createPageServer(options: ServerOptions): http.Server {
+  const handler = requestHandler(options);
+  const server = http.createServer({
+    headersTimeout: SERVER_LIMITS.headersTimeoutMs,
+    requestTimeout: SERVER_LIMITS.requestTimeoutMs,
+    // How often Node checks those two timeouts (its default, 30 s, would let a slow client linger).
+    connectionsCheckingInterval: 1_000,
+  }, (req, res) => {
+    try {
+      handler(req, res);
+    } catch {
+      if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
+      else res.destroy();
+    }
+  });
+  server.maxConnections = SERVER_LIMITS.maxConnections;
+  // With no 'timeout' listener, Node destroys a socket idle this long.
+  server.setTimeout(SERVER_LIMITS.idleSocketMs);
+  return server;
+}
+
+/** Closes the server and every open connection (keep-alive ones too), so a stop is immediate. */
+export function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+function requestHandler(options: ServerOptions) {
+  return (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      send(res, req, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+      return;
+    }
+    const file = resolveRequest(req.url ?? '', options);
+    if (file === undefined) {
+      send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
+    } else if (typeof file !== 'string') {
+      send(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(file.json));
+    } else {
+      sendFile(res, req, file);
+    }
+  };
+}
+
+/**
+ * The file a request path names, the model list as `{ json }`, or undefined (404). Works on the
+ * raw path, segment by segment, before anything could normalise `..` away: a segment that is
+ * empty, `.` or `..`, or holds `/`, `\` or NUL once decoded, is refused outright.
+ */
+export function resolveRequest(url: string, { modelsDir, webDir = WEB_DIR, corpusDir = CORPUS_DIR }: ServerOptions): string | { json: unknown } | undefined {
+  const rawPath = url.split(/[?#]/)[0];
+  if (!rawPath.startsWith('/')) return undefined;
+  const segments = rawPath === '/' ? [] : rawPath.slice(1).split('/');
+  let decoded: string[];
+  try {
+    decoded = segments.map((s) => decodeURIComponent(s));
+  } catch {
+    return undefined;
+  }
+  if (!decoded.every(isSafeName)) return undefined;
+
+  if (decoded.length === 0) return path.join(webDir, 'index.html');
+  if (decoded.length === 1 && decoded[0] === MODEL_LIST_FILE) return { json: listModels(modelsDir) };
+  if (decoded.length === 1) return pageAsset(webDir, decoded[0]);
+  if (decoded.length === 2 && decoded[0] === 'corpus' && decoded[1] === PAGE_CORPUS) return path.join(corpusDir, PAGE_CORPUS);
+  if (decoded[0] === 'models' && decoded.length >= 3) return modelFile(modelsDir, decoded.slice(1, -1), decoded[decoded.length - 1]);
+  return undefined;
+}
+
+/** One of the files the build wrote into the page's folder (index.html, the bundle, wasm...). */
+function pageAsset(webDir: string, name: string): string | undefined {
+  const file = path.join(webDir, name);
+  return isFile(file) ? file : undefined;
+}
+
+/** A file of a listed model: one its checkpoint.json names, whose real path is inside the folder. */
+function modelFile(modelsDir: string, dirSegments: string[], name: string): string | undefined {
+  const folder = modelFolder(modelsDir, dirSegments);
+  return folder && fileOfModel(folder, name);
+}
+
+/**
+ * Streams a file. It is opened once and read through that descriptor, so a model saved again while
+ * it is served (its directory replaced by renames) is sent whole as it was when opened; a file gone
+ * by then is a 404.
+ */
+function sendFile(res: http.ServerResponse, req: http.IncomingMessage, file: string): void {
+  let fd: number;
+  let size: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
+    return;
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new Error('not a file');
+    size = stat.size;
+  } catch {
+    fs.closeSync(fd);
+    send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
+    return;
+  }
+  res.writeHead(200, { ...headers(contentTypeOf(file)), 'Content-Length': size });
+  if (req.method === 'HEAD' || size === 0) {
+    fs.closeSync(fd);
+    res.end();
+    return;
+  }
+  const stream = fs.createReadStream(file, { fd, start: 0, end: size - 1, autoClose: true });
+  // A client that goes away mid-file: stop reading and free the descriptor.
+  res.on('close', () => stream.destroy());
+  stream.on('error', () => res.destroy());
+  stream.pipe(res);
+}
+
+function headers(type: string): http.OutgoingHttpHeaders {
+  return {
+    'Content-Type': type,
+    'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    // Models change when a run saves again; the page is small enough to fetch anew.
+    'Cache-Control': 'no-cache',
+  };
+}
+
+function send(res: http.ServerResponse, req: http.IncomingMessage, status: number, type: string, body: string | Buffer): void {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  res.writeHead(status, { ...headers(type), 'Content-Length': bytes.length });
+  res.end(req.method === 'HEAD' ? undefined : bytes);
+}
