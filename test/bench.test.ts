@@ -1,7 +1,10 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { combineRounds, DEFAULT_REFERENCE_SCRIPT, handler, parseResultLine, referenceEnv, referenceProblem, scaleNotes, scaleTable, type BenchArgs, type ImplResult } from '../src/cli/commands/bench';
+import { combineRounds, type ImplResult } from '../src/cli/bench/rounds';
+import { scaleNotes, scaleTable } from '../src/cli/bench/scale';
+import { handler, type BenchArgs } from '../src/cli/commands/bench';
+import { DEFAULT_REFERENCE_SCRIPT, parseResultLine, referenceEnv, referenceProblem } from '../src/node/pytorch-reference';
 import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
 import { formatTable } from '../src/ui/table';
 import { median } from '../src/core/metrics';
@@ -92,9 +95,16 @@ describe('lstm-lyrics bench (handler in process)', () => {
     expect(referenceProblem('/no/such/python3', __filename)).toMatch(/cannot run \/no\/such\/python3: ENOENT \(see --python\)/);
   });
 
-  it('says so when the interpreter lacks torch', () => {
+  it('says so when the interpreter lacks torch, pointing to the README section on --reference', () => {
     // `node -c 'import torch'` fails like a Python without torch.
-    expect(referenceProblem(process.execPath, __filename)).toMatch(/cannot import torch; install it with: apt-get/);
+    expect(referenceProblem(process.execPath, __filename)).toBe(`${process.execPath} cannot import torch: PyTorch is not installed for it; see README, 'lstm-lyrics bench' (--reference, --python)`);
+    // The section it names exists, and documents both flags.
+    const readme = fs.readFileSync(path.resolve(__dirname, '..', 'README.md'), 'utf8');
+    const start = readme.indexOf('\n### `lstm-lyrics bench`\n');
+    expect(start).toBeGreaterThanOrEqual(0);
+    const section = readme.slice(start, readme.indexOf('\n## ', start));
+    expect(section).toMatch(/`--reference`/);
+    expect(section).toMatch(/`--python PATH`/);
   });
 
   it('runs the reference without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, and leaves ours alone', async () => {

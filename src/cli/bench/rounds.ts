@@ -1,0 +1,255 @@
+/**
+ * `bench` without --scale: times each impl (a warm-up epoch, then the timed ones, then greedy
+ * generation), --rounds times, each round followed by the PyTorch reference with --reference, and
+ * combines the rounds into one row per impl of the result table.
+ *
+ * Apart from the command module so that the measuring and the arithmetic over rounds can be read
+ * (and tested) without the option wiring around them.
+ */
+import * as os from 'os';
+import * as tf from '@tensorflow/tfjs';
+import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig } from '../../core/config';
+import { generateText } from '../../core/generate';
+import { median } from '../../core/metrics';
+import { createModel } from '../../core/models';
+import { makeOptimizer } from '../../core/optimizer';
+import { train } from '../../core/train';
+import { unknownChars, type Corpus } from '../../core/vocab';
+import { loadCorpus } from '../../node/corpus-file';
+import { OPENBLAS_VARS_UNSET, referenceProblem, runReference, type ReferenceResult } from '../../node/pytorch-reference';
+import { count, formatTable } from '../../ui/table';
+import type { Logger } from '../logger';
+import { startBackend, type BackendArgs } from '../options';
+
+/** The goal per impl: ours / PyTorch median seconds per epoch at most this, on the same machine and corpus. */
+export const TARGET_RATIO: Readonly<Record<Impl, number>> = { scratch: 1.0, builtin: 2.0 };
+const GEN_PREFIX = '分开';
+const GEN_CHARS = 200;
+
+export interface ImplResult {
+  readonly impl: Impl;
+  readonly backend: string;
+  /** Characters trained on (after --max-chars). */
+  readonly chars: number;
+  readonly vocab: number;
+  readonly hidden: number;
+  readonly epochs: number;
+  readonly medianEpochSeconds: number;
+  /**
+   * Median CPU seconds (user + system, all threads) of this process per timed epoch: on a busy
+   * machine wall time also counts the time other processes held the cores; this does not.
+   */
+  readonly medianEpochCpuSeconds: number;
+  readonly charsPerSecond: number;
+  readonly finalPerplexity: number;
+  readonly peakRssMiB: number;
+  /** tf.memory().numTensors after disposing everything, minus before: anything but 0 leaks. */
+  readonly tensorsLeaked: number;
+  readonly generateCharsPerSecond: number;
+  reference?: ReferenceResult & { readonly ratio: number; readonly target: number; readonly met: boolean };
+  /** With --rounds above 1: ours/PyTorch of each round, in order (the ratio above is their median). */
+  roundRatios?: number[];
+}
+
+/** What `bench` returns, and what --json prints. */
+export interface BenchResult {
+  readonly machine: { readonly cpu: string; readonly cores: number; readonly node: string };
+  readonly backend: string;
+  readonly corpus: { readonly path: string; readonly chars: number; readonly vocab: number };
+  readonly epochs: number;
+  readonly results: ImplResult[];
+  /** Why the reference did not run, when asked for and it could not. */
+  referenceNote?: string;
+  /** --scale: one row per impl, corpus length and hidden size. */
+  scale?: ImplResult[];
+}
+
+export function resultTable(results: readonly ImplResult[]): string {
+  const withRef = results.some((r) => r.reference);
+  const header = ['impl', 'backend', 's/epoch', 'CPU s/epoch', 'chars/s', 'peak RSS MiB', 'tensors left', 'gen chars/s'];
+  if (withRef) header.push('PyTorch s/epoch*', 'ours/PyTorch', 'target', 'met');
+  const rows = results.map((r) => {
+    const row = [r.impl, r.backend, r.medianEpochSeconds.toFixed(3), r.medianEpochCpuSeconds.toFixed(3), count(r.charsPerSecond), count(r.peakRssMiB), String(r.tensorsLeaked), count(r.generateCharsPerSecond)];
+    if (r.reference) {
+      const ref = r.reference;
+      row.push(ref.medianEpochSeconds.toFixed(3), ref.ratio.toFixed(2) + 'x', '<=' + ref.target.toFixed(1) + 'x', ref.met ? 'yes' : 'NO');
+    } else if (withRef) {
+      row.push('-', '-', '-', '-');
+    }
+    return row;
+  });
+  return formatTable(rows, header).join('\n');
+}
+
+async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs: number, hidden: number, backend: string): Promise<ImplResult> {
+  const config: TrainConfig = {
+    ...DEFAULT_TRAIN,
+    ...DEFAULT_OPTIMIZER[impl],
+    corpus: corpusPath,
+    epochs: epochs + 1, // the first is a warm-up (kernel set-up, allocator growth), dropped below
+    // train() reports after the last epoch whatever reportEvery says; no prefixes makes that free.
+    reportEvery: epochs + 2,
+    prefixes: [],
+    predLen: 0,
+  };
+  const tensorsBefore = tf.memory().numTensors;
+  // RSS is sampled per batch rather than read from resourceUsage().maxRSS, which is process-wide
+  // and would charge the second impl with the first one's peak.
+  let peakRss = process.memoryUsage.rss();
+  const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden }, config.seed);
+  // Ours, not train()'s, so it can be disposed: Adam's moment variables would otherwise count as leaked.
+  const optimizer = makeOptimizer(config.optimizer, config.lr);
+  let genCharsPerSecond: number;
+  let history;
+  const cpuSeconds: number[] = [];
+  let cpuMark = process.cpuUsage();
+  const onEpoch = () => {
+    const used = process.cpuUsage(cpuMark);
+    cpuSeconds.push((used.user + used.system) / 1e6);
+    cpuMark = process.cpuUsage();
+  };
+  try {
+    ({ history } = await train(model, corpus, config, { onBatch: () => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), onEpoch }, { optimizer }));
+    const prefix = unknownChars(corpus.vocab, GEN_PREFIX).length === 0 ? GEN_PREFIX : corpus.vocab.chars[0];
+    generateText(model, corpus.vocab, prefix, 5); // warm-up: the first batch-1 step sets up its kernels
+    const start = performance.now();
+    generateText(model, corpus.vocab, prefix, GEN_CHARS);
+    genCharsPerSecond = GEN_CHARS / ((performance.now() - start) / 1000);
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  } finally {
+    model.dispose();
+    optimizer.dispose();
+  }
+  const timed = history.slice(1);
+  const seconds = median(timed.map((m) => m.seconds));
+  const charsPerEpoch = timed[0].charsPerSecond * timed[0].seconds; // batches x batch size x steps
+  return {
+    impl,
+    backend,
+    chars: corpus.ids.length,
+    vocab: corpus.vocab.chars.length,
+    hidden,
+    epochs,
+    medianEpochSeconds: seconds,
+    medianEpochCpuSeconds: median(cpuSeconds.slice(1)),
+    charsPerSecond: charsPerEpoch / seconds,
+    finalPerplexity: timed[timed.length - 1].perplexity,
+    peakRssMiB: peakRss / 2 ** 20,
+    tensorsLeaked: tf.memory().numTensors - tensorsBefore,
+    generateCharsPerSecond: genCharsPerSecond,
+  };
+}
+
+/** One round of one impl: ours, and PyTorch's right after it (with --reference). */
+interface Round {
+  ours: ImplResult;
+  reference?: ReferenceResult;
+}
+
+/**
+ * One impl's result over its rounds: each measure the median of the rounds' (peak RSS and tensors
+ * left the largest), and ours/PyTorch the median of the rounds' ratios, each of a pair run back to
+ * back. One round is simply its own result.
+ */
+export function combineRounds(runs: readonly Round[]): ImplResult {
+  const ours = runs.map((r) => r.ours);
+  const of = (measure: (r: ImplResult) => number) => median(ours.map(measure));
+  const combined: ImplResult = {
+    ...ours[0],
+    medianEpochSeconds: of((r) => r.medianEpochSeconds),
+    medianEpochCpuSeconds: of((r) => r.medianEpochCpuSeconds),
+    charsPerSecond: of((r) => r.charsPerSecond),
+    generateCharsPerSecond: of((r) => r.generateCharsPerSecond),
+    peakRssMiB: Math.max(...ours.map((r) => r.peakRssMiB)),
+    tensorsLeaked: Math.max(...ours.map((r) => r.tensorsLeaked)),
+  };
+  const references = runs.map((r) => r.reference).filter((r): r is ReferenceResult => r !== undefined);
+  if (references.length !== runs.length) return combined;
+  const ratios = runs.map((r, i) => r.ours.medianEpochSeconds / references[i].medianEpochSeconds);
+  const ratio = median(ratios);
+  const target = TARGET_RATIO[combined.impl];
+  return {
+    ...combined,
+    reference: { ...references[0], medianEpochSeconds: median(references.map((r) => r.medianEpochSeconds)), ratio, target, met: ratio <= target },
+    ...(runs.length > 1 && { roundRatios: ratios }),
+  };
+}
+
+/**
+ * Trains each impl for a warm-up and `run.epochs` timed epochs, then (with `run.reference`) runs
+ * the PyTorch lesson as long, `run.rounds` times. The table and notes go to `log`; progress to `note`.
+ */
+export async function benchRounds(
+  args: BackendArgs,
+  run: {
+    impls: Impl[];
+    epochs: number;
+    rounds: number;
+    maxChars: number;
+    hidden: number;
+    corpusPath: string;
+    machine: BenchResult['machine'];
+    /** With --reference: the interpreter and the script to run. */
+    reference?: { python: string; script: string };
+  },
+  log: Logger,
+  note: Logger,
+): Promise<BenchResult> {
+  const { epochs, rounds, maxChars, hidden, corpusPath, machine } = run;
+  const loadBefore = os.loadavg()[0];
+  // Before the minutes of training: a reference that cannot run is said at once.
+  const referenceNote = run.reference ? referenceProblem(run.reference.python, run.reference.script) : undefined;
+  if (referenceNote) log.info(`reference skipped: ${referenceNote}`);
+  const backend = await startBackend(args);
+  log.info(backend.description);
+  const corpus = loadCorpus(corpusPath, { maxChars });
+  log.info(`corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); hidden ${hidden}; ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
+
+  const reference = referenceNote ? undefined : run.reference;
+  if (reference) {
+    log.info(`reference: ${reference.python} ${reference.script}, with ${OPENBLAS_VARS_UNSET.join(' and ')} unset in its environment (they slow OpenBLAS down on these machines)`);
+    if (maxChars !== DEFAULT_TRAIN.maxChars || hidden !== DEFAULT_HIDDEN) {
+      note.info(`warning: the reference always reads the first ${count(DEFAULT_TRAIN.maxChars)} characters with hidden ${DEFAULT_HIDDEN}: not the same task`);
+    }
+  }
+  const results: ImplResult[] = [];
+  for (const impl of run.impls) {
+    const runs: Round[] = [];
+    for (let k = 1; k <= rounds; k++) {
+      const round = rounds > 1 ? ` (round ${k} of ${rounds})` : '';
+      note.info(`training ${impl}${round}: 1 warm-up + ${epochs} timed epochs...`);
+      const ours = await benchImpl(impl, corpus, corpusPath, epochs, hidden, backend.name);
+      // Right after ours, so both see the machine as it is then; never alongside: on a 2-core
+      // machine they would slow each other down.
+      let theirs: ReferenceResult | undefined;
+      if (reference) {
+        note.info(`running PyTorch reference ${impl}${round}: ${epochs + 1} epochs...`);
+        theirs = runReference(reference.python, reference.script, corpusPath, impl, epochs + 1);
+        if (theirs.vocab !== ours.vocab) note.info(`warning: PyTorch read a vocabulary of ${theirs.vocab}, ours ${ours.vocab}: not the same task`);
+      }
+      runs.push({ ours, reference: theirs });
+    }
+    results.push(combineRounds(runs));
+  }
+
+  log.info('');
+  log.info(resultTable(results));
+  log.info('');
+  log.info(`load average (1 min): ${loadBefore.toFixed(1)} before this bench, ${os.loadavg()[0].toFixed(1)} after (which counts the bench itself), on ${machine.cores} cores: when it was well above 0 before, other processes shared the cores and wall times are inflated; CPU times much less so.`);
+  log.info(`s/epoch: median of the timed epochs (wall); CPU s/epoch: this process' CPU time, all threads; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}, on this process' threads (lstm-lyrics generate runs on 1 under --threads auto: batch-1 steps are too small to share, and slower on 2).`);
+  log.info('peak RSS: sampled per batch during that impl\'s run (the wasm heap never shrinks, so a later impl inherits an earlier one\'s growth).');
+  if (results.some((r) => r.reference)) {
+    log.info(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
+  }
+  for (const r of results) {
+    if (r.roundRatios) log.info(`${r.impl}: ours/PyTorch by round ${r.roundRatios.map((x) => x.toFixed(2) + 'x').join(', ')}; the table shows the median of each column over the ${rounds} rounds, and of these ratios.`);
+  }
+  return {
+    machine,
+    backend: backend.description,
+    corpus: { path: corpusPath, chars: corpus.ids.length, vocab: corpus.vocab.chars.length },
+    epochs,
+    results,
+    ...(referenceNote && { referenceNote }),
+  };
+}
