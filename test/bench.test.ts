@@ -158,7 +158,7 @@ describe('lstm-lyrics bench (handler in process)', () => {
 
   it('combines rounds: medians of each measure and of the per-round ratios, largest peak RSS', () => {
     const ours = (seconds: number, rss: number): ImplResult => ({
-      impl: 'builtin', backend: 'wasm', chars: 100, vocab: 5, hidden: 8, epochs: 1, medianEpochSeconds: seconds,
+      impl: 'builtin', backend: 'wasm', accel: 'on', chars: 100, vocab: 5, hidden: 8, epochs: 1, medianEpochSeconds: seconds,
       medianEpochCpuSeconds: seconds * 2, charsPerSecond: 100 / seconds, finalPerplexity: 3, peakRssMiB: rss, tensorsLeaked: 0, generateCharsPerSecond: 10,
     });
     const reference = (seconds: number) => ({ impl: 'builtin', vocab: 5, epochs: 2, medianEpochSeconds: seconds, totalSeconds: 1, finalPerplexity: 3 });
@@ -205,7 +205,7 @@ describe('lstm-lyrics bench (the CLI command)', () => {
 
 describe('bench --scale', () => {
   const row = (impl: 'scratch' | 'builtin', chars: number, vocab: number, hidden: number, seconds: number, rss: number) =>
-    ({ impl, backend: 'wasm', chars, vocab, hidden, epochs: 1, medianEpochSeconds: seconds, medianEpochCpuSeconds: seconds, charsPerSecond: chars / seconds, finalPerplexity: 1, peakRssMiB: rss, tensorsLeaked: 0, generateCharsPerSecond: 1 });
+    ({ impl, backend: 'wasm', accel: 'on' as const, chars, vocab, hidden, epochs: 1, medianEpochSeconds: seconds, medianEpochCpuSeconds: seconds, charsPerSecond: chars / seconds, finalPerplexity: 1, peakRssMiB: rss, tensorsLeaked: 0, generateCharsPerSecond: 1 });
 
   it('says where CPU time per character departs from the matmul work, or memory changes, with corpus length', () => {
     const notes = scaleNotes([

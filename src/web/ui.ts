@@ -21,7 +21,7 @@ export async function start(): Promise<void> {
   wireTrainPanel(state);
 
   try {
-    const backend = await startBackend(params.get('backend') ?? undefined);
+    const backend = await startBackend(params.get('backend') ?? undefined, params.get('accel') === 'off' ? 'off' : 'on');
     state.backendName = backend.name;
     setStatus($('backend'), 'ready', `TF.js backend: ${backend.name}. ${capitalise(backend.why)}.`);
     $('backend').dataset.backend = backend.name;

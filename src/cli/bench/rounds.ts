@@ -6,7 +6,9 @@
  * Apart from the command module so that the measuring and the arithmetic over rounds can be read
  * (and tested) without the option wiring around them.
  */
+import { spawnSync } from 'child_process';
 import * as os from 'os';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig } from '../../core/config';
 import { generateText } from '../../core/generate';
@@ -21,6 +23,9 @@ import { count, formatTable } from '../../ui/table';
 import type { Logger } from '../logger';
 import { startBackend, type BackendArgs } from '../options';
 
+/** --accel for bench: on, off, or both side by side. */
+export type BenchAccel = 'on' | 'off' | 'both';
+
 /** The goal per impl: ours / PyTorch median seconds per epoch at most this, on the same machine and corpus. */
 export const TARGET_RATIO: Readonly<Record<Impl, number>> = { scratch: 1.0, builtin: 2.0 };
 const GEN_PREFIX = '分开';
@@ -29,6 +34,8 @@ const GEN_CHARS = 200;
 export interface ImplResult {
   readonly impl: Impl;
   readonly backend: string;
+  /** Whether our speed-ups (src/accel) were on. */
+  readonly accel: 'on' | 'off';
   /** Characters trained on (after --max-chars). */
   readonly chars: number;
   readonly vocab: number;
@@ -66,10 +73,10 @@ export interface BenchResult {
 
 export function resultTable(results: readonly ImplResult[]): string {
   const withRef = results.some((r) => r.reference);
-  const header = ['impl', 'backend', 's/epoch', 'CPU s/epoch', 'chars/s', 'peak RSS MiB', 'tensors left', 'gen chars/s'];
+  const header = ['impl', 'backend', 'accel', 's/epoch', 'CPU s/epoch', 'chars/s', 'peak RSS MiB', 'tensors left', 'gen chars/s'];
   if (withRef) header.push('PyTorch s/epoch*', 'ours/PyTorch', 'target', 'met');
   const rows = results.map((r) => {
-    const row = [r.impl, r.backend, r.medianEpochSeconds.toFixed(3), r.medianEpochCpuSeconds.toFixed(3), count(r.charsPerSecond), count(r.peakRssMiB), String(r.tensorsLeaked), count(r.generateCharsPerSecond)];
+    const row = [r.impl, r.backend, r.accel, r.medianEpochSeconds.toFixed(3), r.medianEpochCpuSeconds.toFixed(3), count(r.charsPerSecond), count(r.peakRssMiB), String(r.tensorsLeaked), count(r.generateCharsPerSecond)];
     if (r.reference) {
       const ref = r.reference;
       row.push(ref.medianEpochSeconds.toFixed(3), ref.ratio.toFixed(2) + 'x', '<=' + ref.target.toFixed(1) + 'x', ref.met ? 'yes' : 'NO');
@@ -81,7 +88,7 @@ export function resultTable(results: readonly ImplResult[]): string {
   return formatTable(rows, header).join('\n');
 }
 
-async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs: number, hidden: number, backend: string): Promise<ImplResult> {
+async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs: number, hidden: number, backend: string, accel: 'on' | 'off'): Promise<ImplResult> {
   const config: TrainConfig = {
     ...DEFAULT_TRAIN,
     ...DEFAULT_OPTIMIZER[impl],
@@ -126,6 +133,7 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   return {
     impl,
     backend,
+    accel,
     chars: corpus.ids.length,
     vocab: corpus.vocab.chars.length,
     hidden,
@@ -180,7 +188,7 @@ export function combineRounds(runs: readonly Round[]): ImplResult {
  * the PyTorch lesson as long, `run.rounds` times. The table and notes go to `log`; progress to `note`.
  */
 export async function benchRounds(
-  args: BackendArgs,
+  args: Omit<BackendArgs, 'accel'> & { readonly accel: BenchAccel },
   run: {
     impls: Impl[];
     epochs: number;
@@ -200,8 +208,9 @@ export async function benchRounds(
   // Before the minutes of training: a reference that cannot run is said at once.
   const referenceNote = run.reference ? referenceProblem(run.reference.python, run.reference.script) : undefined;
   if (referenceNote) log.info(`reference skipped: ${referenceNote}`);
-  const backend = await startBackend(args);
+  const backend = await startBackend({ ...args, accel: args.accel === 'both' ? 'on' : args.accel });
   log.info(backend.description);
+  if (args.accel === 'both') log.info('accel off: each round of each impl also runs in a fresh process with --accel off (stock TF.js: one wasm thread, no kernel, engine or optimizer patches)');
   const corpus = loadCorpus(corpusPath, { maxChars });
   log.info(`corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); hidden ${hidden}; ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
 
@@ -213,12 +222,13 @@ export async function benchRounds(
     }
   }
   const results: ImplResult[] = [];
+  const stock: Round[] = [];
   for (const impl of run.impls) {
     const runs: Round[] = [];
     for (let k = 1; k <= rounds; k++) {
       const round = rounds > 1 ? ` (round ${k} of ${rounds})` : '';
       note.info(`training ${impl}${round}: 1 warm-up + ${epochs} timed epochs...`);
-      const ours = await benchImpl(impl, corpus, corpusPath, epochs, hidden, backend.name);
+      const ours = await benchImpl(impl, corpus, corpusPath, epochs, hidden, backend.name, backend.accel.on ? 'on' : 'off');
       // Right after ours, so both see the machine as it is then; never alongside: on a 2-core
       // machine they would slow each other down.
       let theirs: ReferenceResult | undefined;
@@ -228,8 +238,14 @@ export async function benchRounds(
         if (theirs.vocab !== ours.vocab) note.info(`warning: PyTorch read a vocabulary of ${theirs.vocab}, ours ${ours.vocab}: not the same task`);
       }
       runs.push({ ours, reference: theirs });
+      if (args.accel === 'both') {
+        note.info(`training ${impl}${round} with --accel off, in a fresh process...`);
+        const child = benchInChild(['--impl', impl, '--epochs', String(epochs), '--corpus', corpusPath, '--max-chars', String(maxChars), '--hidden', String(hidden), '--backend', args.backend, '--accel', 'off']);
+        stock.push({ ours: child.results[0] });
+      }
     }
     results.push(combineRounds(runs));
+    if (stock.length > 0) results.push(combineRounds(stock.splice(0)));
   }
 
   log.info('');
@@ -240,6 +256,10 @@ export async function benchRounds(
   log.info('peak RSS: sampled per batch during that impl\'s run (the wasm heap never shrinks, so a later impl inherits an earlier one\'s growth).');
   if (results.some((r) => r.reference)) {
     log.info(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
+  }
+  for (const on of results.filter((r) => r.accel === 'on')) {
+    const off = results.find((r) => r.accel === 'off' && r.impl === on.impl);
+    if (off) log.info(`${on.impl}: accel off / on ${(off.medianEpochSeconds / on.medianEpochSeconds).toFixed(2)}x the seconds per epoch, ${(on.generateCharsPerSecond / off.generateCharsPerSecond).toFixed(2)}x the generated characters per second; final perplexity ${on.finalPerplexity.toFixed(4)} on, ${off.finalPerplexity.toFixed(4)} off`);
   }
   for (const r of results) {
     if (r.roundRatios) log.info(`${r.impl}: ours/PyTorch by round ${r.roundRatios.map((x) => x.toFixed(2) + 'x').join(', ')}; the table shows the median of each column over the ${rounds} rounds, and of these ratios.`);
@@ -252,4 +272,15 @@ export async function benchRounds(
     results,
     ...(referenceNote && { referenceNote }),
   };
+}
+
+/** Where the compiled CLI's entry point is, to bench in a fresh process. */
+const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'lstm-lyrics.js');
+
+/** `lstm-lyrics bench --json ARGV` in a fresh process (its own wasm heap and thread count): what it returned. */
+export function benchInChild(argv: readonly string[]): BenchResult {
+  const child = spawnSync(process.execPath, [BIN, 'bench', '--json', ...argv], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const last = child.stdout?.trim().split('\n').at(-1);
+  if (child.status !== 0 || !last) throw new Error(`bench ${argv.join(' ')} failed (exit ${child.status}): ${(child.stderr ?? '').trim().split('\n').at(-1)}`);
+  return JSON.parse(last) as BenchResult;
 }

@@ -7,21 +7,16 @@
  * Apart from the plain bench (rounds.ts) because it measures nothing itself: it spawns the CLI and
  * reads back what each child printed.
  */
-import { spawnSync } from 'child_process';
-import * as path from 'path';
 import { resolveThreads } from '../../backend/threads';
 import type { Impl } from '../../core/config';
 import { count, formatTable } from '../../ui/table';
 import type { Logger } from '../logger';
 import { threadsOf, type BackendArgs } from '../options';
-import type { BenchResult, ImplResult } from './rounds';
+import { benchInChild, type BenchResult, type ImplResult } from './rounds';
 
 /** --scale's grid: the lesson's 10,000 characters and the whole corpus (0), three model sizes. */
 export const SCALE_CHARS = [10_000, 0] as const;
 export const SCALE_HIDDEN = [128, 256, 512] as const;
-
-/** Where the compiled CLI's entry point is, to run each --scale configuration in a fresh process. */
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'lstm-lyrics.js');
 
 /**
  * Runs the grid and prints its table and notes. The thread count is resolved once here, so that the
@@ -34,7 +29,7 @@ export async function benchScale(
   note: Logger,
 ): Promise<BenchResult> {
   const threads = await resolveThreads(threadsOf(args.threads));
-  const backendArgs = ['--backend', args.backend, '--threads', String(threads.threads)];
+  const backendArgs = ['--backend', args.backend, '--threads', String(threads.threads), '--accel', args.accel];
   const rows: ImplResult[] = [];
   let backend = '';
   let corpusInfo: BenchResult['corpus'] | undefined;
@@ -42,14 +37,7 @@ export async function benchScale(
     for (const maxChars of SCALE_CHARS) {
       for (const hidden of SCALE_HIDDEN) {
         note.info(`scale: ${impl}, ${maxChars ? count(maxChars) : 'all'} characters, hidden ${hidden}...`);
-        const child = spawnSync(
-          process.execPath,
-          [BIN, 'bench', '--json', '--impl', impl, '--epochs', String(run.epochs), '--corpus', run.corpusPath, '--max-chars', String(maxChars), '--hidden', String(hidden), ...backendArgs],
-          { encoding: 'utf8', maxBuffer: 64 << 20 },
-        );
-        const last = child.stdout?.trim().split('\n').at(-1);
-        if (child.status !== 0 || !last) throw new Error(`bench --scale: ${impl} hidden ${hidden} failed (exit ${child.status}): ${(child.stderr ?? '').trim().split('\n').at(-1)}`);
-        const result = JSON.parse(last) as BenchResult;
+        const result = benchInChild(['--impl', impl, '--epochs', String(run.epochs), '--corpus', run.corpusPath, '--max-chars', String(maxChars), '--hidden', String(hidden), ...backendArgs]);
         backend = result.backend;
         if (maxChars === 0) corpusInfo = result.corpus;
         rows.push(result.results[0]);

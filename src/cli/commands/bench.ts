@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Argv } from 'yargs';
 import { IMPLS } from '../../core/config';
+import { UsageError } from '../../core/errors';
 import { DEFAULT_REFERENCE_SCRIPT } from '../../node/pytorch-reference';
 import { count } from '../../ui/table';
 import { benchRounds, type BenchResult } from '../bench/rounds';
@@ -34,6 +35,11 @@ export const benchOptions = {
   json: { type: 'boolean', default: false, describe: 'print the results as one JSON object on stdout instead of a table' },
   scale: { type: 'boolean', default: false, describe: `how time and memory grow: each impl at --max-chars ${SCALE_CHARS.map((n) => (n ? count(n) : 'all')).join(' / ')} x hidden ${SCALE_HIDDEN.join(' / ')}, each in a fresh process` },
   ...backendOption,
+  accel: {
+    choices: ['on', 'off', 'both'] as const,
+    default: 'on' as 'on' | 'off' | 'both',
+    describe: 'on: our speed-ups to TF.js; off: stock TF.js; both: each impl both ways, stock in a fresh process (one wasm thread, as stock TF.js runs in Node)',
+  },
 } as const;
 
 export type BenchArgs = ArgsOf<typeof benchOptions>;
@@ -44,6 +50,7 @@ export function builder<T>(y: Argv<T>) {
     ['$0 bench --reference --corpus jaychou_lyrics.txt.zip --epochs 5', 'the lesson\'s corpus, beside PyTorch'],
     ['$0 bench --reference --python /usr/bin/python3', 'PyTorch from a named interpreter'],
     ['$0 bench --reference --rounds 3', 'ours and PyTorch back to back three times; the median ratio'],
+    ['$0 bench --accel both', 'with and without our speed-ups to TF.js, side by side'],
   ]);
 }
 
@@ -64,7 +71,10 @@ export async function handler(args: BenchArgs, log: Logger, note: Logger = log):
   const cpus = os.cpus();
   const machine = { cpu: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, node: process.version };
   log.info(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}`);
-  if (args.scale) return benchScale(args, { impls, epochs, corpusPath, machine }, log, note);
+  if (args.scale) {
+    if (args.accel === 'both') throw new UsageError('--scale takes --accel on or off, not both');
+    return benchScale({ ...args, accel: args.accel }, { impls, epochs, corpusPath, machine }, log, note);
+  }
   const reference = args.reference ? { python: args.python, script } : undefined;
   return benchRounds(args, { impls, epochs, rounds, maxChars, hidden, corpusPath, machine, reference }, log, note);
 }
