@@ -65,7 +65,7 @@ export const REPETITIVE_LYRIC = '不分开 我们一起唱歌 分开了 就不�
 /**
  * Training flags for a run that does every step (batches, report, save) in as little time as
  * possible: for tests of what happens around training, not of what it learns. Add --corpus and
- * --out; a flag given again later wins (e.g. `...TINY, '--epochs', '3'`).
+ * --out; a flag given again later wins, so put TINY first (`...TINY, '--epochs', '3'`).
  */
 export const TINY = ['--hidden', '8', '--batch-size', '4', '--num-steps', '8', '--epochs', '1', '--max-chars', '200', '--pred-len', '2', '--backend', 'wasm'];
 
