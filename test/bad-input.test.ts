@@ -2,28 +2,15 @@
  * Bad input of every kind: a one-line error on stderr, exit 2, and no saved model touched.
  * Runs the CLI in process (test/cli.test.ts checks that a real process exits with the same code).
  */
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { REPETITIVE_LYRIC, runCli, tempDir, useWasm, writeFile, writeZip } from './helpers';
+import { REPETITIVE_LYRIC, TINY, runCli, snapshot as snapshotOf, tempDir, useWasm, writeFile, writeZip } from './helpers';
 
 const cwd = tempDir();
 const run = (args: string[]) => runCli(args, cwd);
-const TINY = ['--hidden', '8', '--batch-size', '2', '--num-steps', '4', '--epochs', '1', '--backend', 'wasm'];
 
-/** Every file under models/, with its hash: must be identical after each bad command. */
-function snapshot(): Record<string, string> {
-  const files: Record<string, string> = {};
-  const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else files[path.relative(cwd, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(path.join(cwd, 'models'));
-  return files;
-}
+/** Every file (with its hash) and directory under models/: must be identical after each bad command. */
+const snapshot = () => snapshotOf(path.join(cwd, 'models'));
 
 function copyModel(from: string, to: string, spoil: (dir: string) => void): void {
   fs.cpSync(path.join(cwd, from), path.join(cwd, to), { recursive: true });
@@ -40,7 +27,7 @@ beforeAll(async () => {
   writeZip(cwd, 'no-text.zip', { 'notes.md': 'x' });
   writeZip(cwd, 'two-texts.zip', { 'a.txt': REPETITIVE_LYRIC, 'b.txt': REPETITIVE_LYRIC });
   for (const impl of ['scratch', 'builtin']) {
-    const r = await run(['train', '--impl', impl, '--corpus', 'song.txt', '--out', `models/${impl}`, ...TINY]);
+    const r = await run(['train', ...TINY, '--impl', impl, '--corpus', 'song.txt', '--out', `models/${impl}`]);
     if (r.code !== 0) throw new Error(r.err.join('\n'));
   }
   const truncate = (file: string) => (dir: string) => {
@@ -58,7 +45,7 @@ beforeAll(async () => {
   copyModel('models/scratch', 'models/missing-weights', (dir) => fs.rmSync(path.join(dir, 'weights.bin')));
 });
 
-const train = (...args: string[]) => ['train', '--corpus', 'song.txt', '--out', 'models/scratch', ...TINY, ...args];
+const train = (...args: string[]) => ['train', ...TINY, '--corpus', 'song.txt', '--out', 'models/scratch', ...args];
 const generate = (...args: string[]) => ['generate', '--prefix', '分开', '--backend', 'wasm', ...args];
 
 const cases: [string, string[], RegExp][] = [

@@ -2,14 +2,14 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { CHECKPOINT_FILE } from '../src/core/format';
-import { latestModelDir, loadCheckpoint, saveCheckpoint } from '../src/node/model-dir';
+import { latestModelDir, loadCheckpoint, saveCheckpoint, setSaveSeams } from '../src/node/model-dir';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS } from '../src/core/config';
 import { loadCorpus } from '../src/node/corpus-file';
 import { generateText } from '../src/core/generate';
 import { createModel, type LanguageModel } from '../src/core/models';
 import { train } from '../src/core/train';
 import { makeRng } from '../src/core/random';
-import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
+import { REPETITIVE_LYRIC, snapshot, tempDir, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);
 
@@ -92,6 +92,26 @@ describe('saving', () => {
     const loaded = await loadCheckpoint(dir);
     expect(loaded.meta.epoch).toBe(1);
     loaded.model.dispose();
+    model.dispose();
+  });
+
+  it('a save that fails between its two renames puts the previous model back, and says so', async () => {
+    const root = tempDir();
+    const dir = path.join(root, 'm');
+    const model = createModel({ impl: 'scratch', vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
+    await saveCheckpoint(dir, model, metaFor(model, 1));
+    const before = snapshot(root);
+    const restore = setSaveSeams({
+      afterStep: (step) => {
+        if (step === 'moved aside') throw new Error('EIO: i/o error, rename');
+      },
+    });
+    try {
+      await expect(saveCheckpoint(dir, model, metaFor(model, 2))).rejects.toThrow(`cannot save the model to ${dir}: EIO: i/o error, rename; the previous model in ${dir} is unchanged`);
+    } finally {
+      restore();
+    }
+    expect(snapshot(root)).toEqual(before);
     model.dispose();
   });
 

@@ -1,17 +1,9 @@
 /** The CLI end to end, spawned as a user runs it (needs the build: `npm test` builds first). */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { REPETITIVE_LYRIC, runCli, tempDir, useWasm, writeFile } from './helpers';
+import { REPETITIVE_LYRIC, TINY, runCli, spawnCli, tempDir, useWasm, writeFile } from './helpers';
 
-const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
-
-function run(args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-const SMALL = ['--hidden', '16', '--batch-size', '4', '--num-steps', '8', '--backend', 'wasm'];
+const run = (args: string[], cwd: string) => spawnCli(args, { cwd });
 
 beforeAll(useWasm);
 
@@ -20,9 +12,9 @@ describe('lstm-lyrics CLI', () => {
   const corpus = writeFile(cwd, 'song.txt', REPETITIVE_LYRIC);
 
   it('trains, printing the lesson\'s report lines, and saves the model', () => {
-    const r = run(['train', '--impl', 'scratch', '--corpus', corpus, '--epochs', '4', '--report-every', '2', '--lr', '10', '--clip', '1', ...SMALL], cwd);
+    const r = run(['train', ...TINY, '--impl', 'scratch', '--corpus', corpus, '--epochs', '4', '--report-every', '2', '--lr', '10', '--clip', '1'], cwd);
     expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
+    expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^backend: wasm/);
     const reports = lines.filter((l) => l.startsWith('epoch '));
@@ -35,7 +27,7 @@ describe('lstm-lyrics CLI', () => {
 
   it('generates from the most recently trained model', () => {
     const r = run(['generate', '--prefix', '不分开', '--length', '12', '--backend', 'wasm'], cwd);
-    expect(r.code).toBe(0);
+    expect(r.status).toBe(0);
     const text = r.stdout.replace(/\n$/, '');
     expect(text.startsWith('不分开')).toBe(true);
     expect(Array.from(text)).toHaveLength(3 + 12);
@@ -59,20 +51,20 @@ describe('lstm-lyrics CLI', () => {
 
   it('a real process exits with status 2 and prints its one line on stderr only', () => {
     const r = run(['train', '--epoch', '3'], cwd);
-    expect(r.code).toBe(2);
+    expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^lstm-lyrics: Unknown argument: epoch/)]);
   });
 
   it('repeats a seeded run exactly (the default seed 0 included): same perplexities to every digit, same generations', () => {
-    const args = (seed: string, out: string) => ['train', '--impl', 'scratch', '--corpus', corpus, '--epochs', '2', '--report-every', '1', '--seed', seed, '--lr', '10', ...SMALL, '--out', out];
+    const args = (seed: string, out: string) => ['train', ...TINY, '--impl', 'scratch', '--corpus', corpus, '--epochs', '2', '--report-every', '1', '--seed', seed, '--lr', '10', '--out', out];
     // --threads auto measures the idle cores at start-up, so its count may differ between runs;
     // the numbers do not (tested below with --threads 2).
     const withoutTimes = (out: string) =>
       out.replace(/time [\d.]+ sec/g, 'time ? sec').replace(/saving to \S+/, '').replace(/\d+ threads?: auto: [\d.]+ of \d+ cores idle/, 'auto threads');
     const a = run(args('0', 'models/seeded-a'), cwd);
     const b = run(args('0', 'models/seeded-b'), cwd);
-    expect(a.code).toBe(0);
+    expect(a.status).toBe(0);
     expect(withoutTimes(a.stdout)).toBe(withoutTimes(b.stdout));
     const c = run(args('8', 'models/seeded-c'), cwd);
     expect(withoutTimes(c.stdout)).not.toBe(withoutTimes(a.stdout));
@@ -80,9 +72,9 @@ describe('lstm-lyrics CLI', () => {
 
   it('writes --metrics JSON lines and a --json summary, and gates on --max-perplexity with exit 3', () => {
     const metrics = path.join(cwd, 'metrics.jsonl');
-    const args = ['train', '--impl', 'scratch', '--corpus', corpus, '--epochs', '3', '--report-every', '3', '--out', 'models/gated', '--metrics', metrics, '--json', ...SMALL];
+    const args = ['train', ...TINY, '--impl', 'scratch', '--corpus', corpus, '--epochs', '3', '--report-every', '3', '--out', 'models/gated', '--metrics', metrics, '--json'];
     const ok = run([...args, '--max-perplexity', '1e9'], cwd);
-    expect(ok.code).toBe(0);
+    expect(ok.status).toBe(0);
     const summary = JSON.parse(ok.stdout);
     expect(summary).toMatchObject({ summary: true, impl: 'scratch', epochs: 3, backend: 'wasm' });
     expect(ok.stderr).toMatch(/^epoch 3, perplexity/m);
@@ -92,23 +84,24 @@ describe('lstm-lyrics CLI', () => {
     expect(lines[3].finalPerplexity).toBe(lines[2].perplexity);
 
     const gated = run([...args, '--max-perplexity', '1.0001'], cwd);
-    expect(gated.code).toBe(3);
+    expect(gated.status).toBe(3);
     expect(gated.stderr.trim().split('\n').at(-1)).toMatch(/final perplexity [\d.]+ is above --max-perplexity 1.0001/);
   });
 
   it('runs multi-threaded wasm with --threads 2, with the same numbers as one thread, and exits', () => {
-    const args = ['train', '--impl', 'scratch', '--corpus', corpus, '--epochs', '2', '--report-every', '1', '--seed', '1', ...SMALL];
+    // The matrices of --hidden 16, as wide as threads may split.
+    const args = ['train', ...TINY, '--impl', 'scratch', '--corpus', corpus, '--hidden', '16', '--epochs', '2', '--report-every', '1', '--seed', '1'];
     const perplexities = (out: string) => out.match(/perplexity [\d.]+/g);
     const one = run([...args, '--out', 'models/t1'], cwd);
     const two = run([...args, '--threads', '2', '--out', 'models/t2'], cwd);
-    expect(two.code).toBe(0);
+    expect(two.status).toBe(0);
     expect(two.stdout).toMatch(/^backend: wasm \(WebAssembly, SIMD, 2 threads\)/);
     expect(perplexities(two.stdout)).toEqual(perplexities(one.stdout));
   });
 
   it('prints help', () => {
     const r = run(['train', '--help'], cwd);
-    expect(r.code).toBe(0);
+    expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/--impl/);
     expect(r.stdout).toMatch(/--sampling/);
   });
@@ -120,10 +113,10 @@ describe('report prefixes on a corpus without 分开', () => {
   const english = writeFile(cwd, 'english.txt', text);
   /** The corpus' own prefixes: its first two characters, and the first non-space one from its middle. */
   const middle = text.slice(Math.floor(text.length / 2)).trimStart()[0];
-  const TINY = ['--corpus', english, '--hidden', '8', '--batch-size', '2', '--num-steps', '4', '--epochs', '1', '--pred-len', '3', '--backend', 'wasm'];
+  const ENGLISH = ['--corpus', english, ...TINY, '--max-chars', '0', '--pred-len', '3'];
 
   it('train takes its prefixes from the corpus when none were given, and says so in one line', async () => {
-    const r = await runCli(['train', ...TINY, '--out', 'models/en'], cwd);
+    const r = await runCli(['train', ...ENGLISH, '--out', 'models/en'], cwd);
     expect(r.err).toEqual([]);
     expect(r.code).toBe(0);
     expect(r.out.filter((l) => l.includes(`lacks characters of 分开 不分开; report samples start from "th" "${middle}" instead`))).toHaveLength(1);
@@ -131,14 +124,14 @@ describe('report prefixes on a corpus without 分开', () => {
   });
 
   it('an explicit --prefixes outside the corpus is still exit 2 with the same message', async () => {
-    const r = await runCli(['train', ...TINY, '--out', 'models/en2', '--prefixes', '分开'], cwd);
+    const r = await runCli(['train', ...ENGLISH, '--out', 'models/en2', '--prefixes', '分开'], cwd);
     expect(r.code).toBe(2);
     expect(r.err).toEqual([expect.stringMatching(/prefix "分开" has characters not in the corpus: 分 开/)]);
     expect(fs.existsSync(path.join(cwd, 'models', 'en2'))).toBe(false);
   });
 
   it('compare does the same for both models', async () => {
-    const r = await runCli(['compare', ...TINY, '--out', 'runs'], cwd);
+    const r = await runCli(['compare', ...ENGLISH, '--out', 'runs'], cwd);
     expect(r.err).toEqual([]);
     expect(r.code).toBe(0);
     expect(r.out.filter((l) => l.includes(`report samples start from "th" "${middle}" instead`))).toHaveLength(2);

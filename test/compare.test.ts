@@ -9,7 +9,7 @@ import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl } from '../src/core/config'
 import { loadCorpus } from '../src/node/corpus-file';
 import { createModel, parameterCount } from '../src/core/models';
 import type { EpochMetrics } from '../src/core/metrics';
-import { REPETITIVE_LYRIC, runCli, tempDir, useWasm, writeFile } from './helpers';
+import { REPETITIVE_LYRIC, TINY, runCli, tempDir, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);
 
@@ -211,7 +211,7 @@ describe('compare: training both', () => {
   it('with --resume, trains from the start a run that saved nothing yet', async () => {
     const dir = tempDir();
     const corpus = writeFile(dir, 'song.txt', REPETITIVE_LYRIC);
-    const small = ['--corpus', corpus, '--hidden', '8', '--batch-size', '4', '--num-steps', '8', '--epochs', '1', '--backend', 'wasm'];
+    const small = ['--corpus', corpus, ...TINY];
     expect((await run(['train', '--impl', 'scratch', ...small, '--out', path.join(dir, 'scratch')])).code).toBe(0);
     const r = await run(['compare', '--resume', ...small, '--out', dir]);
     expect(r.code).toBe(0);

@@ -1,31 +1,35 @@
 /** SIGINT during training, --resume, and what a crash mid-save leaves behind. Spawns the real CLI. */
-import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
+import { REPETITIVE_LYRIC, TINY, spawnCli, startCli, tempDir, writeFile } from './helpers';
 
-const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
 const cwd = tempDir();
-const corpus = writeFile(cwd, 'song.txt', REPETITIVE_LYRIC.repeat(3));
-const ARGS = ['--impl', 'scratch', '--corpus', corpus, '--hidden', '32', '--batch-size', '4', '--num-steps', '8', '--lr', '10', '--clip', '1', '--seed', '3', '--backend', 'wasm'];
+const corpus = writeFile(cwd, 'song.txt', REPETITIVE_LYRIC);
+// TINY's epochs are a few hundred characters: 40 of them take seconds, and a run interrupted
+// after its first still has most of its work ahead.
+const ARGS = ['--impl', 'scratch', '--corpus', corpus, ...TINY, '--lr', '10', '--clip', '1', '--seed', '3'];
+const cli = (args: string[]) => spawnCli(args, { cwd });
+
+/**
+ * Loaded with `node --require` before the CLI: holds every save for 300 ms after each of its steps,
+ * so that a test can kill the process inside a save on purpose rather than by luck.
+ */
+const PAUSE_SAVES = writeFile(
+  cwd,
+  'pause-saves.js',
+  `require(${JSON.stringify(path.resolve(__dirname, '..', 'dist', 'node', 'model-dir.js'))}).setSaveSeams({\n` +
+    '  afterStep: () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300),\n});\n',
+);
 
 function finalPerplexity(stdout: string): string {
   return stdout.match(/^epoch \d+, perplexity ([\d.]+)/gm)!.at(-1)!;
 }
 
-/** Starts training and sends `signal` once the first report line appears. */
-function interruptAfterFirstReport(out: string, signals: NodeJS.Signals[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '40', '--report-every', '1', '--out', out], { cwd });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      if (signals.length && /^epoch 1,/m.test(stdout)) signals.splice(0).forEach((s) => child.kill(s));
-    });
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** Starts training and sends `signals` once the first report line appears. */
+async function interruptAfterFirstReport(out: string, signals: NodeJS.Signals[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = startCli(['train', ...ARGS, '--epochs', '40', '--report-every', '1', '--out', out], { cwd });
+  if (await run.printed(/^epoch 1,/m)) for (const signal of signals) run.child.kill(signal);
+  return run.exited;
 }
 
 describe('interrupting training', () => {
@@ -37,9 +41,9 @@ describe('interrupting training', () => {
     expect(meta.epoch).toBeLessThan(40);
     expect(meta.position).toMatchObject({ epoch: meta.epoch + 1, hasState: true }); // stopped mid-epoch
 
-    const resumed = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '40', '--report-every', '40', '--out', 'models/a', '--resume'], { cwd, encoding: 'utf8' });
+    const resumed = cli(['train', ...ARGS, '--epochs', '40', '--report-every', '40', '--out', 'models/a', '--resume']);
     expect(resumed.status).toBe(0);
-    const straight = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '40', '--report-every', '40', '--out', 'models/b'], { cwd, encoding: 'utf8' });
+    const straight = cli(['train', ...ARGS, '--epochs', '40', '--report-every', '40', '--out', 'models/b']);
     expect(straight.status).toBe(0);
     expect(finalPerplexity(resumed.stdout)).toBe(finalPerplexity(straight.stdout));
   });
@@ -47,16 +51,16 @@ describe('interrupting training', () => {
   it('a second signal quits at once and the last saved model still loads', async () => {
     const r = await interruptAfterFirstReport('models/c', ['SIGTERM', 'SIGTERM']);
     expect(r.code).toBe(130);
-    const gen = spawnSync(process.execPath, [BIN, 'generate', '--prefix', '分开', '--model', 'models/c', '--backend', 'wasm'], { cwd, encoding: 'utf8' });
+    const gen = cli(['generate', '--prefix', '分开', '--model', 'models/c', '--backend', 'wasm']);
     expect(gen.status).toBe(0);
     expect(gen.stdout.startsWith('分开')).toBe(true);
   });
 
   it('--resume refuses a model of the other impl, and a finished run', () => {
-    const other = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--impl', 'builtin', '--out', 'models/b', '--resume'], { cwd, encoding: 'utf8' });
+    const other = cli(['train', ...ARGS, '--impl', 'builtin', '--out', 'models/b', '--resume']);
     expect(other.status).toBe(2);
     expect(other.stderr.trim()).toBe('lstm-lyrics: models/b holds a scratch model; resume it with --impl scratch');
-    const done = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '40', '--out', 'models/b', '--resume'], { cwd, encoding: 'utf8' });
+    const done = cli(['train', ...ARGS, '--epochs', '40', '--out', 'models/b', '--resume']);
     expect(done.status).toBe(2);
     expect(done.stderr).toMatch(/already trained 40 epochs/);
   });
@@ -64,10 +68,10 @@ describe('interrupting training', () => {
 
 describe('a diverging run', () => {
   it('stops with a message naming the cause, exits 1, and keeps the last good model', () => {
-    const good = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '2', '--out', 'models/d'], { cwd, encoding: 'utf8' });
+    const good = cli(['train', ...ARGS, '--epochs', '2', '--out', 'models/d']);
     expect(good.status).toBe(0);
     const before = fs.readFileSync(path.join(cwd, 'models/d/weights.bin'));
-    const bad = spawnSync(process.execPath, [BIN, 'train', ...ARGS, '--epochs', '3', '--report-every', '1', '--lr', '1e30', '--clip', '1e30', '--out', 'models/d'], { cwd, encoding: 'utf8' });
+    const bad = cli(['train', ...ARGS, '--epochs', '3', '--report-every', '1', '--lr', '1e30', '--clip', '1e30', '--out', 'models/d']);
     expect(bad.status).toBe(1);
     expect(bad.stderr.trim()).toMatch(/^lstm-lyrics: error: training diverged: the loss became (NaN|Infinity|[\d.e+]+) in epoch 1; try a smaller --lr or --clip$/);
     expect(fs.readFileSync(path.join(cwd, 'models/d/weights.bin')).equals(before)).toBe(true);
@@ -77,30 +81,28 @@ describe('a diverging run', () => {
 describe('a crash during a save', () => {
   /** Trains with every save paused after each step; kills the process once `inSave(dir)` holds. */
   async function killInsideSave(dir: string, inSave: (abs: string) => boolean): Promise<void> {
-    const env = { ...process.env, LSTM_LYRICS_TEST_SAVE_PAUSE_MS: '300' };
-    const child = spawn(process.execPath, [BIN, 'train', ...ARGS, '--hidden', '8', '--epochs', '100000', '--report-every', '1', '--pred-len', '1', '--out', dir], { cwd, env });
+    const { child, exited } = startCli(['train', ...ARGS, '--epochs', '100000', '--report-every', '1', '--pred-len', '1', '--out', dir], { cwd, nodeArgs: ['--require', PAUSE_SAVES] });
     const abs = path.join(cwd, dir);
     let firstSaveDone = false;
-    await new Promise<void>((resolve, reject) => {
-      const poll = setInterval(() => {
-        // Once the first model is complete, wait for a later save to be caught in the act.
-        firstSaveDone ||= fs.existsSync(path.join(abs, 'checkpoint.json'));
-        if (firstSaveDone && inSave(abs)) {
-          clearInterval(poll);
-          child.kill('SIGKILL');
-        }
-      }, 10);
-      const giveUp = setTimeout(() => reject(new Error('never caught a save in progress')), 90_000);
-      child.on('close', () => {
+    const poll = setInterval(() => {
+      // Once the first model is complete, wait for a later save to be caught in the act.
+      firstSaveDone ||= fs.existsSync(path.join(abs, 'checkpoint.json'));
+      if (firstSaveDone && inSave(abs)) {
         clearInterval(poll);
-        clearTimeout(giveUp);
-        resolve();
-      });
-    });
+        child.kill('SIGKILL');
+      }
+    }, 10);
+    let giveUp: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([exited, new Promise((_, reject) => (giveUp = setTimeout(() => reject(new Error('never caught a save in progress')), 90_000)))]);
+    } finally {
+      clearInterval(poll);
+      clearTimeout(giveUp);
+    }
   }
 
   const generates = (dir: string) => {
-    const gen = spawnSync(process.execPath, [BIN, 'generate', '--prefix', '分开', '--length', '3', '--model', dir, '--backend', 'wasm'], { cwd, encoding: 'utf8' });
+    const gen = cli(['generate', '--prefix', '分开', '--length', '3', '--model', dir, '--backend', 'wasm']);
     expect(gen.stderr).not.toMatch(/lstm-lyrics:/);
     expect(gen.status).toBe(0);
   };
@@ -123,19 +125,11 @@ describe('a crash during a save', () => {
   it('SIGKILL at random moments of a run that saves every epoch always leaves a loadable model', async () => {
     const dir = 'models/crash';
     for (let attempt = 0; attempt < 4; attempt++) {
-      const child = spawn(process.execPath, [BIN, 'train', ...ARGS, '--hidden', '8', '--epochs', '100000', '--report-every', '1', '--pred-len', '1', '--out', dir], { cwd });
-      await new Promise<void>((resolve) => {
-        let out = '';
-        child.stdout.on('data', (d) => {
-          out += d;
-          // After the first save, kill at a random moment: with a save per epoch, many land mid-save.
-          if (/^epoch 1,/m.test(out) && !child.killed) setTimeout(() => child.kill('SIGKILL'), 50 + Math.random() * 400);
-        });
-        child.on('close', () => resolve());
-      });
-      const gen = spawnSync(process.execPath, [BIN, 'generate', '--prefix', '分开', '--length', '3', '--model', dir, '--backend', 'wasm'], { cwd, encoding: 'utf8' });
-      expect(gen.stderr).not.toMatch(/lstm-lyrics:/);
-      expect(gen.status).toBe(0);
+      const run = startCli(['train', ...ARGS, '--epochs', '100000', '--report-every', '1', '--pred-len', '1', '--out', dir], { cwd });
+      // After the first save, kill at a random moment: with a save per epoch, many land mid-save.
+      if (await run.printed(/^epoch 1,/m)) setTimeout(() => run.child.kill('SIGKILL'), 50 + Math.random() * 400);
+      await run.exited;
+      generates(dir);
     }
   });
 });

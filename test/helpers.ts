@@ -1,14 +1,17 @@
-/** Shared test fixtures: temp dirs, tiny corpora, and the backend the suite runs on. */
+/**
+ * Shared test fixtures: temp dirs, tiny corpora and training flags, the backend the suite runs on,
+ * the CLI run in this process or spawned, directory snapshots, and seeded random numbers.
+ *
+ * The CLI's modules and TensorFlow.js load on first use, so a test file that needs neither (the
+ * terminal's, the kernels') does not pay for them by importing this one.
+ */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams, type SpawnSyncReturns } from 'child_process';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import AdmZip from 'adm-zip';
-import * as tf from '@tensorflow/tfjs';
-import chalk from 'chalk';
-import { setAccel } from '../src/accel';
-import { selectBackend } from '../src/backend/select';
-import { main, type Io } from '../src/cli/main';
-import { noProgress } from '../src/ui/progress';
+import type { Io } from '../src/cli/main';
 
 const tempDirs: string[] = [];
 
@@ -37,16 +40,58 @@ export function writeZip(dir: string, name: string, entries: Record<string, stri
   return file;
 }
 
+/**
+ * Every file under `dir` with the hash of its contents, and every directory (as `name/`), keyed by
+ * the path relative to `dir`: equal snapshots before and after a command prove it changed nothing.
+ */
+export function snapshot(dir: string): Record<string, string> {
+  const found: Record<string, string> = {};
+  const walk = (at: string) => {
+    for (const e of fs.readdirSync(at, { withFileTypes: true })) {
+      const p = path.join(at, e.name);
+      if (e.isDirectory()) {
+        found[path.relative(dir, p) + '/'] = 'dir';
+        walk(p);
+      } else found[path.relative(dir, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+    }
+  };
+  walk(dir);
+  return found;
+}
+
 /** A short repetitive lyric: learnable in a few epochs, so perplexity must fall fast. */
 export const REPETITIVE_LYRIC = '不分开 我们一起唱歌 分开了 就不要再说爱 '.repeat(40);
 
+/**
+ * Training flags for a run that does every step (batches, report, save) in as little time as
+ * possible: for tests of what happens around training, not of what it learns. Add --corpus and
+ * --out; a flag given again later wins, so put TINY first (`...TINY, '--epochs', '3'`).
+ */
+export const TINY = ['--hidden', '8', '--batch-size', '4', '--num-steps', '8', '--epochs', '1', '--max-chars', '200', '--pred-len', '2', '--backend', 'wasm'];
+
+/**
+ * `n` deterministic floats spread over [lo, hi) (a linear congruential generator from `seed`), so
+ * that results do not depend on the run.
+ */
+export function randomFloats(n: number, seed: number, lo = -1, hi = 1): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return lo + ((hi - lo) * s) / 2 ** 32;
+  });
+}
+
 /** The suite runs on wasm, the backend users get on machines without native TensorFlow, with the speed-ups on. */
 export async function useWasm(): Promise<void> {
+  const tf = await import('@tensorflow/tfjs');
+  const { selectBackend } = await import('../src/backend/select');
+  const { setAccel } = await import('../src/accel');
   if (tf.getBackend() !== 'wasm') await selectBackend('wasm');
   setAccel({ setting: 'on' });
 }
 
 export async function onBackend<T>(name: 'cpu' | 'wasm', fn: () => T | Promise<T>): Promise<T> {
+  const tf = await import('@tensorflow/tfjs');
   const before = tf.getBackend();
   await tf.setBackend(name);
   try {
@@ -59,9 +104,12 @@ export async function onBackend<T>(name: 'cpu' | 'wasm', fn: () => T | Promise<T
 /**
  * Runs the CLI in this process, as `lstm-lyrics ARGV` would in `cwd`, capturing what it prints:
  * for argument errors and results, where a real process adds nothing. (Signals, the real exit
- * status and the stdout/stderr split are tested with spawned processes.)
+ * status and the stdout/stderr split are tested with spawned processes: spawnCli, startCli.)
  */
 export async function runCli(argv: readonly string[], cwd?: string): Promise<{ code: number; out: string[]; err: string[] }> {
+  const { main } = await import('../src/cli/main');
+  const { noProgress } = await import('../src/ui/progress');
+  const { default: chalk } = await import('chalk');
   const out: string[] = [];
   const err: string[] = [];
   const io: Io = {
@@ -78,4 +126,67 @@ export async function runCli(argv: readonly string[], cwd?: string): Promise<{ c
   } finally {
     process.chdir(before);
   }
+}
+
+/** The CLI as users run it (needs the build: `npm test` builds first). */
+export const CLI = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
+
+export interface SpawnOptions {
+  readonly cwd?: string;
+  /** Added to this process' environment, in which NO_COLOR is set (FORCE_COLOR overrides it). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Options for node before the CLI's path, e.g. `['--require', file]` to set a seam first. */
+  readonly nodeArgs?: readonly string[];
+}
+
+const spawnArgs = (args: readonly string[], options: SpawnOptions) => ({
+  argv: [...(options.nodeArgs ?? []), CLI, ...args],
+  env: { ...process.env, NO_COLOR: '1', ...options.env },
+});
+
+/**
+ * Runs `lstm-lyrics ARGS` as a separate process and waits for it. After `timeout` ms (default
+ * 100 s, under jest's limit) it is killed with SIGKILL: a command that hangs fails its test
+ * instead of hanging the suite.
+ */
+export function spawnCli(args: readonly string[], options: SpawnOptions & { readonly timeout?: number } = {}): SpawnSyncReturns<string> {
+  const { argv, env } = spawnArgs(args, options);
+  return spawnSync(process.execPath, argv, { cwd: options.cwd, env, encoding: 'utf8', timeout: options.timeout ?? 100_000, killSignal: 'SIGKILL' });
+}
+
+export interface CliProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  /** Resolves true once what it printed on stdout matches `pattern`; false if it ends first. */
+  printed(pattern: RegExp): Promise<boolean>;
+  /** Resolves once it has ended: its exit code (null when a signal ended it) and all it printed. */
+  readonly exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** Starts `lstm-lyrics ARGS` as a separate process, for a test that signals or kills it. */
+export function startCli(args: readonly string[], options: SpawnOptions = {}): CliProcess {
+  const { argv, env } = spawnArgs(args, options);
+  const child = spawn(process.execPath, argv, { cwd: options.cwd, env });
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  let stdout = '';
+  let stderr = '';
+  let ended = false;
+  let waiting: { pattern: RegExp; settle: (matched: boolean) => void }[] = [];
+  child.stdout.on('data', (d: string) => {
+    stdout += d;
+    const matched = waiting.filter((w) => w.pattern.test(stdout));
+    waiting = waiting.filter((w) => !matched.includes(w));
+    for (const w of matched) w.settle(true);
+  });
+  child.stderr.on('data', (d: string) => (stderr += d));
+  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => {
+      ended = true;
+      for (const w of waiting.splice(0)) w.settle(false);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  const printed = (pattern: RegExp) =>
+    pattern.test(stdout) ? Promise.resolve(true) : ended ? Promise.resolve(false) : new Promise<boolean>((settle) => waiting.push({ pattern, settle }));
+  return { child, printed, exited };
 }

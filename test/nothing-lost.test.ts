@@ -2,42 +2,28 @@
  * Nothing lost, nothing hung: every path the CLI writes is checked before the long work, nothing
  * that is not the CLI's own is replaced, a failed save leaves no partial files and says what is
  * unchanged, one run at a time per model directory, memory bounded by the settings. Spawns the
- * real CLI, as a user (or a CI job) runs it.
+ * real CLI, as a user (or a CI job) runs it; the full disk is a seam of the save (setSaveSeams),
+ * so those runs are in this process.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'child_process';
-import { createHash } from 'crypto';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as path from 'path';
 import AdmZip from 'adm-zip';
 import { MAX_TEXT_BYTES } from '../src/node/corpus-file';
-import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
+import { setSaveSeams } from '../src/node/model-dir';
+import { REPETITIVE_LYRIC, TINY, runCli, snapshot as snapshotOf, spawnCli, startCli, tempDir, useWasm, writeFile } from './helpers';
 
-const BIN = path.resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
 const cwd = tempDir();
-const TINY = ['--corpus', 'song.txt', '--hidden', '16', '--batch-size', '4', '--num-steps', '8', '--epochs', '1', '--pred-len', '2', '--backend', 'wasm'];
-const run = (args: string[], env: Record<string, string> = {}) =>
-  // SIGKILL after a minute: a command that hangs (as serve --export on /proc once did, ignoring
-  // SIGTERM) fails its test instead of hanging the suite.
-  spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 60_000, killSignal: 'SIGKILL' });
-const train = (...args: string[]) => ['train', ...TINY, ...args];
+const TRAIN = ['--corpus', 'song.txt', ...TINY];
+// SIGKILL after a minute: a command that hangs (as serve --export on /proc once did, ignoring
+// SIGTERM) fails its test instead of hanging the suite.
+const run = (args: string[]) => spawnCli(args, { cwd, timeout: 60_000 });
+const train = (...args: string[]) => ['train', ...TRAIN, ...args];
 
 /** Every file under the test's directory with its hash (and every directory): what must not change. */
-function snapshot(): Record<string, string> {
-  const found: Record<string, string> = {};
-  const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) {
-        found[path.relative(cwd, p) + '/'] = 'dir';
-        walk(p);
-      } else found[path.relative(cwd, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(cwd);
-  return found;
-}
+const snapshot = () => snapshotOf(cwd);
 
 /** Exit code, and stderr as exactly one `lstm-lyrics: ...` line matching `pattern`. */
 function expectOneLine(r: { status: number | null; stderr: string }, status: number, pattern: RegExp): void {
@@ -69,9 +55,9 @@ describe('paths checked before any training: exit 2, one line on stderr, every f
     ['train --out under a file', train('--out', 'notes.txt/model'), /--out notes.txt\/model cannot be written: .*notes.txt is a file/],
     ['train --metrics naming a directory', train('--out', 'models/m', '--metrics', 'a-directory'), /--metrics a-directory is a directory, not a file$/],
     ['train --metrics in a place that cannot be written', train('--out', 'models/m', '--metrics', '/proc/lstm-test.jsonl'), /--metrics \/proc\/lstm-test.jsonl cannot be written/],
-    ['compare --out naming a file', ['compare', ...TINY, '--out', 'notes.txt'], /--out notes.txt is a file, not a directory$/],
-    ['compare --out whose model directory would replace other things', ['compare', ...TINY, '--out', 'cmp'], /--out cmp\/scratch is a directory that holds no model/],
-    ['compare --out in a place that cannot be written', ['compare', ...TINY, '--out', '/proc/lstm-test'], /--out \/proc\/lstm-test cannot be written/],
+    ['compare --out naming a file', ['compare', ...TRAIN, '--out', 'notes.txt'], /--out notes.txt is a file, not a directory$/],
+    ['compare --out whose model directory would replace other things', ['compare', ...TRAIN, '--out', 'cmp'], /--out cmp\/scratch is a directory that holds no model/],
+    ['compare --out in a place that cannot be written', ['compare', ...TRAIN, '--out', '/proc/lstm-test'], /--out \/proc\/lstm-test cannot be written/],
     ['corpus fetch --dir naming a file', ['corpus', 'fetch', 'jaychou', '--dir', 'notes.txt', '--url', 'http://127.0.0.1:9/x'], /--dir notes.txt is a file, not a directory$/],
     ['corpus fetch --dir in a place that cannot be written', ['corpus', 'fetch', 'jaychou', '--dir', '/proc/lstm-test', '--url', 'http://127.0.0.1:9/x'], /--dir \/proc\/lstm-test cannot be written/],
     ['serve --export naming a file', ['serve', '--export', 'notes.txt'], /--export notes.txt is a file, not a directory$/],
@@ -120,19 +106,40 @@ describe('memory bounded by the settings, not by the input', () => {
 });
 
 describe('a failed save (disk full): exit 1, one line naming what failed and what is unchanged, no partial files', () => {
-  const FULL_AFTER_ONE_FILE = { LSTM_LYRICS_TEST_FAIL_WRITE_AFTER: '1' };
+  beforeAll(useWasm);
 
-  it('with a previous model: that model is byte-identical afterwards', () => {
-    expect(run(train('--out', 'models/full')).status).toBe(0);
+  /**
+   * Runs the CLI in this process with every model file written after the first `files` failing
+   * half-way with ENOSPC, as on a full disk; stderr as a process would print it.
+   */
+  async function withDiskFullAfter(files: number, args: string[]): Promise<{ status: number; stderr: string }> {
+    let written = 0;
+    const restore = setSaveSeams({
+      write(fd, bytes) {
+        if (written++ < files) return void fs.writeSync(fd, bytes);
+        fs.writeSync(fd, bytes.subarray(0, bytes.length >> 1));
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      },
+    });
+    try {
+      const r = await runCli(args, cwd);
+      return { status: r.code, stderr: r.err.map((l) => l + '\n').join('') };
+    } finally {
+      restore();
+    }
+  }
+
+  it('with a previous model: that model is byte-identical afterwards', async () => {
+    expect((await runCli(train('--out', 'models/full'), cwd)).code).toBe(0);
     const before = snapshot();
-    const r = run(train('--out', 'models/full', '--seed', '7'), FULL_AFTER_ONE_FILE);
+    const r = await withDiskFullAfter(1, train('--out', 'models/full', '--seed', '7'));
     expectOneLine(r, 1, /^lstm-lyrics: error: cannot save the model to models\/full: ENOSPC: no space left on device, write \(models\/full.tmp\/\S+\); the previous model in models\/full is unchanged$/);
     expect(snapshot()).toEqual(before);
   });
 
-  it('without one: nothing is left behind', () => {
+  it('without one: nothing is left behind', async () => {
     const before = snapshot();
-    const r = run(train('--out', 'models/new/first', '--metrics', 'first.jsonl'), { LSTM_LYRICS_TEST_FAIL_WRITE_AFTER: '0' });
+    const r = await withDiskFullAfter(0, train('--out', 'models/new/first', '--metrics', 'first.jsonl'));
     expectOneLine(r, 1, /cannot save the model to models\/new\/first: ENOSPC: .*; nothing was saved$/);
     // The metrics file (its epoch line) is the one thing the run leaves: no model, no .tmp, no lock.
     expect(Object.keys(snapshot()).filter((f) => !(f in before))).toEqual(['first.jsonl']);
@@ -148,21 +155,10 @@ describe('a failed write of --metrics (a real full disk: /dev/full)', () => {
   });
 });
 
-/** Spawns a long run of train; resolves once it has started training (it holds the lock then). */
-function startLongRun(out: string): { child: ChildProcessWithoutNullStreams; started: Promise<boolean>; exited: Promise<{ code: number | null; stderr: string }> } {
-  const child = spawn(process.execPath, [BIN, 'train', ...TINY, '--epochs', '100000', '--report-every', '100000', '--out', out], { cwd });
-  let stdout = '';
-  let stderr = '';
-  const started = new Promise<boolean>((resolve) => {
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      if (/^training /m.test(stdout)) resolve(true);
-    });
-    child.on('close', () => resolve(false));
-  });
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
-  return { child, started, exited };
+/** Spawns a long run of train; `started` resolves once it has started training (it holds the lock then). */
+function startLongRun(out: string) {
+  const run = startCli(train('--epochs', '100000', '--report-every', '100000', '--out', out), { cwd });
+  return { child: run.child, started: run.printed(/^training /m), exited: run.exited };
 }
 
 describe('one run at a time per --out', () => {
@@ -201,7 +197,7 @@ describe('one run at a time per --out', () => {
     fs.mkdirSync(path.join(cwd, 'busy'), { recursive: true });
     writeFile(cwd, 'busy/builtin.lock', JSON.stringify({ pid: process.pid, startedAt: '2026-01-01T00:00:00.000Z', command: 'lstm-lyrics train' }));
     const before = snapshot();
-    const r = run(['compare', ...TINY, '--out', 'busy']);
+    const r = run(['compare', ...TRAIN, '--out', 'busy']);
     expectOneLine(r, 2, new RegExp(`--out busy/builtin is in use by another run \\(pid ${process.pid}, started 2026-01-01T00:00:00.000Z: lstm-lyrics train\\)`));
     expect(snapshot()).toEqual(before);
   });
@@ -229,17 +225,15 @@ describe('every signal ends the process within seconds', () => {
     const { port } = server.address() as AddressInfo;
     try {
       const before = snapshot();
-      const child = spawn(process.execPath, [BIN, 'corpus', 'fetch', 'jaychou', '--dir', 'downloads/new', '--url', `http://127.0.0.1:${port}/x`], { cwd, env: { ...process.env, NO_COLOR: '1' } });
-      let stderr = '';
-      child.stderr.on('data', (d) => (stderr += d));
-      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      const { child, exited } = startCli(['corpus', 'fetch', 'jaychou', '--dir', 'downloads/new', '--url', `http://127.0.0.1:${port}/x`], { cwd });
       // Wait until the partial file exists, then stop it.
       const part = () => fs.existsSync(path.join(cwd, 'downloads/new')) && fs.readdirSync(path.join(cwd, 'downloads/new')).some((f) => f.endsWith('.part'));
       for (let i = 0; i < 200 && !part(); i++) await new Promise((r) => setTimeout(r, 50));
       expect(part()).toBe(true);
       const signalled = Date.now();
       child.kill('SIGTERM');
-      expect(await exited).toBe(130);
+      const { code, stderr } = await exited;
+      expect(code).toBe(130);
       expect(Date.now() - signalled).toBeLessThan(15_000); // STOP_GRACE_MS is 5 s
       expect(stderr).toMatch(/lstm-lyrics: SIGTERM: did not stop within 5 s; quitting without saving/);
       expect(snapshot()).toEqual(before);

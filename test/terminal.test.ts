@@ -1,5 +1,6 @@
 import { colorLevel } from '../src/ui/colors';
 import { progressFor } from '../src/ui/progress';
+import { spawnCli } from './helpers';
 
 function fakeStream(isTTY: boolean) {
   const writes: string[] = [];
@@ -44,11 +45,10 @@ describe('colours', () => {
   });
 
   it('colour the CLI\'s error prefix only when forced on a pipe', () => {
-    const { spawnSync } = require('child_process') as typeof import('child_process');
-    const bin = require('path').resolve(__dirname, '..', 'bin', 'lstm-lyrics.js');
-    const plain = spawnSync(process.execPath, [bin, 'train', '--corpus', 'nope.txt'], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
+    const plain = spawnCli(['train', '--corpus', 'nope.txt'], { env: { FORCE_COLOR: '0' } });
     expect(plain.stderr).toBe('lstm-lyrics: corpus not found: nope.txt\n');
-    const forced = spawnSync(process.execPath, [bin, 'train', '--corpus', 'nope.txt'], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '1' } });
+    // FORCE_COLOR wins over the NO_COLOR spawnCli sets.
+    const forced = spawnCli(['train', '--corpus', 'nope.txt'], { env: { FORCE_COLOR: '1' } });
     expect(forced.stderr).toMatch(/^\x1b\[31m\x1b\[1mlstm-lyrics:/);
   });
 });

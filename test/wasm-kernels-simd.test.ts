@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { onBackend, useWasm } from './helpers';
+import { onBackend, randomFloats, useWasm } from './helpers';
 import { ADAM_UPDATE_KERNEL } from '../src/accel/adam';
 import { ACTIVATION_GRAD_KERNEL, simdKernels, type SimdExports } from '../src/accel/wasm-kernels-simd';
 import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from '../src/accel/wasm-simd-binary';
@@ -35,13 +35,7 @@ function ulps(a: number, b: number): number {
 }
 
 /** n floats spread over [lo, hi], deterministic. */
-function spread(n: number, lo: number, hi: number): Float32Array {
-  let s = 12345;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return lo + ((hi - lo) * s) / 2 ** 32;
-  });
-}
+const spread = (n: number, lo: number, hi: number): Float32Array => Float32Array.from(randomFloats(n, 12345, lo, hi));
 
 const SPECIALS = [NaN, Infinity, -Infinity, 0, -0, 1e-30, -1e-30, 0.625, -0.625, 0.6249, 88.7, 88.73, 89, 200, -87.5, -100, -103, -104, -200];
 

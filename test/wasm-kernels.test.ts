@@ -6,17 +6,12 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { setAccel } from '../src/accel';
+import { randomFloats } from './helpers';
 
 type Backend = 'wasm' | 'cpu';
 
 /** Deterministic values in [-1, 1): results must not depend on the run. */
-function values(n: number, seed: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  });
-}
+const values = (n: number, seed: number): number[] => randomFloats(n, seed);
 
 const size = (shape: number[]): number => shape.reduce((p, d) => p * d, 1);
 

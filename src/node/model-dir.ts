@@ -68,12 +68,12 @@ export function writeModelDir(dir: string, files: ModelFiles): void {
   makeDirs(tmp);
   for (const [name, bytes] of Object.entries(files)) {
     writeDurably(path.join(tmp, name), bytes);
-    pauseForTests();
+    seams.afterStep(name);
   }
   if (fs.existsSync(dir)) {
     fs.rmSync(old, { recursive: true, force: true });
     fs.renameSync(dir, old);
-    pauseForTests();
+    seams.afterStep('moved aside');
   }
   fs.renameSync(tmp, dir);
   fs.rmSync(old, { recursive: true, force: true });
@@ -127,8 +127,7 @@ export function latestModelDir(modelsDir: string): string | undefined {
 function writeDurably(file: string, bytes: Uint8Array): void {
   const fd = fs.openSync(file, 'w');
   try {
-    failWriteForTests(fd, bytes);
-    fs.writeSync(fd, bytes);
+    seams.write(fd, bytes);
     fs.fsyncSync(fd);
   } catch (err) {
     // Node's messages for write errors omit the file ("ENOSPC: no space left on device, write").
@@ -139,22 +138,32 @@ function writeDurably(file: string, bytes: Uint8Array): void {
 }
 
 /**
- * Test-only: LSTM_LYRICS_TEST_SAVE_PAUSE_MS pauses a save after each of its steps, so a test can
- * kill the process inside a save on purpose rather than by luck (test/failures.test.ts).
+ * The points of a save where a disk fails or a process dies, as seams: tests replace them to fail
+ * a write as a full disk does, or to hold a save between its steps so that a kill lands inside it.
  */
-function pauseForTests(): void {
-  const ms = Number(process.env.LSTM_LYRICS_TEST_SAVE_PAUSE_MS ?? 0);
-  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+export interface SaveSeams {
+  /** Writes one model file's bytes to its open descriptor. */
+  write(fd: number, bytes: Uint8Array): void;
+  /** Runs after each step of a save: each file written (`step` is its name), the previous model moved aside ('moved aside'). */
+  afterStep(step: string): void;
 }
 
+const REAL_SEAMS: SaveSeams = {
+  write: (fd, bytes) => void fs.writeSync(fd, bytes),
+  afterStep: () => undefined,
+};
+let seams: SaveSeams = REAL_SEAMS;
+
 /**
- * Test seam: LSTM_LYRICS_TEST_FAIL_WRITE_AFTER=N makes every model file written after the first
- * N of this process fail half-way with ENOSPC, as a full disk does. Tests only; never set it.
+ * Replaces the seams of every save this process makes from now on (the ones not given stay real),
+ * and returns the function that puts the previous ones back. For tests only: the CLI never calls
+ * it, so a shipped run always writes for real; a test sets it in-process, or in a spawned CLI with
+ * `node --require` a file that calls it (test/failures.test.ts).
  */
-let filesWritten = 0;
-function failWriteForTests(fd: number, bytes: Uint8Array): void {
-  const after = process.env.LSTM_LYRICS_TEST_FAIL_WRITE_AFTER;
-  if (after === undefined || filesWritten++ < Number(after)) return;
-  fs.writeSync(fd, bytes.subarray(0, bytes.length >> 1));
-  throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+export function setSaveSeams(replacement: Partial<SaveSeams>): () => void {
+  const before = seams;
+  seams = { ...REAL_SEAMS, ...replacement };
+  return () => {
+    seams = before;
+  };
 }
