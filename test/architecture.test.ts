@@ -1,6 +1,6 @@
 /**
  * The boundaries of the source tree, checked: the core runs anywhere (no Node), and imports only
- * flow one way, corpus -> batches -> model -> train -> format -> shells (node, backend, ui) -> cli.
+ * flow one way, corpus -> batches -> model -> train -> checkpoint format -> shells (node, backend, terminal, web) -> cli.
  * (That the core type-checks with browser globals and without Node's types is `npm run typecheck`,
  * with tsconfig.core.json, not a test.)
  */
@@ -27,16 +27,30 @@ function importsOf(file: string): string[] {
   return found.map((m) => m[1]);
 }
 
-/** Where a module sits in the flow; a file may import only from its own rank or below. */
-const CORE_ORDER = ['errors', 'config', 'random', 'bytes', 'vocab', 'batches', 'models', 'metrics', 'optimizer', 'generate', 'train', 'format', 'chart-spec'];
-function rank(file: string): number {
+/**
+ * Which folders each folder of src/ may import from, besides itself: the portable core and the
+ * speed-ups import no other folder; the shells (terminal, node, backend, the page) only what they
+ * build on, never each other, the page never the Node side; only the CLI wires them all.
+ */
+const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
+  core: [],
+  accel: [],
+  terminal: ['core'],
+  node: ['core'],
+  backend: ['core', 'accel'],
+  web: ['core', 'accel'],
+  cli: ['core', 'accel', 'backend', 'node', 'terminal'],
+};
+
+/** Inside the core, the order of the data flow: a file may import only from its own place or before. */
+const CORE_ORDER = ['errors', 'numbers', 'config', 'random', 'bytes', 'vocab', 'batches', 'models', 'metrics', 'optimizer', 'generate', 'train', 'checkpoint-format', 'chart-spec'];
+
+/** The folder of src/ a file is in, and (in the core) its place in the flow. */
+function placeOf(file: string): { folder: string; order: number } {
   const rel = path.relative(SRC, file).replace(/\\/g, '/').replace(/\.ts$/, '');
-  const [top, second] = rel.split('/');
-  if (top === 'core') return CORE_ORDER.indexOf(second === 'models' ? 'models' : second);
-  if (top === 'node' || top === 'backend' || top === 'ui') return 100;
-  if (top === 'cli') return 200;
-  if (top === 'web') return 200;
-  throw new Error(`${rel}: a file outside the known folders`);
+  const [folder, second] = rel.split('/');
+  if (!(folder in MAY_IMPORT)) throw new Error(`${rel}: a file outside the known folders`);
+  return { folder, order: folder === 'core' ? CORE_ORDER.indexOf(second) : 0 };
 }
 
 const files = sourceFiles(SRC);
@@ -45,7 +59,7 @@ const coreFiles = files.filter((f) => f.startsWith(path.join(SRC, 'core') + path
 describe('the portable core (src/core)', () => {
   it('has the model, sampler, vocabulary, loop, text sampler, metrics and file format in it', () => {
     const names = coreFiles.map((f) => path.relative(SRC, f).replace(/\\/g, '/'));
-    for (const expected of ['core/models/scratch.ts', 'core/models/builtin.ts', 'core/batches.ts', 'core/vocab.ts', 'core/train.ts', 'core/generate.ts', 'core/metrics.ts', 'core/format.ts']) {
+    for (const expected of ['core/models/scratch.ts', 'core/models/builtin.ts', 'core/batches.ts', 'core/vocab.ts', 'core/train.ts', 'core/generate.ts', 'core/metrics.ts', 'core/checkpoint-format.ts']) {
       expect(names).toContain(expected);
     }
   });
@@ -62,15 +76,31 @@ describe('the portable core (src/core)', () => {
 });
 
 describe('imports flow one way', () => {
-  it.each(files.map((f) => [path.relative(SRC, f), f]))('%s imports nothing later in the flow', (_name, file) => {
-    const own = rank(file);
-    expect(own).toBeGreaterThanOrEqual(0);
+  it('every folder of src/ has its place', () => {
+    expect(fs.readdirSync(SRC).filter((f) => fs.statSync(path.join(SRC, f)).isDirectory()).sort()).toEqual(Object.keys(MAY_IMPORT).sort());
+  });
+
+  it.each(files.map((f) => [path.relative(SRC, f), f]))('%s imports only from where it may', (_name, file) => {
+    const own = placeOf(file);
+    expect(own.order).toBeGreaterThanOrEqual(0);
     for (const spec of importsOf(file).filter((s) => s.startsWith('.') && !s.endsWith('.json'))) {
       const target = path.resolve(path.dirname(file), spec);
       const candidates = [`${target}.ts`, path.join(target, 'index.ts')];
       const resolved = candidates.find((c) => fs.existsSync(c));
       expect(resolved).toBeDefined();
-      if (rank(resolved!) > own) throw new Error(`${path.relative(SRC, file)} imports ${spec}, which comes later in the flow`);
+      const theirs = placeOf(resolved!);
+      const where = `${path.relative(SRC, file)} imports ${spec}`;
+      if (theirs.folder !== own.folder && !MAY_IMPORT[own.folder].includes(theirs.folder)) throw new Error(`${where}: ${own.folder}/ may not import ${theirs.folder}/`);
+      if (theirs.folder === own.folder && theirs.order > own.order) throw new Error(`${where}, which comes later in the flow`);
     }
+  });
+});
+
+describe('the speed-ups (src/accel)', () => {
+  const accelFiles = files.filter((f) => f.startsWith(path.join(SRC, 'accel') + path.sep));
+  it.each(accelFiles.map((f) => [path.relative(SRC, f), f]))('%s imports only TF.js (and, for threads, Node)', (_name, file) => {
+    const allowed = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'];
+    if (path.basename(file) === 'wasm-threads.ts') allowed.push('os', 'path', 'worker_threads');
+    for (const spec of importsOf(file).filter((s) => !s.startsWith('.'))) expect(allowed).toContain(spec);
   });
 });

@@ -6,7 +6,7 @@ import { scaleNotes, scaleTable } from '../src/cli/bench/scale';
 import { handler, type BenchArgs } from '../src/cli/commands/bench';
 import { DEFAULT_REFERENCE_SCRIPT, parseResultLine, referenceEnv, referenceProblem } from '../src/node/pytorch-reference';
 import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
-import { formatTable } from '../src/ui/table';
+import { formatTable } from '../src/terminal/table';
 import { median } from '../src/core/metrics';
 
 describe('bench helpers', () => {

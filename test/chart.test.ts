@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { perplexitySpec, type PerplexitySeries } from '../src/core/chart-spec';
-import { perplexityChartSvg, writePerplexityChart } from '../src/ui/chart';
+import { perplexityChartSvg, writePerplexityChart } from '../src/terminal/chart';
 import { tempDir } from './helpers';
 
 /** Tiny metrics, no training: the chart is about drawing, not learning. */

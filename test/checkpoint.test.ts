@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { CHECKPOINT_FILE } from '../src/core/format';
+import { CHECKPOINT_FILE } from '../src/core/checkpoint-format';
 import { latestModelDir, loadCheckpoint, saveCheckpoint, setSaveSeams } from '../src/node/model-dir';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS } from '../src/core/config';
 import { loadCorpus } from '../src/node/corpus-file';

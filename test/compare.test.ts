@@ -4,7 +4,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { saveCheckpoint } from '../src/node/model-dir';
 import { comparisonTable, withImpl, type CompareEntry } from '../src/cli/commands/compare';
-import { displayWidth } from '../src/ui/table';
+import { displayWidth } from '../src/terminal/table';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl } from '../src/core/config';
 import { loadCorpus } from '../src/node/corpus-file';
 import { createModel, parameterCount } from '../src/core/models';

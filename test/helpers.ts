@@ -108,7 +108,7 @@ export async function onBackend<T>(name: 'cpu' | 'wasm', fn: () => T | Promise<T
  */
 export async function runCli(argv: readonly string[], cwd?: string): Promise<{ code: number; out: string[]; err: string[] }> {
   const { main } = await import('../src/cli/main');
-  const { noProgress } = await import('../src/ui/progress');
+  const { noProgress } = await import('../src/terminal/progress');
   const { default: chalk } = await import('chalk');
   const out: string[] = [];
   const err: string[] = [];

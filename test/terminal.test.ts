@@ -1,5 +1,5 @@
-import { colorLevel } from '../src/ui/colors';
-import { progressFor } from '../src/ui/progress';
+import { colorLevel } from '../src/terminal/colors';
+import { progressFor } from '../src/terminal/progress';
 import { spawnCli } from './helpers';
 
 function fakeStream(isTTY: boolean) {

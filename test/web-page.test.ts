@@ -16,8 +16,8 @@ import AdmZip from 'adm-zip';
 import type { Browser, Page } from 'playwright-core';
 import { main, type Io } from '../src/cli/main';
 import { contentTypeOf } from '../src/node/page-server';
-import { colorsFor } from '../src/ui/colors';
-import { noProgress } from '../src/ui/progress';
+import { colorsFor } from '../src/terminal/colors';
+import { noProgress } from '../src/terminal/progress';
 import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..');

@@ -12,8 +12,8 @@ import AdmZip from 'adm-zip';
 import { main, type Io } from '../src/cli/main';
 import { listModels, type ReadableModel } from '../src/node/model-listing';
 import { closeServer, createPageServer, resolveRequest, CONTENT_SECURITY_POLICY } from '../src/node/page-server';
-import { colorsFor } from '../src/ui/colors';
-import { noProgress } from '../src/ui/progress';
+import { colorsFor } from '../src/terminal/colors';
+import { noProgress } from '../src/terminal/progress';
 import { crc32, zipFiles } from '../src/web/zip';
 import { tempDir, writeFile, REPETITIVE_LYRIC } from './helpers';
 

@@ -6,8 +6,8 @@
 import type chalk from 'chalk';
 import yargs from 'yargs';
 import { EXIT, UsageError, exitCodeOf, firstLine } from '../core/errors';
-import { colorsFor } from '../ui/colors';
-import { progressFor, type Progress } from '../ui/progress';
+import { colorsFor } from '../terminal/colors';
+import { progressFor, type Progress } from '../terminal/progress';
 import * as bench from './commands/bench';
 import * as compare from './commands/compare';
 import * as corpus from './commands/corpus';

@@ -14,7 +14,7 @@ import AdmZip from 'adm-zip';
 import { utf8Text } from '../core/bytes';
 import { firstLine, UsageError } from '../core/errors';
 import { corpusFromText, type Corpus } from '../core/vocab';
-import { count } from '../ui/table';
+import { count } from '../core/numbers';
 
 export interface CorpusOptions {
   /** Which .txt entry of a zip; required when it holds several. */

@@ -13,7 +13,7 @@ import * as path from 'path';
 import { Transform } from 'stream';
 import { pipeline } from 'stream/promises';
 import { firstLine, UsageError } from '../core/errors';
-import { count } from '../ui/table';
+import { count } from '../core/numbers';
 import { makeDirs, removeEmptyDirs } from './out-path';
 
 /** What the downloaded file must be. */

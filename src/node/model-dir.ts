@@ -19,7 +19,7 @@ import {
   type CheckpointInfo,
   type CheckpointMeta,
   type TrainingState,
-} from '../core/format';
+} from '../core/checkpoint-format';
 import type { LanguageModel, ModelFiles } from '../core/models';
 import type { Vocabulary } from '../core/vocab';
 import { makeDirs, removeEmptyDirs } from './out-path';

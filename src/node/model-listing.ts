@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { firstLine } from '../core/errors';
-import { CHECKPOINT_FILE, filesOf, type CheckpointMeta } from '../core/format';
+import { CHECKPOINT_FILE, filesOf, type CheckpointMeta } from '../core/checkpoint-format';
 import { readCheckpointMeta } from './model-dir';
 import { isFile, isSafeName } from './site-layout';
 

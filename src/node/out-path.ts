@@ -9,7 +9,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { firstLine, UsageError } from '../core/errors';
-import { CHECKPOINT_FILE } from '../core/format';
+import { CHECKPOINT_FILE } from '../core/checkpoint-format';
 
 /**
  * A directory path without trailing separators: `models/x/` (as shells complete it) would put

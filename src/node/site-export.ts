@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { UsageError } from '../core/errors';
-import { CHECKPOINT_FILE, filesOf } from '../core/format';
+import { CHECKPOINT_FILE, filesOf } from '../core/checkpoint-format';
 import { fileOfModel, listModels, modelFolder, MODEL_LIST_FILE, type ReadableModel } from './model-listing';
 import { makeDirs } from './out-path';
 import { CORPUS_DIR, isFile, PAGE_CORPUS, WEB_DIR, type ServerOptions } from './site-layout';

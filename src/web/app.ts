@@ -15,7 +15,7 @@ import {
   modelOfCheckpoint,
   parseCheckpointMeta,
   type CheckpointInfo,
-} from '../core/format';
+} from '../core/checkpoint-format';
 import { generateTextStreaming } from '../core/generate';
 import type { EpochMetrics, Report } from '../core/metrics';
 import { createModel, type LanguageModel } from '../core/models';

@@ -19,7 +19,8 @@ import { train } from '../../core/train';
 import { unknownChars, type Corpus } from '../../core/vocab';
 import { loadCorpus } from '../../node/corpus-file';
 import { OPENBLAS_VARS_UNSET, referenceProblem, runReference, type ReferenceResult } from '../../node/pytorch-reference';
-import { count, formatTable } from '../../ui/table';
+import { count } from '../../core/numbers';
+import { formatTable } from '../../terminal/table';
 import type { Logger } from '../logger';
 import { startBackend, type BackendArgs } from '../options';
 

@@ -9,7 +9,8 @@
  */
 import { resolveThreads } from '../../backend/threads';
 import type { Impl } from '../../core/config';
-import { count, formatTable } from '../../ui/table';
+import { count } from '../../core/numbers';
+import { formatTable } from '../../terminal/table';
 import type { Logger } from '../logger';
 import { threadsOf, type BackendArgs } from '../options';
 import { benchInChild, type BenchResult, type ImplResult } from './rounds';

@@ -13,7 +13,7 @@ import type { Argv } from 'yargs';
 import { IMPLS } from '../../core/config';
 import { UsageError } from '../../core/errors';
 import { DEFAULT_REFERENCE_SCRIPT } from '../../node/pytorch-reference';
-import { count } from '../../ui/table';
+import { count } from '../../core/numbers';
 import { benchRounds, type BenchResult } from '../bench/rounds';
 import { benchScale, SCALE_CHARS, SCALE_HIDDEN } from '../bench/scale';
 import type { Logger } from '../logger';

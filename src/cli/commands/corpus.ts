@@ -12,7 +12,8 @@ import { UsageError } from '../../core/errors';
 import { DEFAULT_TIMEOUT_MS, downloadVerified, fileDigest, type ExpectedFile } from '../../node/fetch';
 import { checkOutDir, checkOutFile } from '../../node/out-path';
 import type { Logger } from '../logger';
-import { count, formatTable } from '../../ui/table';
+import { count } from '../../core/numbers';
+import { formatTable } from '../../terminal/table';
 import { positiveNumber, wholeNumber, type ArgsOf } from '../options';
 
 export const command = 'corpus <action> <target>';

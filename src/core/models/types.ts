@@ -31,7 +31,7 @@ export interface LanguageModel {
    * each step a few kernels. Same numbers as forward() on a one-step sequence.
    */
   stepper(): CharStepper;
-  /** The weights in this model's file format (see checkpoint.ts for the layout on disk). */
+  /** The weights in this model's file format (see checkpoint-format.ts for the layout on disk). */
   toFiles(): Promise<ModelFiles>;
   dispose(): void;
 }

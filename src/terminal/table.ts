@@ -1,9 +1,4 @@
-/** Plain-text tables and numbers for the terminal (compare's side-by-side table, bench's results). */
-
-/** 12345 -> "12,345" (rounded to a whole number). */
-export function count(n: number): string {
-  return Math.round(n).toLocaleString('en');
-}
+/** Plain-text tables for the terminal (compare's side-by-side table, bench's results). */
 
 /** Columns a string takes in a terminal: CJK and full-width characters take two. */
 export function displayWidth(text: string): number {
