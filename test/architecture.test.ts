@@ -4,8 +4,8 @@
  * (That the core type-checks with browser globals and without Node's types is `npm run typecheck`,
  * with tsconfig.core.json, not a test.)
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 const SRC = path.resolve(__dirname, '..', 'src');
 
@@ -43,7 +43,22 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** Inside the core, the order of the data flow: a file may import only from its own place or before. */
-const CORE_ORDER = ['errors', 'numbers', 'config', 'random', 'bytes', 'vocab', 'batches', 'models', 'metrics', 'optimizer', 'generate', 'train', 'checkpoint-format', 'chart-spec'];
+const CORE_ORDER = [
+  'errors',
+  'numbers',
+  'config',
+  'random',
+  'bytes',
+  'vocab',
+  'batches',
+  'models',
+  'metrics',
+  'optimizer',
+  'generate',
+  'train',
+  'checkpoint-format',
+  'chart-spec',
+];
 
 /** The folder of src/ a file is in, and (in the core) its place in the flow. */
 function placeOf(file: string): { folder: string; order: number } {
@@ -59,25 +74,42 @@ const coreFiles = files.filter((f) => f.startsWith(path.join(SRC, 'core') + path
 describe('the portable core (src/core)', () => {
   it('has the model, sampler, vocabulary, loop, text sampler, metrics and file format in it', () => {
     const names = coreFiles.map((f) => path.relative(SRC, f).replace(/\\/g, '/'));
-    for (const expected of ['core/models/scratch.ts', 'core/models/builtin.ts', 'core/batches.ts', 'core/vocab.ts', 'core/train.ts', 'core/generate.ts', 'core/metrics.ts', 'core/checkpoint-format.ts']) {
+    for (const expected of [
+      'core/models/scratch.ts',
+      'core/models/builtin.ts',
+      'core/batches.ts',
+      'core/vocab.ts',
+      'core/train.ts',
+      'core/generate.ts',
+      'core/metrics.ts',
+      'core/checkpoint-format.ts',
+    ]) {
       expect(names).toContain(expected);
     }
   });
 
-  it.each(coreFiles.map((f) => [path.relative(SRC, f), f]))('%s imports only @tensorflow/tfjs, vega-lite types and the core', (_name, file) => {
-    for (const spec of importsOf(file)) {
-      if (spec.startsWith('.')) {
-        expect(path.resolve(path.dirname(file), spec).startsWith(path.join(SRC, 'core'))).toBe(true);
-      } else {
-        expect(['@tensorflow/tfjs', 'vega-lite']).toContain(spec);
+  it.each(coreFiles.map((f) => [path.relative(SRC, f), f]))(
+    '%s imports only @tensorflow/tfjs, vega-lite types and the core',
+    (_name, file) => {
+      for (const spec of importsOf(file)) {
+        if (spec.startsWith('.')) {
+          expect(path.resolve(path.dirname(file), spec).startsWith(path.join(SRC, 'core'))).toBe(true);
+        } else {
+          expect(['@tensorflow/tfjs', 'vega-lite']).toContain(spec);
+        }
       }
-    }
-  });
+    },
+  );
 });
 
 describe('imports flow one way', () => {
   it('every folder of src/ has its place', () => {
-    expect(fs.readdirSync(SRC).filter((f) => fs.statSync(path.join(SRC, f)).isDirectory()).sort()).toEqual(Object.keys(MAY_IMPORT).sort());
+    expect(
+      fs
+        .readdirSync(SRC)
+        .filter((f) => fs.statSync(path.join(SRC, f)).isDirectory())
+        .sort(),
+    ).toEqual(Object.keys(MAY_IMPORT).sort());
   });
 
   it.each(files.map((f) => [path.relative(SRC, f), f]))('%s imports only from where it may', (_name, file) => {
@@ -90,7 +122,8 @@ describe('imports flow one way', () => {
       expect(resolved).toBeDefined();
       const theirs = placeOf(resolved!);
       const where = `${path.relative(SRC, file)} imports ${spec}`;
-      if (theirs.folder !== own.folder && !MAY_IMPORT[own.folder].includes(theirs.folder)) throw new Error(`${where}: ${own.folder}/ may not import ${theirs.folder}/`);
+      if (theirs.folder !== own.folder && !MAY_IMPORT[own.folder].includes(theirs.folder))
+        throw new Error(`${where}: ${own.folder}/ may not import ${theirs.folder}/`);
       if (theirs.folder === own.folder && theirs.order > own.order) throw new Error(`${where}, which comes later in the flow`);
     }
   });

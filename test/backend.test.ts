@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendLoaders } from '../src/backend/select';
 import { UsageError } from '../src/core/errors';
-import * as os from 'os';
+import * as os from 'node:os';
 import { MAX_AUTO_THREADS, idleCores, resolveThreads } from '../src/backend/threads';
 import { threadsOf } from '../src/cli/options';
 
@@ -17,6 +17,7 @@ function fakeLoaders(opts: { gpu: boolean; installed: string[]; broken?: string[
     async activate(name) {
       tried.push(`activate ${name}`);
       if (opts.broken?.includes(name)) throw new Error(`${name} exploded`);
+      return undefined;
     },
   };
   return { loaders, tried };
@@ -41,11 +42,17 @@ describe('selectBackend (decision logic, injected loaders)', () => {
   it('falls back to tfjs-node when tfjs-node-gpu is not installed', async () => {
     const { loaders } = fakeLoaders({ gpu: true, installed: ['@tensorflow/tfjs-node'] });
     const choice = await selectBackend('auto', {}, loaders);
-    expect(choice.description).toBe('backend: tensorflow (native CPU, @tensorflow/tfjs-node) (skipped: @tensorflow/tfjs-node-gpu: not installed)');
+    expect(choice.description).toBe(
+      'backend: tensorflow (native CPU, @tensorflow/tfjs-node) (skipped: @tensorflow/tfjs-node-gpu: not installed)',
+    );
   });
 
   it('does not load the second native package once the first loaded but failed to start', async () => {
-    const { loaders, tried } = fakeLoaders({ gpu: true, installed: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'], broken: ['tensorflow'] });
+    const { loaders, tried } = fakeLoaders({
+      gpu: true,
+      installed: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
+      broken: ['tensorflow'],
+    });
     const choice = await selectBackend('auto', {}, loaders);
     expect(choice.name).toBe('wasm');
     expect(tried).not.toContain('load @tensorflow/tfjs-node');
@@ -55,7 +62,9 @@ describe('selectBackend (decision logic, injected loaders)', () => {
   it('falls back to wasm, naming every reason, when no native package is installed', async () => {
     const { loaders } = fakeLoaders({ gpu: false, installed: [] });
     const choice = await selectBackend('auto', {}, loaders);
-    expect(choice.description).toBe('backend: wasm (WebAssembly, SIMD, 1 thread) (skipped: CUDA: no NVIDIA GPU visible; @tensorflow/tfjs-node: not installed)');
+    expect(choice.description).toBe(
+      'backend: wasm (WebAssembly, SIMD, 1 thread) (skipped: CUDA: no NVIDIA GPU visible; @tensorflow/tfjs-node: not installed)',
+    );
   });
 
   it('falls back to plain JS when wasm fails too', async () => {
@@ -67,7 +76,9 @@ describe('selectBackend (decision logic, injected loaders)', () => {
 
   it('makes an explicitly requested backend that cannot start a usage error', async () => {
     await expect(selectBackend('tensorflow', {}, fakeLoaders({ gpu: false, installed: [] }).loaders)).rejects.toThrow(UsageError);
-    await expect(selectBackend('wasm', {}, fakeLoaders({ gpu: false, installed: [], broken: ['wasm'] }).loaders)).rejects.toThrow(/--backend wasm failed to start/);
+    await expect(selectBackend('wasm', {}, fakeLoaders({ gpu: false, installed: [], broken: ['wasm'] }).loaders)).rejects.toThrow(
+      /--backend wasm failed to start/,
+    );
   });
 });
 

@@ -2,8 +2,8 @@
  * Bad input of every kind: a one-line error on stderr, exit 2, and no saved model touched.
  * Runs the CLI in process (test/cli.test.ts checks that a real process exits with the same code).
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { REPETITIVE_LYRIC, TINY, runCli, snapshot as snapshotOf, tempDir, useWasm, writeFile, writeZip } from './helpers';
 
 const cwd = tempDir();
@@ -53,7 +53,11 @@ const cases: [string, string[], RegExp][] = [
   ['a corpus that is not UTF-8', train('--corpus', 'binary.txt'), /binary.txt is not UTF-8 text/],
   ['a .zip that is not a zip', train('--corpus', 'fake.zip'), /fake.zip is not a valid zip file/],
   ['a zip without a .txt entry', train('--corpus', 'no-text.zip'), /holds no .txt entry/],
-  ['a zip with several .txt entries and no --entry', train('--corpus', 'two-texts.zip'), /several .txt entries \(a.txt, b.txt\); pick one with --entry/],
+  [
+    'a zip with several .txt entries and no --entry',
+    train('--corpus', 'two-texts.zip'),
+    /several .txt entries \(a.txt, b.txt\); pick one with --entry/,
+  ],
   ['an empty corpus', train('--corpus', 'empty.txt'), /corpus is empty/],
   ['a corpus too short for batch-size x num-steps', train('--corpus', 'short.txt'), /corpus too short: 5 characters/],
   ...['epochs', 'batch-size', 'num-steps', 'hidden'].flatMap((flag): [string, string[], RegExp][] => [
@@ -71,15 +75,43 @@ const cases: [string, string[], RegExp][] = [
   ['an unknown optimizer', train('--optimizer', 'rmsprop'), /Invalid values:.*optimizer/s],
   ['an unknown sampling', train('--sampling', 'shuffled'), /Invalid values:.*sampling/s],
   ['a report prefix outside the vocabulary', train('--prefixes', '分手'), /prefix "分手" has characters not in the corpus: 手/],
-  ['a generate prefix outside the vocabulary', generate('--model', 'models/scratch', '--prefix', '分手吧'), /characters not in the model's vocabulary: "手" "吧"/],
-  ['a missing model directory', generate('--model', 'models/nowhere'), /no saved model in models\/nowhere; make one with: lstm-lyrics train/],
-  ['resuming a model of the other impl', train('--impl', 'builtin', '--resume'), /models\/scratch holds a scratch model; resume it with --impl scratch/],
-  ['a model of an incompatible version', generate('--model', 'models/future-format'), /is not a model this version can read \(format "lstm-lyrics\/9"/],
-  ['a corrupt checkpoint.json', generate('--model', 'models/corrupt-checkpoint'), /cannot read models\/corrupt-checkpoint\/checkpoint.json/],
+  [
+    'a generate prefix outside the vocabulary',
+    generate('--model', 'models/scratch', '--prefix', '分手吧'),
+    /characters not in the model's vocabulary: "手" "吧"/,
+  ],
+  [
+    'a missing model directory',
+    generate('--model', 'models/nowhere'),
+    /no saved model in models\/nowhere; make one with: lstm-lyrics train/,
+  ],
+  [
+    'resuming a model of the other impl',
+    train('--impl', 'builtin', '--resume'),
+    /models\/scratch holds a scratch model; resume it with --impl scratch/,
+  ],
+  [
+    'a model of an incompatible version',
+    generate('--model', 'models/future-format'),
+    /is not a model this version can read \(format "lstm-lyrics\/9"/,
+  ],
+  [
+    'a corrupt checkpoint.json',
+    generate('--model', 'models/corrupt-checkpoint'),
+    /cannot read models\/corrupt-checkpoint\/checkpoint.json/,
+  ],
   ['a truncated model.json', generate('--model', 'models/truncated-model-json'), /model in models\/truncated-model-json is corrupt/],
   ['a truncated builtin weights file', generate('--model', 'models/truncated-weights'), /model in models\/truncated-weights is corrupt/],
-  ['a truncated scratch weights file', generate('--model', 'models/truncated-scratch-weights'), /model in models\/truncated-scratch-weights is corrupt/],
-  ['a missing weights file', generate('--model', 'models/missing-weights'), /model in models\/missing-weights is incomplete: weights.bin is missing/],
+  [
+    'a truncated scratch weights file',
+    generate('--model', 'models/truncated-scratch-weights'),
+    /model in models\/truncated-scratch-weights is corrupt/,
+  ],
+  [
+    'a missing weights file',
+    generate('--model', 'models/missing-weights'),
+    /model in models\/missing-weights is incomplete: weights.bin is missing/,
+  ],
   ['an unknown command', ['sing'], /Unknown argument: sing/],
 ];
 

@@ -1,6 +1,6 @@
-import { spawnSync } from 'child_process';
-import * as fs from 'fs';
-import * as path from 'path';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { combineRounds, type ImplResult } from '../src/cli/bench/rounds';
 import { scaleNotes, scaleTable } from '../src/cli/bench/scale';
 import { handler, type BenchArgs } from '../src/cli/commands/bench';
@@ -10,8 +10,9 @@ import { formatTable } from '../src/terminal/table';
 import { median } from '../src/core/metrics';
 
 describe('bench helpers', () => {
-  it('parses the reference script\'s RESULT line, ignoring the lines before it', () => {
-    const out = 'epoch 40, perplexity 1.02\n - 分开 ...\nRESULT impl=scratch vocab=1027 epochs=160 median_epoch_s=0.552 total_s=92.2 final_perplexity=3.6195\n';
+  it("parses the reference script's RESULT line, ignoring the lines before it", () => {
+    const out =
+      'epoch 40, perplexity 1.02\n - 分开 ...\nRESULT impl=scratch vocab=1027 epochs=160 median_epoch_s=0.552 total_s=92.2 final_perplexity=3.6195\n';
     expect(parseResultLine(out)).toEqual({
       impl: 'scratch',
       vocab: 1027,
@@ -34,12 +35,15 @@ describe('bench helpers', () => {
   });
 
   it('aligns text left and numbers right', () => {
-    expect(formatTable([['scratch', '1.500'], ['builtin', '12.250']], ['impl', 's/epoch'])).toEqual([
-      'impl     s/epoch',
-      '-------  -------',
-      'scratch    1.500',
-      'builtin   12.250',
-    ]);
+    expect(
+      formatTable(
+        [
+          ['scratch', '1.500'],
+          ['builtin', '12.250'],
+        ],
+        ['impl', 's/epoch'],
+      ),
+    ).toEqual(['impl     s/epoch', '-------  -------', 'scratch    1.500', 'builtin   12.250']);
   });
 });
 
@@ -97,7 +101,9 @@ describe('lstm-lyrics bench (handler in process)', () => {
 
   it('says so when the interpreter lacks torch, pointing to the README section on --reference', () => {
     // `node -c 'import torch'` fails like a Python without torch.
-    expect(referenceProblem(process.execPath, __filename)).toBe(`${process.execPath} cannot import torch: PyTorch is not installed for it; see README, 'lstm-lyrics bench' (--reference, --python)`);
+    expect(referenceProblem(process.execPath, __filename)).toBe(
+      `${process.execPath} cannot import torch: PyTorch is not installed for it; see README, 'lstm-lyrics bench' (--reference, --python)`,
+    );
     // The section it names exists, and documents both flags.
     const readme = fs.readFileSync(path.resolve(__dirname, '..', 'README.md'), 'utf8');
     const start = readme.indexOf('\n### `lstm-lyrics bench`\n');
@@ -110,12 +116,17 @@ describe('lstm-lyrics bench (handler in process)', () => {
   it('runs the reference without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, and leaves ours alone', async () => {
     const dir = tempDir();
     // A stand-in interpreter: passes the torch probe and prints a RESULT line naming what it saw.
-    const fake = writeFile(dir, 'fake-python', [
-      '#!/bin/sh',
-      'if [ "$1" = -c ]; then exit 0; fi',
-      'echo "epoch 1 ..."',
-      'echo "RESULT impl=$3 vocab=${OPENBLAS_CORETYPE:-unset}${OPENBLAS_L2_SIZE:-unset} epochs=$4 median_epoch_s=0.5 total_s=1.0 final_perplexity=9.5"',
-    ].join('\n') + '\n');
+    const fake = writeFile(
+      dir,
+      'fake-python',
+      `${[
+        '#!/bin/sh',
+        'if [ "$1" = -c ]; then exit 0; fi',
+        'echo "epoch 1 ..."',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell script, whose ${VAR:-unset} is the shell's
+        'echo "RESULT impl=$3 vocab=${OPENBLAS_CORETYPE:-unset}${OPENBLAS_L2_SIZE:-unset} epochs=$4 median_epoch_s=0.5 total_s=1.0 final_perplexity=9.5"',
+      ].join('\n')}\n`,
+    );
     fs.chmodSync(fake, 0o755);
     const saved = { ...process.env };
     process.env.OPENBLAS_CORETYPE = 'Haswell';
@@ -136,19 +147,25 @@ describe('lstm-lyrics bench (handler in process)', () => {
     const dir = tempDir();
     const counter = path.join(dir, 'runs');
     // PyTorch takes 1, 2, 3... seconds an epoch in successive runs.
-    const fake = writeFile(dir, 'fake-python', [
-      '#!/bin/sh',
-      'if [ "$1" = -c ]; then exit 0; fi',
-      `n=$(cat '${counter}' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '${counter}'`,
-      'echo "RESULT impl=$3 vocab=5 epochs=$4 median_epoch_s=$n total_s=1.0 final_perplexity=9.5"',
-    ].join('\n') + '\n');
+    const fake = writeFile(
+      dir,
+      'fake-python',
+      `${[
+        '#!/bin/sh',
+        'if [ "$1" = -c ]; then exit 0; fi',
+        `n=$(cat '${counter}' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '${counter}'`,
+        'echo "RESULT impl=$3 vocab=5 epochs=$4 median_epoch_s=$n total_s=1.0 final_perplexity=9.5"',
+      ].join('\n')}\n`,
+    );
     fs.chmodSync(fake, 0o755);
     const result = await handler(tiny({ reference: true, python: fake, referenceScript: fake, rounds: 3 }), log);
     const order = lines.filter((l) => /^(training|running PyTorch)/.test(l));
-    expect(order).toEqual([1, 2, 3].flatMap((k) => [
-      `training scratch (round ${k} of 3): 1 warm-up + 1 timed epochs...`,
-      `running PyTorch reference scratch (round ${k} of 3): 2 epochs...`,
-    ]));
+    expect(order).toEqual(
+      [1, 2, 3].flatMap((k) => [
+        `training scratch (round ${k} of 3): 1 warm-up + 1 timed epochs...`,
+        `running PyTorch reference scratch (round ${k} of 3): 2 epochs...`,
+      ]),
+    );
     const r = result.results[0];
     expect(r.roundRatios).toHaveLength(3);
     expect(r.reference!.medianEpochSeconds).toBe(2);
@@ -158,10 +175,29 @@ describe('lstm-lyrics bench (handler in process)', () => {
 
   it('combines rounds: medians of each measure and of the per-round ratios, largest peak RSS', () => {
     const ours = (seconds: number, rss: number): ImplResult => ({
-      impl: 'builtin', backend: 'wasm', accel: 'on', chars: 100, vocab: 5, hidden: 8, epochs: 1, medianEpochSeconds: seconds,
-      medianEpochCpuSeconds: seconds * 2, charsPerSecond: 100 / seconds, finalPerplexity: 3, peakRssMiB: rss, tensorsLeaked: 0, generateCharsPerSecond: 10,
+      impl: 'builtin',
+      backend: 'wasm',
+      accel: 'on',
+      chars: 100,
+      vocab: 5,
+      hidden: 8,
+      epochs: 1,
+      medianEpochSeconds: seconds,
+      medianEpochCpuSeconds: seconds * 2,
+      charsPerSecond: 100 / seconds,
+      finalPerplexity: 3,
+      peakRssMiB: rss,
+      tensorsLeaked: 0,
+      generateCharsPerSecond: 10,
     });
-    const reference = (seconds: number) => ({ impl: 'builtin', vocab: 5, epochs: 2, medianEpochSeconds: seconds, totalSeconds: 1, finalPerplexity: 3 });
+    const reference = (seconds: number) => ({
+      impl: 'builtin',
+      vocab: 5,
+      epochs: 2,
+      medianEpochSeconds: seconds,
+      totalSeconds: 1,
+      finalPerplexity: 3,
+    });
     // Round ratios 2.0, 1.5, 3.0: the median 2.0 (the slow second round of ours met a slow PyTorch).
     const r = combineRounds([
       { ours: ours(1.0, 300), reference: reference(0.5) },
@@ -179,7 +215,10 @@ describe('lstm-lyrics bench (handler in process)', () => {
   });
 
   it('removes only the two OpenBLAS variables', () => {
-    expect(referenceEnv({ OPENBLAS_CORETYPE: 'x', OPENBLAS_L2_SIZE: '1', OPENBLAS_NUM_THREADS: '2', PATH: '/bin' })).toEqual({ OPENBLAS_NUM_THREADS: '2', PATH: '/bin' });
+    expect(referenceEnv({ OPENBLAS_CORETYPE: 'x', OPENBLAS_L2_SIZE: '1', OPENBLAS_NUM_THREADS: '2', PATH: '/bin' })).toEqual({
+      OPENBLAS_NUM_THREADS: '2',
+      PATH: '/bin',
+    });
   });
 });
 
@@ -192,7 +231,32 @@ describe('lstm-lyrics bench (the CLI command)', () => {
     // A script that exists, so the missing interpreter is what gets reported (the default script
     // is in ../shared, which a clone need not have beside it).
     const script = writeFile(dir, 'reference.py', '');
-    const r = spawnSync(process.execPath, [BIN, 'bench', '--json', '--impl', 'builtin', '--epochs', '1', '--hidden', '8', '--max-chars', '0', '--corpus', corpus, '--backend', 'wasm', '--reference', '--python', '/no/such/python', '--reference-script', script], { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    const r = spawnSync(
+      process.execPath,
+      [
+        BIN,
+        'bench',
+        '--json',
+        '--impl',
+        'builtin',
+        '--epochs',
+        '1',
+        '--hidden',
+        '8',
+        '--max-chars',
+        '0',
+        '--corpus',
+        corpus,
+        '--backend',
+        'wasm',
+        '--reference',
+        '--python',
+        '/no/such/python',
+        '--reference-script',
+        script,
+      ],
+      { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } },
+    );
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -204,8 +268,22 @@ describe('lstm-lyrics bench (the CLI command)', () => {
 });
 
 describe('bench --scale', () => {
-  const row = (impl: 'scratch' | 'builtin', chars: number, vocab: number, hidden: number, seconds: number, rss: number) =>
-    ({ impl, backend: 'wasm', accel: 'on' as const, chars, vocab, hidden, epochs: 1, medianEpochSeconds: seconds, medianEpochCpuSeconds: seconds, charsPerSecond: chars / seconds, finalPerplexity: 1, peakRssMiB: rss, tensorsLeaked: 0, generateCharsPerSecond: 1 });
+  const row = (impl: 'scratch' | 'builtin', chars: number, vocab: number, hidden: number, seconds: number, rss: number) => ({
+    impl,
+    backend: 'wasm',
+    accel: 'on' as const,
+    chars,
+    vocab,
+    hidden,
+    epochs: 1,
+    medianEpochSeconds: seconds,
+    medianEpochCpuSeconds: seconds,
+    charsPerSecond: chars / seconds,
+    finalPerplexity: 1,
+    peakRssMiB: rss,
+    tensorsLeaked: 0,
+    generateCharsPerSecond: 1,
+  });
 
   it('says where CPU time per character departs from the matmul work, or memory changes, with corpus length', () => {
     const notes = scaleNotes([

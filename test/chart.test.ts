@@ -1,13 +1,27 @@
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { perplexitySpec, type PerplexitySeries } from '../src/core/chart-spec';
 import { perplexityChartSvg, writePerplexityChart } from '../src/terminal/chart';
 import { tempDir } from './helpers';
 
 /** Tiny metrics, no training: the chart is about drawing, not learning. */
 const SERIES: PerplexitySeries[] = [
-  { name: 'scratch', points: [{ epoch: 1, perplexity: 40 }, { epoch: 2, perplexity: 20 }, { epoch: 3, perplexity: 12 }] },
-  { name: 'builtin', points: [{ epoch: 1, perplexity: 30 }, { epoch: 2, perplexity: 8 }, { epoch: 3, perplexity: 3 }] },
+  {
+    name: 'scratch',
+    points: [
+      { epoch: 1, perplexity: 40 },
+      { epoch: 2, perplexity: 20 },
+      { epoch: 3, perplexity: 12 },
+    ],
+  },
+  {
+    name: 'builtin',
+    points: [
+      { epoch: 1, perplexity: 30 },
+      { epoch: 2, perplexity: 8 },
+      { epoch: 3, perplexity: 3 },
+    ],
+  },
 ];
 
 /** The line marks' paths, one per series: `[label of its first point, path data, stroke colour]`. */
@@ -31,6 +45,7 @@ function expectWellFormedSvg(svg: string): void {
 
 describe('the perplexity chart', () => {
   it('is a vega-lite line chart: x epoch, y perplexity on a log scale, one colour per model', () => {
+    // biome-ignore lint/suspicious/noExplicitAny: the spec read as the JSON vega-lite gets
     const spec = perplexitySpec(SERIES) as any;
     expect(spec.mark.type).toBe('line');
     expect(spec.encoding.x).toMatchObject({ field: 'epoch', title: 'epoch' });
@@ -55,9 +70,24 @@ describe('the perplexity chart', () => {
 
   it('draws held-out perplexity dashed, and leaves out points a log scale cannot place', async () => {
     const series: PerplexitySeries[] = [
-      { name: 'scratch', points: [{ epoch: 1, perplexity: 9, heldOutPerplexity: 10 }, { epoch: 2, perplexity: NaN, heldOutPerplexity: 0 }, { epoch: 3, perplexity: 4, heldOutPerplexity: 6 }] },
-      { name: 'builtin', points: [{ epoch: 1, perplexity: 7, heldOutPerplexity: 8 }, { epoch: 2, perplexity: Infinity }, { epoch: 3, perplexity: 2, heldOutPerplexity: 5 }] },
+      {
+        name: 'scratch',
+        points: [
+          { epoch: 1, perplexity: 9, heldOutPerplexity: 10 },
+          { epoch: 2, perplexity: NaN, heldOutPerplexity: 0 },
+          { epoch: 3, perplexity: 4, heldOutPerplexity: 6 },
+        ],
+      },
+      {
+        name: 'builtin',
+        points: [
+          { epoch: 1, perplexity: 7, heldOutPerplexity: 8 },
+          { epoch: 2, perplexity: Infinity },
+          { epoch: 3, perplexity: 2, heldOutPerplexity: 5 },
+        ],
+      },
     ];
+    // biome-ignore lint/suspicious/noExplicitAny: the spec read as the JSON vega-lite gets
     const spec = perplexitySpec(series) as any;
     expect(spec.encoding.strokeDash).toMatchObject({ field: 'set' });
     expect(spec.data.values).toHaveLength(8);

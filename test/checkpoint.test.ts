@@ -1,5 +1,5 @@
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CHECKPOINT_FILE } from '../src/core/checkpoint-format';
 import { latestModelDir, loadCheckpoint, saveCheckpoint, setSaveSeams } from '../src/node/model-dir';
@@ -32,7 +32,16 @@ function metaFor(model: LanguageModel, epoch: number) {
 describe.each(IMPLS)('%s checkpoints', (impl) => {
   it('save -> load -> generate gives identical text, greedy and sampled', async () => {
     const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 1);
-    const config = { ...DEFAULT_TRAIN, ...DEFAULT_OPTIMIZER[impl], corpus: '', epochs: 3, batchSize: 4, numSteps: 8, clip: 1, lr: impl === 'scratch' ? 10 : 0.01 };
+    const config = {
+      ...DEFAULT_TRAIN,
+      ...DEFAULT_OPTIMIZER[impl],
+      corpus: '',
+      epochs: 3,
+      batchSize: 4,
+      numSteps: 8,
+      clip: 1,
+      lr: impl === 'scratch' ? 10 : 0.01,
+    };
     await train(model, corpus, config);
     const dir = path.join(tempDir(), impl);
     await saveCheckpoint(dir, model, metaFor(model, 3));
@@ -61,7 +70,11 @@ describe.each(IMPLS)('%s checkpoints', (impl) => {
       const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
       const artifacts = tf.io.getModelArtifactsForJSONSync(json, json.weightsManifest[0].weights, weightData);
       const layers = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-      expect(layers.outputs.map((o) => o.shape)).toEqual([[null, null, corpus.vocab.chars.length], [null, 8], [null, 8]]);
+      expect(layers.outputs.map((o) => o.shape)).toEqual([
+        [null, null, corpus.vocab.chars.length],
+        [null, 8],
+        [null, 8],
+      ]);
       layers.dispose();
     } else {
       const json = JSON.parse(fs.readFileSync(path.join(dir, 'weights.json'), 'utf8'));
@@ -107,7 +120,9 @@ describe('saving', () => {
       },
     });
     try {
-      await expect(saveCheckpoint(dir, model, metaFor(model, 2))).rejects.toThrow(`cannot save the model to ${dir}: EIO: i/o error, rename; the previous model in ${dir} is unchanged`);
+      await expect(saveCheckpoint(dir, model, metaFor(model, 2))).rejects.toThrow(
+        `cannot save the model to ${dir}: EIO: i/o error, rename; the previous model in ${dir} is unchanged`,
+      );
     } finally {
       restore();
     }

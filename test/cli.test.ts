@@ -1,6 +1,6 @@
 /** The CLI end to end, spawned as a user runs it (needs the build: `npm test` builds first). */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { REPETITIVE_LYRIC, TINY, runCli, spawnCli, tempDir, useWasm, writeFile } from './helpers';
 
 const run = (args: string[], cwd: string) => spawnCli(args, { cwd });
@@ -11,8 +11,11 @@ describe('lstm-lyrics CLI', () => {
   const cwd = tempDir();
   const corpus = writeFile(cwd, 'song.txt', REPETITIVE_LYRIC);
 
-  it('trains, printing the lesson\'s report lines, and saves the model', () => {
-    const r = run(['train', ...TINY, '--impl', 'scratch', '--corpus', corpus, '--epochs', '4', '--report-every', '2', '--lr', '10', '--clip', '1'], cwd);
+  it("trains, printing the lesson's report lines, and saves the model", () => {
+    const r = run(
+      ['train', ...TINY, '--impl', 'scratch', '--corpus', corpus, '--epochs', '4', '--report-every', '2', '--lr', '10', '--clip', '1'],
+      cwd,
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -35,8 +38,16 @@ describe('lstm-lyrics CLI', () => {
   });
 
   it.each([
-    ['a prefix with unknown characters', ['generate', '--prefix', '分手吧', '--backend', 'wasm'], /not in the model's vocabulary: "手" "吧"/],
-    ['a missing model', ['generate', '--prefix', '分开', '--model', 'models/none'], /no saved model in models\/none; make one with: lstm-lyrics train/],
+    [
+      'a prefix with unknown characters',
+      ['generate', '--prefix', '分手吧', '--backend', 'wasm'],
+      /not in the model's vocabulary: "手" "吧"/,
+    ],
+    [
+      'a missing model',
+      ['generate', '--prefix', '分开', '--model', 'models/none'],
+      /no saved model in models\/none; make one with: lstm-lyrics train/,
+    ],
     ['a missing corpus', ['train', '--corpus', 'nope.txt'], /corpus not found: nope.txt/],
     ['an unknown impl', ['train', '--impl', 'gru'], /Invalid values/],
     ['fractional epochs', ['train', '--corpus', 'song.txt', '--epochs', '2.5'], /--epochs must be a whole number/],
@@ -57,11 +68,31 @@ describe('lstm-lyrics CLI', () => {
   });
 
   it('repeats a seeded run exactly (the default seed 0 included): same perplexities to every digit, same generations', () => {
-    const args = (seed: string, out: string) => ['train', ...TINY, '--impl', 'scratch', '--corpus', corpus, '--epochs', '2', '--report-every', '1', '--seed', seed, '--lr', '10', '--out', out];
+    const args = (seed: string, out: string) => [
+      'train',
+      ...TINY,
+      '--impl',
+      'scratch',
+      '--corpus',
+      corpus,
+      '--epochs',
+      '2',
+      '--report-every',
+      '1',
+      '--seed',
+      seed,
+      '--lr',
+      '10',
+      '--out',
+      out,
+    ];
     // --threads auto measures the idle cores at start-up, so its count may differ between runs;
     // the numbers do not (tested below with --threads 2).
     const withoutTimes = (out: string) =>
-      out.replace(/time [\d.]+ sec/g, 'time ? sec').replace(/saving to \S+/, '').replace(/\d+ threads?: auto: [\d.]+ of \d+ cores idle/, 'auto threads');
+      out
+        .replace(/time [\d.]+ sec/g, 'time ? sec')
+        .replace(/saving to \S+/, '')
+        .replace(/\d+ threads?: auto: [\d.]+ of \d+ cores idle/, 'auto threads');
     const a = run(args('0', 'models/seeded-a'), cwd);
     const b = run(args('0', 'models/seeded-b'), cwd);
     expect(a.status).toBe(0);
@@ -72,15 +103,36 @@ describe('lstm-lyrics CLI', () => {
 
   it('writes --metrics JSON lines and a --json summary, and gates on --max-perplexity with exit 3', () => {
     const metrics = path.join(cwd, 'metrics.jsonl');
-    const args = ['train', ...TINY, '--impl', 'scratch', '--corpus', corpus, '--epochs', '3', '--report-every', '3', '--out', 'models/gated', '--metrics', metrics, '--json'];
+    const args = [
+      'train',
+      ...TINY,
+      '--impl',
+      'scratch',
+      '--corpus',
+      corpus,
+      '--epochs',
+      '3',
+      '--report-every',
+      '3',
+      '--out',
+      'models/gated',
+      '--metrics',
+      metrics,
+      '--json',
+    ];
     const ok = run([...args, '--max-perplexity', '1e9'], cwd);
     expect(ok.status).toBe(0);
     const summary = JSON.parse(ok.stdout);
     expect(summary).toMatchObject({ summary: true, impl: 'scratch', epochs: 3, backend: 'wasm' });
     expect(ok.stderr).toMatch(/^epoch 3, perplexity/m);
-    const lines = fs.readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(metrics, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.epoch ?? 'summary')).toEqual([1, 2, 3, 'summary']);
-    for (const key of ['loss', 'perplexity', 'seconds', 'charsPerSecond', 'gradNorm', 'lr', 'numTensors']) expect(typeof lines[0][key]).toBe('number');
+    for (const key of ['loss', 'perplexity', 'seconds', 'charsPerSecond', 'gradNorm', 'lr', 'numTensors'])
+      expect(typeof lines[0][key]).toBe('number');
     expect(lines[3].finalPerplexity).toBe(lines[2].perplexity);
 
     const gated = run([...args, '--max-perplexity', '1.0001'], cwd);
@@ -90,7 +142,22 @@ describe('lstm-lyrics CLI', () => {
 
   it('runs multi-threaded wasm with --threads 2, with the same numbers as one thread, and exits', () => {
     // The matrices of --hidden 16, as wide as threads may split.
-    const args = ['train', ...TINY, '--impl', 'scratch', '--corpus', corpus, '--hidden', '16', '--epochs', '2', '--report-every', '1', '--seed', '1'];
+    const args = [
+      'train',
+      ...TINY,
+      '--impl',
+      'scratch',
+      '--corpus',
+      corpus,
+      '--hidden',
+      '16',
+      '--epochs',
+      '2',
+      '--report-every',
+      '1',
+      '--seed',
+      '1',
+    ];
     const perplexities = (out: string) => out.match(/perplexity [\d.]+/g);
     const one = run([...args, '--out', 'models/t1'], cwd);
     const two = run([...args, '--threads', '2', '--out', 'models/t2'], cwd);
@@ -119,8 +186,13 @@ describe('report prefixes on a corpus without 分开', () => {
     const r = await runCli(['train', ...ENGLISH, '--out', 'models/en'], cwd);
     expect(r.err).toEqual([]);
     expect(r.code).toBe(0);
-    expect(r.out.filter((l) => l.includes(`lacks characters of 分开 不分开; report samples start from "th" "${middle}" instead`))).toHaveLength(1);
-    expect(r.out.filter((l) => l.startsWith(' - '))).toEqual([expect.stringMatching(/^ - th.{3}$/), expect.stringMatching(new RegExp(`^ - ${middle}.{3}$`))]);
+    expect(
+      r.out.filter((l) => l.includes(`lacks characters of 分开 不分开; report samples start from "th" "${middle}" instead`)),
+    ).toHaveLength(1);
+    expect(r.out.filter((l) => l.startsWith(' - '))).toEqual([
+      expect.stringMatching(/^ - th.{3}$/),
+      expect.stringMatching(new RegExp(`^ - ${middle}.{3}$`)),
+    ]);
   });
 
   it('an explicit --prefixes outside the corpus is still exit 2 with the same message', async () => {

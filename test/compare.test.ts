@@ -1,6 +1,6 @@
 /** `lstm-lyrics compare`: the table, the chart beside the models, and both ways in (train, --from). */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { saveCheckpoint } from '../src/node/model-dir';
 import { comparisonTable, withImpl, type CompareEntry } from '../src/cli/commands/compare';
@@ -17,28 +17,61 @@ const run = (argv: string[]) => runCli(argv);
 
 /** The line of the table whose label is `label`, split into its cells. */
 function row(lines: readonly string[], label: string): string[] {
-  const line = lines.find((l) => l.startsWith(label + '  '));
+  const line = lines.find((l) => l.startsWith(`${label}  `));
   if (line === undefined) throw new Error(`no row ${label} in:\n${lines.join('\n')}`);
   return line.slice(label.length).trim().split(/ {2,}/);
 }
 
 const metrics = (epoch: number, perplexity: number, seconds = 0.5): EpochMetrics => ({
-  epoch, loss: Math.log(perplexity), perplexity, seconds, charsPerSecond: 1000, gradNorm: 1, lr: 1, numTensors: 10,
+  epoch,
+  loss: Math.log(perplexity),
+  perplexity,
+  seconds,
+  charsPerSecond: 1000,
+  gradNorm: 1,
+  lr: 1,
+  numTensors: 10,
 });
 
 describe('the comparison table', () => {
   const entry = (impl: Impl, over: Partial<CompareEntry> = {}): Omit<CompareEntry, 'history'> => ({
-    label: impl, dir: `models/${impl}`, impl, parameters: 12_345, backend: 'wasm', corpus: 'song.txt', hidden: 16,
-    optimizer: DEFAULT_OPTIMIZER[impl].optimizer, lr: DEFAULT_OPTIMIZER[impl].lr, defaultOptimizer: true, epochs: 80,
-    finalPerplexity: 3.21, reports: [{ epoch: 40, perplexity: 9.87654 }, { epoch: 80, perplexity: 3.21 }], medianEpochSeconds: 0.25,
-    generations: [{ prefix: '分开', text: '分开 我们' }, { prefix: '不分开', text: '不分开 我' }],
+    label: impl,
+    dir: `models/${impl}`,
+    impl,
+    parameters: 12_345,
+    backend: 'wasm',
+    corpus: 'song.txt',
+    hidden: 16,
+    optimizer: DEFAULT_OPTIMIZER[impl].optimizer,
+    lr: DEFAULT_OPTIMIZER[impl].lr,
+    defaultOptimizer: true,
+    epochs: 80,
+    finalPerplexity: 3.21,
+    reports: [
+      { epoch: 40, perplexity: 9.87654 },
+      { epoch: 80, perplexity: 3.21 },
+    ],
+    medianEpochSeconds: 0.25,
+    generations: [
+      { prefix: '分开', text: '分开 我们' },
+      { prefix: '不分开', text: '不分开 我' },
+    ],
     ...over,
   });
   const lines = comparisonTable([
     entry('scratch'),
     entry('builtin', {
-      optimizer: 'sgd', lr: 1, defaultOptimizer: false, epochs: 60, finalPerplexity: 1.5, finalHeldOutPerplexity: 2.5,
-      reports: [{ epoch: 20, perplexity: 4 }, { epoch: 40, perplexity: 2 }, { epoch: 60, perplexity: 1.5 }],
+      optimizer: 'sgd',
+      lr: 1,
+      defaultOptimizer: false,
+      epochs: 60,
+      finalPerplexity: 1.5,
+      finalHeldOutPerplexity: 2.5,
+      reports: [
+        { epoch: 20, perplexity: 4 },
+        { epoch: 40, perplexity: 2 },
+        { epoch: 60, perplexity: 1.5 },
+      ],
       generations: [{ prefix: '分开', text: '分开 爱' }, { prefix: '不分开' }],
     }),
   ]);
@@ -68,13 +101,13 @@ describe('the comparison table', () => {
     for (const line of table.slice(1)) expect(line[second]).not.toBe(' ');
   });
 
-  it('shows each prefix\'s generations one model under the other, aligned despite double-width characters', () => {
+  it("shows each prefix's generations one model under the other, aligned despite double-width characters", () => {
     const generations = lines.slice(lines.indexOf('greedy generations after each prefix:') + 1);
     expect(generations).toEqual([
       '分开    scratch  分开 我们',
       '        builtin  分开 爱',
       '不分开  scratch  不分开 我',
-      '        builtin  (prefix has characters outside this model\'s vocabulary)',
+      "        builtin  (prefix has characters outside this model's vocabulary)",
     ]);
     expect(new Set(generations.map((l) => displayWidth(l.slice(0, l.search(/(?<=(scratch|builtin) {2})\S/)))))).toEqual(new Set([17]));
   });
@@ -92,9 +125,26 @@ describe('compare --from: models saved earlier', () => {
   const save = async (name: string, impl: Impl, history: EpochMetrics[], prefixes = ['分开']) => {
     const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
     parameters.push(parameterCount(model));
-    const train = { ...DEFAULT_TRAIN, ...DEFAULT_OPTIMIZER[impl], corpus: 'song.txt', maxChars: 0, epochs: history.length, reportEvery: 2, predLen: 5, prefixes };
+    const train = {
+      ...DEFAULT_TRAIN,
+      ...DEFAULT_OPTIMIZER[impl],
+      corpus: 'song.txt',
+      maxChars: 0,
+      epochs: history.length,
+      reportEvery: 2,
+      predLen: 5,
+      prefixes,
+    };
     await saveCheckpoint(path.join(dir, name), model, {
-      model: model.config, train, vocab: corpus.vocab.chars, epoch: history.length, savedAt: '', backend: tf.getBackend(), versions: {}, corpusSha256: corpus.sha256, history,
+      model: model.config,
+      train,
+      vocab: corpus.vocab.chars,
+      epoch: history.length,
+      savedAt: '',
+      backend: tf.getBackend(),
+      versions: {},
+      corpusSha256: corpus.sha256,
+      history,
     });
     model.dispose();
     return path.join(dir, name);
@@ -121,7 +171,12 @@ describe('compare --from: models saved earlier', () => {
     // Every prefix of either run, generated by both (5 characters on: these models are untrained).
     const generations = r.out.slice(r.out.indexOf('greedy generations after each prefix:') + 1, -1);
     expect(generations.map((l) => l.split(/ {2,}/).slice(0, 2).join(' ').trim())).toEqual([
-      '分开 scratch', 'builtin', '不分开 scratch', 'builtin', '唱歌 scratch', 'builtin',
+      '分开 scratch',
+      'builtin',
+      '不分开 scratch',
+      'builtin',
+      '唱歌 scratch',
+      'builtin',
     ]);
     for (const line of generations) expect(Array.from(line.split(/ {2,}/).at(-1)!).length).toBeGreaterThanOrEqual(2 + 5);
     expect(r.out.at(-1)).toBe(`chart: ${path.join(out, 'compare.svg')}`);
@@ -137,7 +192,14 @@ describe('compare --from: models saved earlier', () => {
     expect(r.code).toBe(0);
     const result = JSON.parse(r.out.join('\n'));
     expect(result.entries.map((e: CompareEntry) => e.label)).toEqual([`scratch (${scratch})`, `scratch (${other})`]);
-    expect(result.entries[1]).toMatchObject({ impl: 'scratch', epochs: 2, finalPerplexity: 8, optimizer: 'sgd', lr: 100, defaultOptimizer: true });
+    expect(result.entries[1]).toMatchObject({
+      impl: 'scratch',
+      epochs: 2,
+      finalPerplexity: 8,
+      optimizer: 'sgd',
+      lr: 100,
+      defaultOptimizer: true,
+    });
     expect(result.chart).toBe(path.join(dir, 'compare.svg'));
     expect(r.err.some((l) => l.startsWith('final perplexity'))).toBe(true); // the table went to stderr
   });
@@ -168,15 +230,39 @@ describe('compare: training both', () => {
     const out = path.join(dir, 'runs');
     const metricsFile = path.join(dir, 'm.jsonl');
     const r = await run([
-      'compare', '--corpus', path.join(dir, 'song.txt'), '--hidden', '16', '--batch-size', '4', '--num-steps', '8', '--epochs', '2',
-      '--report-every', '1', '--pred-len', '6', '--backend', 'wasm', '--out', out, '--metrics', metricsFile,
+      'compare',
+      '--corpus',
+      path.join(dir, 'song.txt'),
+      '--hidden',
+      '16',
+      '--batch-size',
+      '4',
+      '--num-steps',
+      '8',
+      '--epochs',
+      '2',
+      '--report-every',
+      '1',
+      '--pred-len',
+      '6',
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+      '--metrics',
+      metricsFile,
     ]);
     expect(r.err).toEqual([]);
     expect(r.code).toBe(0);
     // The runs' own lines, each marked with its impl, then the table.
     expect(r.out.filter((l) => /^\[scratch\] epoch \d, perplexity/.test(l))).toHaveLength(2);
     expect(r.out.filter((l) => /^\[builtin\] epoch \d, perplexity/.test(l))).toHaveLength(2);
-    expect(r.out.find((l) => l.startsWith('  '))!.trim().split(/ +/)).toEqual(['scratch', 'builtin']);
+    expect(
+      r.out
+        .find((l) => l.startsWith('  '))!
+        .trim()
+        .split(/ +/),
+    ).toEqual(['scratch', 'builtin']);
     expect(row(r.out, 'model directory')).toEqual([path.join(out, 'scratch'), path.join(out, 'builtin')]);
     expect(row(r.out, 'optimizer')).toEqual(['sgd lr 100 (scratch default)', 'adam lr 0.01 (builtin default)']);
     expect(row(r.out, 'backend')).toEqual(['wasm', 'wasm']);
@@ -185,7 +271,12 @@ describe('compare: training both', () => {
       const saved = JSON.parse(fs.readFileSync(path.join(out, impl, 'checkpoint.json'), 'utf8'));
       expect(saved.train).toMatchObject({ epochs: 2, seed: 0, batchSize: 4, numSteps: 8, ...DEFAULT_OPTIMIZER[impl as Impl] });
       expect(row(r.out, 'final perplexity')[impl === 'scratch' ? 0 : 1]).toBe(saved.history[1].perplexity.toFixed(3));
-      expect(fs.readFileSync(withImpl(metricsFile, impl as Impl), 'utf8').trim().split('\n')).toHaveLength(3); // 2 epochs + summary
+      expect(
+        fs
+          .readFileSync(withImpl(metricsFile, impl as Impl), 'utf8')
+          .trim()
+          .split('\n'),
+      ).toHaveLength(3); // 2 epochs + summary
     }
     const generations = r.out.slice(r.out.indexOf('greedy generations after each prefix:') + 1, -1);
     expect(generations).toHaveLength(4);

@@ -1,9 +1,9 @@
 /** `lstm-lyrics corpus info|fetch`; fetch runs against a local HTTP server, never the internet. */
-import { createHash } from 'crypto';
-import * as fs from 'fs';
-import * as http from 'http';
-import type { AddressInfo } from 'net';
-import * as path from 'path';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
 import { handler, KNOWN_CORPORA, type CorpusArgs, type KnownCorpus } from '../src/cli/commands/corpus';
 import { UsageError } from '../src/core/errors';
 import { DownloadError } from '../src/node/fetch';
@@ -19,7 +19,7 @@ describe('corpus info', () => {
 
   it('prints characters, vocabulary (whole and first N), the most frequent characters and a sample', async () => {
     const lines = await handler({ ...DEFAULTS, target: file, maxChars: 5, top: 3, sampleChars: 4 }, silent);
-    const row = (label: string) => lines.find((l) => l.startsWith(label + ' '))?.replace(/^\S+( \S+)?\s+/, '');
+    const row = (label: string) => lines.find((l) => l.startsWith(`${label} `))?.replace(/^\S+( \S+)?\s+/, '');
     expect(lines[0]).toMatch(new RegExp(`^file\\s+${file.replace(/[/\\]/g, '.')}, 29 bytes, SHA-256 [0-9a-f]{64}$`));
     expect(row('characters')).toMatch(/^11 /);
     expect(row('vocabulary')).toBe('5 distinct characters');
@@ -48,7 +48,9 @@ describe('corpus info', () => {
 
 describe('corpus fetch', () => {
   // A zip the test makes stands in for jaychou_lyrics.txt.zip.
-  const zip = fs.readFileSync(writeZip(tempDir(), 'jaychou_lyrics.txt.zip', { 'jaychou_lyrics.txt': '想要有直升机 想要和你飞到宇宙去\n'.repeat(50) }));
+  const zip = fs.readFileSync(
+    writeZip(tempDir(), 'jaychou_lyrics.txt.zip', { 'jaychou_lyrics.txt': '想要有直升机 想要和你飞到宇宙去\n'.repeat(50) }),
+  );
   const sha256 = createHash('sha256').update(zip).digest('hex');
   /** What each path of the server does. */
   const routes: Record<string, (res: http.ServerResponse) => void> = {
@@ -74,11 +76,13 @@ describe('corpus fetch', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  const known = (expected = { bytes: zip.length, sha256 }): Record<string, KnownCorpus> => ({ jaychou: { ...KNOWN_CORPORA.jaychou, expected } });
+  const known = (expected = { bytes: zip.length, sha256 }): Record<string, KnownCorpus> => ({
+    jaychou: { ...KNOWN_CORPORA.jaychou, expected },
+  });
   const fetch = (dir: string, url: string, more: Partial<CorpusArgs> = {}, expected?: KnownCorpus['expected']) =>
     handler({ ...DEFAULTS, action: 'fetch', target: 'jaychou', dir, url: base + url, ...more }, silent, known(expected));
 
-  it('knows the lesson\'s zip: d2l-zh v1, 52,607 bytes, its SHA-256', () => {
+  it("knows the lesson's zip: d2l-zh v1, 52,607 bytes, its SHA-256", () => {
     expect(KNOWN_CORPORA.jaychou).toMatchObject({
       url: 'https://raw.githubusercontent.com/d2l-ai/d2l-zh/v1/data/jaychou_lyrics.txt.zip',
       file: 'jaychou_lyrics.txt.zip',
@@ -90,7 +94,9 @@ describe('corpus fetch', () => {
     const dir = path.join(tempDir(), 'corpus'); // made by fetch
     const [line] = await fetch(dir, '/good.zip');
     const saved = path.join(dir, 'jaychou_lyrics.txt.zip');
-    expect(line).toBe(`saved ${saved} (${zip.length.toLocaleString('en')} bytes, SHA-256 ${sha256} verified); train on it with: lstm-lyrics train --corpus ${saved}`);
+    expect(line).toBe(
+      `saved ${saved} (${zip.length.toLocaleString('en')} bytes, SHA-256 ${sha256} verified); train on it with: lstm-lyrics train --corpus ${saved}`,
+    );
     expect(fs.readdirSync(dir)).toEqual(['jaychou_lyrics.txt.zip']);
     expect(fs.readFileSync(saved).equals(zip)).toBe(true);
     const info = await handler({ ...DEFAULTS, target: saved }, silent);
@@ -106,10 +112,28 @@ describe('corpus fetch', () => {
   });
 
   it.each([
-    ['the connection drops mid-file', '/truncated.zip', {}, undefined, /download of \S+\/truncated.zip failed: connection lost after \d[\d,]* of [\d,]+ bytes/],
-    ['the checksum is wrong', '/good.zip', {}, { bytes: zip.length, sha256: 'f'.repeat(64) }, new RegExp(`failed: SHA-256 is ${sha256}, expected f{64}; nothing saved$`)],
+    [
+      'the connection drops mid-file',
+      '/truncated.zip',
+      {},
+      undefined,
+      /download of \S+\/truncated.zip failed: connection lost after \d[\d,]* of [\d,]+ bytes/,
+    ],
+    [
+      'the checksum is wrong',
+      '/good.zip',
+      {},
+      { bytes: zip.length, sha256: 'f'.repeat(64) },
+      new RegExp(`failed: SHA-256 is ${sha256}, expected f{64}; nothing saved$`),
+    ],
     ['the size is wrong', '/good.zip', {}, { bytes: zip.length + 1, sha256 }, /failed: got [\d,]+ bytes, expected [\d,]+; nothing saved$/],
-    ['the server sends more than expected', '/good.zip', {}, { bytes: 10, sha256 }, /failed: the server sent more than the expected 10 bytes/],
+    [
+      'the server sends more than expected',
+      '/good.zip',
+      {},
+      { bytes: 10, sha256 },
+      /failed: the server sent more than the expected 10 bytes/,
+    ],
     ['the server answers 404', '/missing.zip', {}, undefined, /failed: HTTP 404 Not Found; nothing saved$/],
     ['the server never answers', '/silent.zip', { timeout: 0.3 }, undefined, /failed: no data for 0.3 s \(timed out\)/],
   ])('leaves nothing behind when %s', async (_what, url, more, expected, message) => {
@@ -144,7 +168,11 @@ describe('corpus fetch', () => {
     ['a zero --timeout', { timeout: 0 }, /--timeout must be a number > 0/],
   ])('refuses %s as a usage error, before any download', async (_what, args, message) => {
     const dir = tempDir();
-    const error = await handler({ ...DEFAULTS, action: 'fetch', target: 'jaychou', dir, url: `${base}/good.zip`, ...args }, silent, known()).catch((err) => err);
+    const error = await handler(
+      { ...DEFAULTS, action: 'fetch', target: 'jaychou', dir, url: `${base}/good.zip`, ...args },
+      silent,
+      known(),
+    ).catch((err) => err);
     expect(error).toBeInstanceOf(UsageError);
     expect(error.message).toMatch(message);
     expect(fs.readdirSync(dir)).toEqual([]);

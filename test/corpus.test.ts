@@ -1,7 +1,7 @@
 import { buildVocabulary, decode, encode, normalise, splitHeldOut, unknownChars } from '../src/core/vocab';
-import { createHash } from 'crypto';
+import { createHash } from 'node:crypto';
 import AdmZip from 'adm-zip';
-import * as fs from 'fs';
+import * as fs from 'node:fs';
 import { loadCorpus, MAX_TEXT_BYTES, MAX_ZIP_BYTES } from '../src/node/corpus-file';
 import { UsageError } from '../src/core/errors';
 import { tempDir, writeFile, writeZip } from './helpers';
@@ -93,18 +93,22 @@ describe('loadCorpus reads only what --max-chars needs (memory bounded by the se
     const corpus = loadCorpus(bigTxt, { maxChars: 7 });
     expect(corpus.text).toBe('不分开 我们一');
     expect(corpus.sha256).toBe(createHash('sha256').update(big).digest('hex'));
-    expect(() => loadCorpus(bigTxt, { maxChars: 0 })).toThrow(/big.txt is [\d.]+ MiB \([\d,]+ bytes\); with --max-chars 0 a corpus text may be at most 32 MiB/);
+    expect(() => loadCorpus(bigTxt, { maxChars: 0 })).toThrow(
+      /big.txt is [\d.]+ MiB \([\d,]+ bytes\); with --max-chars 0 a corpus text may be at most 32 MiB/,
+    );
   });
 
   it('a .zip over MAX_ZIP_BYTES is refused before it is read', () => {
     const file = writeFile(dir, 'huge.zip', '');
     fs.truncateSync(file, MAX_ZIP_BYTES + 1); // sparse: no disk, no memory
-    expect(() => loadCorpus(file, { maxChars: 10 })).toThrow(/huge.zip is 64.0 MiB \(67,108,865 bytes\); a .zip corpus may be at most 64 MiB/);
+    expect(() => loadCorpus(file, { maxChars: 10 })).toThrow(
+      /huge.zip is 64.0 MiB \(67,108,865 bytes\); a .zip corpus may be at most 64 MiB/,
+    );
   });
 
   it('a cut that falls inside a character is not mistaken for bad UTF-8', () => {
     // 4-byte characters: the bytes read for 3 characters end part-way into a later one.
-    const file = writeFile(dir, 'astral-long.txt', '𠀀𠀁𠀂'.repeat(10) + '\uFEFF');
+    const file = writeFile(dir, 'astral-long.txt', `${'𠀀𠀁𠀂'.repeat(10)}\uFEFF`);
     expect(loadCorpus(file, { maxChars: 3 }).text).toBe('𠀀𠀁𠀂');
     const zipped = writeZip(dir, 'astral.zip', { 'a.txt': '𠀀𠀁𠀂'.repeat(10) });
     expect(loadCorpus(zipped, { maxChars: 4 }).text).toBe('𠀀𠀁𠀂𠀀');

@@ -1,6 +1,6 @@
 /** SIGINT during training, --resume, and what a crash mid-save leaves behind. Spawns the real CLI. */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { REPETITIVE_LYRIC, TINY, spawnCli, startCli, tempDir, writeFile } from './helpers';
 
 const cwd = tempDir();
@@ -26,7 +26,10 @@ function finalPerplexity(stdout: string): string {
 }
 
 /** Starts training and sends `signals` once the first report line appears. */
-async function interruptAfterFirstReport(out: string, signals: NodeJS.Signals[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function interruptAfterFirstReport(
+  out: string,
+  signals: NodeJS.Signals[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const run = startCli(['train', ...ARGS, '--epochs', '40', '--report-every', '1', '--out', out], { cwd });
   if (await run.printed(/^epoch 1,/m)) for (const signal of signals) run.child.kill(signal);
   return run.exited;
@@ -73,7 +76,9 @@ describe('a diverging run', () => {
     const before = fs.readFileSync(path.join(cwd, 'models/d/weights.bin'));
     const bad = cli(['train', ...ARGS, '--epochs', '3', '--report-every', '1', '--lr', '1e30', '--clip', '1e30', '--out', 'models/d']);
     expect(bad.status).toBe(1);
-    expect(bad.stderr.trim()).toMatch(/^lstm-lyrics: error: training diverged: the loss became (NaN|Infinity|[\d.e+]+) in epoch 1; try a smaller --lr or --clip$/);
+    expect(bad.stderr.trim()).toMatch(
+      /^lstm-lyrics: error: training diverged: the loss became (NaN|Infinity|[\d.e+]+) in epoch 1; try a smaller --lr or --clip$/,
+    );
     expect(fs.readFileSync(path.join(cwd, 'models/d/weights.bin')).equals(before)).toBe(true);
   });
 });
@@ -81,7 +86,10 @@ describe('a diverging run', () => {
 describe('a crash during a save', () => {
   /** Trains with every save paused after each step; kills the process once `inSave(dir)` holds. */
   async function killInsideSave(dir: string, inSave: (abs: string) => boolean): Promise<void> {
-    const { child, exited } = startCli(['train', ...ARGS, '--epochs', '100000', '--report-every', '1', '--pred-len', '1', '--out', dir], { cwd, nodeArgs: ['--require', PAUSE_SAVES] });
+    const { child, exited } = startCli(['train', ...ARGS, '--epochs', '100000', '--report-every', '1', '--pred-len', '1', '--out', dir], {
+      cwd,
+      nodeArgs: ['--require', PAUSE_SAVES],
+    });
     const abs = path.join(cwd, dir);
     let firstSaveDone = false;
     const poll = setInterval(() => {
@@ -94,7 +102,10 @@ describe('a crash during a save', () => {
     }, 10);
     let giveUp: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([exited, new Promise((_, reject) => (giveUp = setTimeout(() => reject(new Error('never caught a save in progress')), 90_000)))]);
+      await Promise.race([
+        exited,
+        new Promise((_, reject) => (giveUp = setTimeout(() => reject(new Error('never caught a save in progress')), 90_000))),
+      ]);
     } finally {
       clearInterval(poll);
       clearTimeout(giveUp);

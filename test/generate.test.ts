@@ -36,7 +36,19 @@ function referenceText(model: LanguageModel, corpus: Corpus, prefix: string, len
 /** A model trained a little, so its greedy text is not one character repeated. */
 async function trainedModel(impl: (typeof IMPLS)[number], corpus: Corpus): Promise<LanguageModel> {
   const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 2);
-  const config = { ...DEFAULT_TRAIN, ...DEFAULT_OPTIMIZER[impl], corpus: 'test', epochs: 3, batchSize: 4, numSteps: 8, clip: 1, lr: impl === 'scratch' ? 10 : 0.01, prefixes: [], predLen: 0, reportEvery: 10 };
+  const config = {
+    ...DEFAULT_TRAIN,
+    ...DEFAULT_OPTIMIZER[impl],
+    corpus: 'test',
+    epochs: 3,
+    batchSize: 4,
+    numSteps: 8,
+    clip: 1,
+    lr: impl === 'scratch' ? 10 : 0.01,
+    prefixes: [],
+    predLen: 0,
+    reportEvery: 10,
+  };
   await train(model, corpus, config);
   return model;
 }
@@ -84,11 +96,12 @@ describe.each(['wasm', 'cpu'] as const)('generateText on %s', (backend) => {
         const before = tf.memory().numTensors;
         const pieces: string[] = [];
         const full = generateText(model, corpus.vocab, '不分开', 23, options, { onText: (t) => pieces.push(t), chunk });
-        expect('不分开' + pieces.join('')).toBe(full);
+        expect(`不分开${pieces.join('')}`).toBe(full);
         if (chunk === 1 || options !== GREEDY) expect(pieces).toHaveLength(23);
         if (chunk === 7) expect(pieces.map((p) => Array.from(p).length)).toEqual([7, 7, 7, 2]);
         expect(tf.memory().numTensors).toBe(before);
-      }));
+      }),
+    );
 
     it('returns the prefix alone for length 0', () => {
       expect(generateText(model, corpus.vocab, '分开', 0)).toBe('分开');

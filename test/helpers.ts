@@ -5,11 +5,11 @@
  * The CLI's modules and TensorFlow.js load on first use, so a test file that needs neither (the
  * terminal's, the kernels') does not pay for them by importing this one.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams, type SpawnSyncReturns } from 'child_process';
-import { createHash } from 'crypto';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import type { Io } from '../src/cli/main';
 
@@ -50,7 +50,7 @@ export function snapshot(dir: string): Record<string, string> {
     for (const e of fs.readdirSync(at, { withFileTypes: true })) {
       const p = path.join(at, e.name);
       if (e.isDirectory()) {
-        found[path.relative(dir, p) + '/'] = 'dir';
+        found[`${path.relative(dir, p)}/`] = 'dir';
         walk(p);
       } else found[path.relative(dir, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
     }
@@ -67,7 +67,22 @@ export const REPETITIVE_LYRIC = '不分开 我们一起唱歌 分开了 就不�
  * possible: for tests of what happens around training, not of what it learns. Add --corpus and
  * --out; a flag given again later wins, so put TINY first (`...TINY, '--epochs', '3'`).
  */
-export const TINY = ['--hidden', '8', '--batch-size', '4', '--num-steps', '8', '--epochs', '1', '--max-chars', '200', '--pred-len', '2', '--backend', 'wasm'];
+export const TINY = [
+  '--hidden',
+  '8',
+  '--batch-size',
+  '4',
+  '--num-steps',
+  '8',
+  '--epochs',
+  '1',
+  '--max-chars',
+  '200',
+  '--pred-len',
+  '2',
+  '--backend',
+  'wasm',
+];
 
 /**
  * `n` deterministic floats spread over [lo, hi) (a linear congruential generator from `seed`), so
@@ -151,7 +166,13 @@ const spawnArgs = (args: readonly string[], options: SpawnOptions) => ({
  */
 export function spawnCli(args: readonly string[], options: SpawnOptions & { readonly timeout?: number } = {}): SpawnSyncReturns<string> {
   const { argv, env } = spawnArgs(args, options);
-  return spawnSync(process.execPath, argv, { cwd: options.cwd, env, encoding: 'utf8', timeout: options.timeout ?? 100_000, killSignal: 'SIGKILL' });
+  return spawnSync(process.execPath, argv, {
+    cwd: options.cwd,
+    env,
+    encoding: 'utf8',
+    timeout: options.timeout ?? 100_000,
+    killSignal: 'SIGKILL',
+  });
 }
 
 export interface CliProcess {
@@ -187,6 +208,10 @@ export function startCli(args: readonly string[], options: SpawnOptions = {}): C
     }),
   );
   const printed = (pattern: RegExp) =>
-    pattern.test(stdout) ? Promise.resolve(true) : ended ? Promise.resolve(false) : new Promise<boolean>((settle) => waiting.push({ pattern, settle }));
+    pattern.test(stdout)
+      ? Promise.resolve(true)
+      : ended
+        ? Promise.resolve(false)
+        : new Promise<boolean>((settle) => waiting.push({ pattern, settle }));
   return { child, printed, exited };
 }

@@ -17,7 +17,7 @@ describe('checkTrainingFits', () => {
     }
   });
 
-  it('lets the lesson\'s settings (and much larger ones) through on wasm', () => {
+  it("lets the lesson's settings (and much larger ones) through on wasm", () => {
     const lesson = { vocabSize: 1414, hidden: DEFAULT_HIDDEN, batchSize: DEFAULT_TRAIN.batchSize, numSteps: DEFAULT_TRAIN.numSteps };
     for (const optimizer of ['sgd', 'adam'] as const) {
       expect(() => checkTrainingFits({ ...lesson, optimizer }, 'wasm')).not.toThrow();
@@ -26,10 +26,12 @@ describe('checkTrainingFits', () => {
     expect(trainingBytes({ ...lesson, optimizer: 'sgd' }).total).toBeLessThan(100e6);
   });
 
-  it('refuses a model whose weights cannot fit in wasm\'s 4 GiB, with the numbers', () => {
+  it("refuses a model whose weights cannot fit in wasm's 4 GiB, with the numbers", () => {
     const huge = { vocabSize: 1414, hidden: 60_000, batchSize: 32, numSteps: 35, optimizer: 'sgd' as const };
     expect(() => checkTrainingFits(huge, 'wasm')).toThrow(UsageError);
-    expect(() => checkTrainingFits(huge, 'wasm')).toThrow(/needs at least 121.3 GB \(14,824,441,414 parameters.*wasm backend holds at most 4 GiB/);
+    expect(() => checkTrainingFits(huge, 'wasm')).toThrow(
+      /needs at least 121.3 GB \(14,824,441,414 parameters.*wasm backend holds at most 4 GiB/,
+    );
     expect(() => checkTrainingFits(huge, 'cpu')).toThrow(/the cpu backend is bounded by this machine's [\d.]+ GB of memory/);
   });
 });

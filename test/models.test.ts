@@ -28,8 +28,15 @@ describe('scratch and builtin LSTMs compute the same function', () => {
     const builtin = BuiltinLstm.create({ impl: 'builtin', ...config }, 5);
     copyScratchIntoBuiltin(scratch, builtin);
 
-    const inputs = tf.tensor2d(Array.from({ length: batch * 5 }, (_, i) => (i * 7) % 11), [batch, 5], 'int32');
-    const start = { h: tf.randomNormal([batch, 6], 0, 0.5, 'float32', 1) as tf.Tensor2D, c: tf.randomNormal([batch, 6], 0, 0.5, 'float32', 2) as tf.Tensor2D };
+    const inputs = tf.tensor2d(
+      Array.from({ length: batch * 5 }, (_, i) => (i * 7) % 11),
+      [batch, 5],
+      'int32',
+    );
+    const start = {
+      h: tf.randomNormal([batch, 6], 0, 0.5, 'float32', 1) as tf.Tensor2D,
+      c: tf.randomNormal([batch, 6], 0, 0.5, 'float32', 2) as tf.Tensor2D,
+    };
     const a = scratch.forward(inputs, start);
     const b = builtin.forward(inputs, start);
     expect(a.logits.shape).toEqual([batch, 5, 11]);
@@ -40,7 +47,20 @@ describe('scratch and builtin LSTMs compute the same function', () => {
     // And the state matters: from zeros the result differs.
     const fromZero = scratch.forward(inputs, scratch.zeroState(batch));
     expect(maxAbsDiff(fromZero.logits, a.logits)).toBeGreaterThan(1e-3);
-    tf.dispose([a.logits, a.state.h, a.state.c, b.logits, b.state.h, b.state.c, fromZero.logits, fromZero.state.h, fromZero.state.c, inputs, start.h, start.c]);
+    tf.dispose([
+      a.logits,
+      a.state.h,
+      a.state.c,
+      b.logits,
+      b.state.h,
+      b.state.c,
+      fromZero.logits,
+      fromZero.state.h,
+      fromZero.state.c,
+      inputs,
+      start.h,
+      start.c,
+    ]);
     scratch.dispose();
     builtin.dispose();
   });
@@ -58,9 +78,24 @@ describe.each([0, 5])('with --seed %i', (seed) => {
 });
 
 describe('scratch LSTM', () => {
-  it('has the lesson\'s parameters: N(0, 0.01) weights, zero biases, named as in the lesson', () => {
+  it("has the lesson's parameters: N(0, 0.01) weights, zero biases, named as in the lesson", () => {
     const model = new ScratchLstm({ impl: 'scratch', vocabSize: 50, hidden: 40 }, 0);
-    expect(Object.keys(model.params)).toEqual(['W_xi', 'W_hi', 'b_i', 'W_xf', 'W_hf', 'b_f', 'W_xo', 'W_ho', 'b_o', 'W_xc', 'W_hc', 'b_c', 'W_hq', 'b_q']);
+    expect(Object.keys(model.params)).toEqual([
+      'W_xi',
+      'W_hi',
+      'b_i',
+      'W_xf',
+      'W_hf',
+      'b_f',
+      'W_xo',
+      'W_ho',
+      'b_o',
+      'W_xc',
+      'W_hc',
+      'b_c',
+      'W_hq',
+      'b_q',
+    ]);
     expect(model.params.W_xi.shape).toEqual([50, 40]);
     expect(model.params.W_hc.shape).toEqual([40, 40]);
     expect(model.params.W_hq.shape).toEqual([40, 50]);
@@ -75,7 +110,14 @@ describe('scratch LSTM', () => {
   it('frees every intermediate of forward', () => {
     const model = new ScratchLstm({ impl: 'scratch', vocabSize: 9, hidden: 4 }, 0);
     const state = model.zeroState(2);
-    const inputs = tf.tensor2d([[1, 2, 3], [4, 5, 6]], [2, 3], 'int32');
+    const inputs = tf.tensor2d(
+      [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+      [2, 3],
+      'int32',
+    );
     const before = tf.memory().numTensors;
     const out = model.forward(inputs, state);
     expect(tf.memory().numTensors).toBe(before + 3); // logits, h, c

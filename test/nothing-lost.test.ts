@@ -5,11 +5,11 @@
  * real CLI, as a user (or a CI job) runs it; the full disk is a seam of the save (setSaveSeams),
  * so those runs are in this process.
  */
-import { spawnSync } from 'child_process';
-import * as fs from 'fs';
-import * as http from 'http';
-import type { AddressInfo } from 'net';
-import * as path from 'path';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import { MAX_TEXT_BYTES } from '../src/node/corpus-file';
 import { setSaveSeams } from '../src/node/model-dir';
@@ -41,7 +41,7 @@ beforeAll(() => {
   fs.mkdirSync(path.join(cwd, 'cmp/scratch'), { recursive: true });
   writeFile(cwd, 'cmp/scratch/readme.txt', 'mine');
   // A zip bomb: one repeated line, more than MAX_TEXT_BYTES unpacked, a few hundred KB packed.
-  const line = Buffer.from(REPETITIVE_LYRIC.slice(0, 24) + '\n');
+  const line = Buffer.from(`${REPETITIVE_LYRIC.slice(0, 24)}\n`);
   const zip = new AdmZip();
   zip.addFile('lyrics.txt', Buffer.alloc(MAX_TEXT_BYTES + 1_000_000, line));
   zip.writeZip(path.join(cwd, 'bomb.zip'));
@@ -51,17 +51,49 @@ describe('paths checked before any training: exit 2, one line on stderr, every f
   const cases: [string, string[], RegExp][] = [
     ['train --out naming an existing file', train('--out', 'notes.txt'), /--out notes.txt is a file, not a model directory$/],
     ['train --out in a place that cannot be written', train('--out', '/proc/lstm-test'), /--out \/proc\/lstm-test cannot be written \(/],
-    ['train --out a directory that holds no model', train('--out', 'photos'), /--out photos is a directory that holds no model \(1 entry, no checkpoint.json\)/],
+    [
+      'train --out a directory that holds no model',
+      train('--out', 'photos'),
+      /--out photos is a directory that holds no model \(1 entry, no checkpoint.json\)/,
+    ],
     ['train --out under a file', train('--out', 'notes.txt/model'), /--out notes.txt\/model cannot be written: .*notes.txt is a file/],
-    ['train --metrics naming a directory', train('--out', 'models/m', '--metrics', 'a-directory'), /--metrics a-directory is a directory, not a file$/],
-    ['train --metrics in a place that cannot be written', train('--out', 'models/m', '--metrics', '/proc/lstm-test.jsonl'), /--metrics \/proc\/lstm-test.jsonl cannot be written/],
+    [
+      'train --metrics naming a directory',
+      train('--out', 'models/m', '--metrics', 'a-directory'),
+      /--metrics a-directory is a directory, not a file$/,
+    ],
+    [
+      'train --metrics in a place that cannot be written',
+      train('--out', 'models/m', '--metrics', '/proc/lstm-test.jsonl'),
+      /--metrics \/proc\/lstm-test.jsonl cannot be written/,
+    ],
     ['compare --out naming a file', ['compare', ...TRAIN, '--out', 'notes.txt'], /--out notes.txt is a file, not a directory$/],
-    ['compare --out whose model directory would replace other things', ['compare', ...TRAIN, '--out', 'cmp'], /--out cmp\/scratch is a directory that holds no model/],
-    ['compare --out in a place that cannot be written', ['compare', ...TRAIN, '--out', '/proc/lstm-test'], /--out \/proc\/lstm-test cannot be written/],
-    ['corpus fetch --dir naming a file', ['corpus', 'fetch', 'jaychou', '--dir', 'notes.txt', '--url', 'http://127.0.0.1:9/x'], /--dir notes.txt is a file, not a directory$/],
-    ['corpus fetch --dir in a place that cannot be written', ['corpus', 'fetch', 'jaychou', '--dir', '/proc/lstm-test', '--url', 'http://127.0.0.1:9/x'], /--dir \/proc\/lstm-test cannot be written/],
+    [
+      'compare --out whose model directory would replace other things',
+      ['compare', ...TRAIN, '--out', 'cmp'],
+      /--out cmp\/scratch is a directory that holds no model/,
+    ],
+    [
+      'compare --out in a place that cannot be written',
+      ['compare', ...TRAIN, '--out', '/proc/lstm-test'],
+      /--out \/proc\/lstm-test cannot be written/,
+    ],
+    [
+      'corpus fetch --dir naming a file',
+      ['corpus', 'fetch', 'jaychou', '--dir', 'notes.txt', '--url', 'http://127.0.0.1:9/x'],
+      /--dir notes.txt is a file, not a directory$/,
+    ],
+    [
+      'corpus fetch --dir in a place that cannot be written',
+      ['corpus', 'fetch', 'jaychou', '--dir', '/proc/lstm-test', '--url', 'http://127.0.0.1:9/x'],
+      /--dir \/proc\/lstm-test cannot be written/,
+    ],
     ['serve --export naming a file', ['serve', '--export', 'notes.txt'], /--export notes.txt is a file, not a directory$/],
-    ['serve --export in a place that cannot be written', ['serve', '--export', '/proc/lstm-test'], /--export \/proc\/lstm-test cannot be written/],
+    [
+      'serve --export in a place that cannot be written',
+      ['serve', '--export', '/proc/lstm-test'],
+      /--export \/proc\/lstm-test cannot be written/,
+    ],
     [
       'a --hidden whose weights cannot fit',
       train('--out', 'models/huge', '--hidden', '60000'),
@@ -90,7 +122,12 @@ describe('--out with a trailing slash (as shells complete it)', () => {
     const again = run(train('--out', 'models/slashed/', '--resume', '--epochs', '2'));
     expect(again.stderr).toBe('');
     expect(again.status).toBe(0);
-    expect(fs.readdirSync(path.join(cwd, 'models/slashed')).sort()).toEqual(['checkpoint.json', 'optimizer.bin', 'weights.bin', 'weights.json']);
+    expect(fs.readdirSync(path.join(cwd, 'models/slashed')).sort()).toEqual([
+      'checkpoint.json',
+      'optimizer.bin',
+      'weights.bin',
+      'weights.json',
+    ]);
   });
 });
 
@@ -123,7 +160,7 @@ describe('a failed save (disk full): exit 1, one line naming what failed and wha
     });
     try {
       const r = await runCli(args, cwd);
-      return { status: r.code, stderr: r.err.map((l) => l + '\n').join('') };
+      return { status: r.code, stderr: r.err.map((l) => `${l}\n`).join('') };
     } finally {
       restore();
     }
@@ -133,7 +170,11 @@ describe('a failed save (disk full): exit 1, one line naming what failed and wha
     expect((await runCli(train('--out', 'models/full'), cwd)).code).toBe(0);
     const before = snapshot();
     const r = await withDiskFullAfter(1, train('--out', 'models/full', '--seed', '7'));
-    expectOneLine(r, 1, /^lstm-lyrics: error: cannot save the model to models\/full: ENOSPC: no space left on device, write \(models\/full.tmp\/\S+\); the previous model in models\/full is unchanged$/);
+    expectOneLine(
+      r,
+      1,
+      /^lstm-lyrics: error: cannot save the model to models\/full: ENOSPC: no space left on device, write \(models\/full.tmp\/\S+\); the previous model in models\/full is unchanged$/,
+    );
     expect(snapshot()).toEqual(before);
   });
 
@@ -150,7 +191,11 @@ describe('a failed write of --metrics (a real full disk: /dev/full)', () => {
   it('exit 1, one line naming the file and what is saved, nothing left behind', () => {
     const before = snapshot();
     const r = run(train('--out', 'models/metrics-full', '--metrics', '/dev/full'));
-    expectOneLine(r, 1, /^lstm-lyrics: error: cannot write --metrics \/dev\/full: ENOSPC: no space left on device, write; no model was saved$/);
+    expectOneLine(
+      r,
+      1,
+      /^lstm-lyrics: error: cannot write --metrics \/dev\/full: ENOSPC: no space left on device, write; no model was saved$/,
+    );
     expect(snapshot()).toEqual(before);
   });
 });
@@ -169,7 +214,13 @@ describe('one run at a time per --out', () => {
     const winner = runs[outcomes.indexOf(true)];
     for (const loser of runs.filter((r) => r !== winner)) {
       const { code, stderr } = await loser.exited;
-      expectOneLine({ status: code, stderr }, 2, new RegExp(`--out models/shared is in use by another run \\(pid ${winner.child.pid}, started .*\\); wait for it to end, or pick another --out \\(if pid ${winner.child.pid} is no lstm-lyrics run, remove .*models/shared.lock\\)$`));
+      expectOneLine(
+        { status: code, stderr },
+        2,
+        new RegExp(
+          `--out models/shared is in use by another run \\(pid ${winner.child.pid}, started .*\\); wait for it to end, or pick another --out \\(if pid ${winner.child.pid} is no lstm-lyrics run, remove .*models/shared.lock\\)$`,
+        ),
+      );
     }
     expect(fs.existsSync(path.join(cwd, 'models/shared.lock'))).toBe(true);
     // A second signal ends it at once; the lock goes with it.
@@ -195,10 +246,20 @@ describe('one run at a time per --out', () => {
 
   it('compare takes both of its directories at start: one in use, it refuses before training either', () => {
     fs.mkdirSync(path.join(cwd, 'busy'), { recursive: true });
-    writeFile(cwd, 'busy/builtin.lock', JSON.stringify({ pid: process.pid, startedAt: '2026-01-01T00:00:00.000Z', command: 'lstm-lyrics train' }));
+    writeFile(
+      cwd,
+      'busy/builtin.lock',
+      JSON.stringify({ pid: process.pid, startedAt: '2026-01-01T00:00:00.000Z', command: 'lstm-lyrics train' }),
+    );
     const before = snapshot();
     const r = run(['compare', ...TRAIN, '--out', 'busy']);
-    expectOneLine(r, 2, new RegExp(`--out busy/builtin is in use by another run \\(pid ${process.pid}, started 2026-01-01T00:00:00.000Z: lstm-lyrics train\\)`));
+    expectOneLine(
+      r,
+      2,
+      new RegExp(
+        `--out busy/builtin is in use by another run \\(pid ${process.pid}, started 2026-01-01T00:00:00.000Z: lstm-lyrics train\\)`,
+      ),
+    );
     expect(snapshot()).toEqual(before);
   });
 
@@ -225,9 +286,12 @@ describe('every signal ends the process within seconds', () => {
     const { port } = server.address() as AddressInfo;
     try {
       const before = snapshot();
-      const { child, exited } = startCli(['corpus', 'fetch', 'jaychou', '--dir', 'downloads/new', '--url', `http://127.0.0.1:${port}/x`], { cwd });
+      const { child, exited } = startCli(['corpus', 'fetch', 'jaychou', '--dir', 'downloads/new', '--url', `http://127.0.0.1:${port}/x`], {
+        cwd,
+      });
       // Wait until the partial file exists, then stop it.
-      const part = () => fs.existsSync(path.join(cwd, 'downloads/new')) && fs.readdirSync(path.join(cwd, 'downloads/new')).some((f) => f.endsWith('.part'));
+      const part = () =>
+        fs.existsSync(path.join(cwd, 'downloads/new')) && fs.readdirSync(path.join(cwd, 'downloads/new')).some((f) => f.endsWith('.part'));
       for (let i = 0; i < 200 && !part(); i++) await new Promise((r) => setTimeout(r, 50));
       expect(part()).toBe(true);
       const signalled = Date.now();

@@ -3,11 +3,11 @@
  * bounded request flood leaves its memory flat, slow clients are cut off without blocking anyone,
  * and model files that are saved again or removed while served never come out half-written.
  */
-import { spawn, spawnSync, type ChildProcess } from 'child_process';
-import * as fs from 'fs';
-import * as http from 'http';
-import * as net from 'net';
-import * as path from 'path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
 import { SERVER_LIMITS } from '../src/node/page-server';
 import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
 
@@ -20,7 +20,32 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 
 function train(out: string, seed: string): void {
   const corpus = writeFile(dir, 'lyric.txt', REPETITIVE_LYRIC);
-  const r = spawnSync(process.execPath, [BIN, 'train', '--corpus', corpus, '--hidden', '32', '--epochs', '1', '--batch-size', '4', '--num-steps', '8', '--pred-len', '2', '--seed', seed, '--threads', '1', '--out', out], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      BIN,
+      'train',
+      '--corpus',
+      corpus,
+      '--hidden',
+      '32',
+      '--epochs',
+      '1',
+      '--batch-size',
+      '4',
+      '--num-steps',
+      '8',
+      '--pred-len',
+      '2',
+      '--seed',
+      seed,
+      '--threads',
+      '1',
+      '--out',
+      out,
+    ],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(r.stderr);
 }
 
@@ -86,7 +111,8 @@ describe('serve under load (127.0.0.1 only)', () => {
     const before = rssMiB();
     await flood(3_000);
     const after = rssMiB();
-    if (process.env.SHOW_RSS) console.log(`serve RSS after warm-up ${before.toFixed(1)} MiB, after 3,000 more requests ${after.toFixed(1)} MiB`);
+    if (process.env.SHOW_RSS)
+      console.log(`serve RSS after warm-up ${before.toFixed(1)} MiB, after 3,000 more requests ${after.toFixed(1)} MiB`);
     expect(after - before).toBeLessThan(40);
   }, 120_000);
 

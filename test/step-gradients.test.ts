@@ -20,8 +20,14 @@ afterAll(() => setAccel({ setting: 'on' }));
 
 const VOCAB = 13;
 const HIDDEN = 6;
-const inputIds = [[1, 5, 2, 12, 0, 7], [3, 3, 7, 9, 11, 4]];
-const targetIds = [[5, 2, 12, 0, 7, 8], [3, 7, 9, 11, 4, 1]];
+const inputIds = [
+  [1, 5, 2, 12, 0, 7],
+  [3, 3, 7, 9, 11, 4],
+];
+const targetIds = [
+  [5, 2, 12, 0, 7, 8],
+  [3, 7, 9, 11, 4, 1],
+];
 
 /** fn with the hook installed, or not (until fn's promise settles, if it returns one). */
 function withHook<T>(hooked: boolean, fn: () => T): T {
@@ -43,7 +49,10 @@ function lossAndGradients(model: LanguageModel, hooked: boolean): { loss: number
   const targets = tf.tensor2d(targetIds, undefined, 'int32');
   const result = withHook(hooked, () =>
     tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(inputs, model.zeroState(2)).logits, targets), model.variables as tf.Variable[]);
+      const { value, grads } = tf.variableGrads(
+        () => crossEntropy(model.forward(inputs, model.zeroState(2)).logits, targets),
+        model.variables as tf.Variable[],
+      );
       return { value, grads: model.variables.map((v) => grads[v.name]) };
     }),
   );
@@ -84,7 +93,10 @@ describe('a gradient of a gradient through the models (a gradient penalty)', () 
   const penaltyGradient = (model: LanguageModel) => {
     const inputs = tf.tensor2d(inputIds, undefined, 'int32');
     const targets = tf.tensor2d(targetIds, undefined, 'int32');
-    const h0 = tf.tensor2d(Array.from({ length: 2 * HIDDEN }, (_, i) => Math.sin(i) / 4), [2, HIDDEN]);
+    const h0 = tf.tensor2d(
+      Array.from({ length: 2 * HIDDEN }, (_, i) => Math.sin(i) / 4),
+      [2, HIDDEN],
+    );
     const c0 = tf.zeros([2, HIDDEN]) as tf.Tensor2D;
     const loss = (h: tf.Tensor) => crossEntropy(model.forward(inputs, { h: h as tf.Tensor2D, c: c0 }).logits, targets);
     const g = withHook(true, () => tf.grad((h: tf.Tensor) => tf.square(tf.grad(loss)(h)).sum())(h0));
@@ -118,15 +130,23 @@ describe('the hook', () => {
     for (const x of xs) h = tf.tanh(tf.add(tf.matMul(x, W_xh), tf.matMul(h, W_hh))) as tf.Tensor2D;
     return tf.sum(tf.square(h)) as tf.Scalar;
   };
-  it('serves a cell it has never seen: one product for each weight\'s gradient, the same numbers', async () => {
+  it("serves a cell it has never seen: one product for each weight's gradient, the same numbers", async () => {
     const W_xh = tf.variable(tf.randomNormal([VOCAB, HIDDEN], 0, 0.5, 'float32', 1));
     const W_hh = tf.variable(tf.randomNormal([HIDDEN, HIDDEN], 0, 0.5, 'float32', 2));
-    const gradients = () => tf.tidy(() => Object.values(tf.variableGrads(rnnLoss(W_xh, W_hh), [W_xh, W_hh]).grads).map((g) => Array.from(g.dataSync())));
+    const gradients = () =>
+      tf.tidy(() => Object.values(tf.variableGrads(rnnLoss(W_xh, W_hh), [W_xh, W_hh]).grads).map((g) => Array.from(g.dataSync())));
     const plain = gradients();
     const profile = await withHook(true, () => tf.profile(() => void gradients()));
     // dW = xᵀ·dy: per step [k, 2]·[2, HIDDEN] unhooked; hooked, one [k, 12]·[12, HIDDEN] per weight.
-    const weightGradients = profile.kernels.filter((k) => k.name === 'BatchMatMul' && k.outputShapes[0]?.at(-1) === HIDDEN && [VOCAB, HIDDEN].includes(k.outputShapes[0]?.at(-2) ?? 0));
-    expect(weightGradients.map((k) => k.inputShapes[0])).toEqual(expect.arrayContaining([[12, VOCAB], [12, HIDDEN]]));
+    const weightGradients = profile.kernels.filter(
+      (k) => k.name === 'BatchMatMul' && k.outputShapes[0]?.at(-1) === HIDDEN && [VOCAB, HIDDEN].includes(k.outputShapes[0]?.at(-2) ?? 0),
+    );
+    expect(weightGradients.map((k) => k.inputShapes[0])).toEqual(
+      expect.arrayContaining([
+        [12, VOCAB],
+        [12, HIDDEN],
+      ]),
+    );
     expect(weightGradients).toHaveLength(2);
     const hooked = withHook(true, gradients);
     hooked.forEach((g, i) => g.forEach((v, j) => expect(v).toBeCloseTo(plain[i][j], 5)));
@@ -140,25 +160,34 @@ describe('the hook', () => {
     expect([engine.gradients, engine.runKernel]).toEqual(before);
   });
 
-  it.each(['scratch', 'builtin'] as const)('%s: one weight-gradient product per weight, none per step, and never the one-hot input\'s', async (impl) => {
-    const model = models[impl]();
-    const steps = 6;
-    const inputs = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, steps], 'int32');
-    const targets = tf.tensor2d([[2, 3, 4, 5, 6, 7]], [1, steps], 'int32');
-    const info = await withHook(true, () =>
-      tf.profile(() =>
-        tf.tidy(() => {
-          tf.variableGrads(() => crossEntropy(model.forward(inputs, model.zeroState(1)).logits, targets), model.variables as tf.Variable[]);
-        }),
-      ),
-    );
-    const products = (rows: number, cols: number) =>
-      info.kernels.filter((k) => k.name === 'BatchMatMul' && k.outputShapes[0]?.at(-2) === rows && k.outputShapes[0]?.at(-1) === cols).length;
-    expect(products(HIDDEN, 4 * HIDDEN)).toBe(1); // dW_h: [hidden, steps]·[steps, 4·hidden]
-    if (impl === 'builtin') expect(products(VOCAB, 4 * HIDDEN)).toBe(1); // the input kernel's
-    // dX = dy·kernelᵀ for the one-hot input would be a [1, 4·hidden]·[4·hidden, vocab] product.
-    expect(info.kernels.filter((k) => k.name === 'BatchMatMul' && k.outputShapes[0]?.at(-1) === VOCAB && k.inputShapes[1]?.at(-2) === VOCAB)).toHaveLength(0);
-    tf.dispose([inputs, targets]);
-    model.dispose();
-  });
+  it.each(['scratch', 'builtin'] as const)(
+    "%s: one weight-gradient product per weight, none per step, and never the one-hot input's",
+    async (impl) => {
+      const model = models[impl]();
+      const steps = 6;
+      const inputs = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, steps], 'int32');
+      const targets = tf.tensor2d([[2, 3, 4, 5, 6, 7]], [1, steps], 'int32');
+      const info = await withHook(true, () =>
+        tf.profile(() =>
+          tf.tidy(() => {
+            tf.variableGrads(
+              () => crossEntropy(model.forward(inputs, model.zeroState(1)).logits, targets),
+              model.variables as tf.Variable[],
+            );
+          }),
+        ),
+      );
+      const products = (rows: number, cols: number) =>
+        info.kernels.filter((k) => k.name === 'BatchMatMul' && k.outputShapes[0]?.at(-2) === rows && k.outputShapes[0]?.at(-1) === cols)
+          .length;
+      expect(products(HIDDEN, 4 * HIDDEN)).toBe(1); // dW_h: [hidden, steps]·[steps, 4·hidden]
+      if (impl === 'builtin') expect(products(VOCAB, 4 * HIDDEN)).toBe(1); // the input kernel's
+      // dX = dy·kernelᵀ for the one-hot input would be a [1, 4·hidden]·[4·hidden, vocab] product.
+      expect(
+        info.kernels.filter((k) => k.name === 'BatchMatMul' && k.outputShapes[0]?.at(-1) === VOCAB && k.inputShapes[1]?.at(-2) === VOCAB),
+      ).toHaveLength(0);
+      tf.dispose([inputs, targets]);
+      model.dispose();
+    },
+  );
 });

@@ -13,7 +13,7 @@ describe('progress bar', () => {
     const bar = progressFor(stream, {});
     bar.update(1, 10, 3, 8, 123.456);
     expect(stream.writes).toHaveLength(1);
-    expect(stream.writes[0]).toMatch(/^\r\[#*\.*\] epoch 1\/10 batch 3\/8  perplexity 123.46  ETA /);
+    expect(stream.writes[0]).toMatch(/^\r\[#*\.*\] epoch 1\/10 batch 3\/8 {2}perplexity 123.46 {2}ETA /);
     bar.clear();
     expect(stream.writes.at(-1)).toBe('\r\x1b[K');
   });
@@ -44,11 +44,12 @@ describe('colours', () => {
     expect(colorLevel({ isTTY }, env as NodeJS.ProcessEnv)).toBe(level);
   });
 
-  it('colour the CLI\'s error prefix only when forced on a pipe', () => {
+  it("colour the CLI's error prefix only when forced on a pipe", () => {
     const plain = spawnCli(['train', '--corpus', 'nope.txt'], { env: { FORCE_COLOR: '0' } });
     expect(plain.stderr).toBe('lstm-lyrics: corpus not found: nope.txt\n');
     // FORCE_COLOR wins over the NO_COLOR spawnCli sets.
     const forced = spawnCli(['train', '--corpus', 'nope.txt'], { env: { FORCE_COLOR: '1' } });
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the ANSI escapes are what is tested
     expect(forced.stderr).toMatch(/^\x1b\[31m\x1b\[1mlstm-lyrics:/);
   });
 });

@@ -71,7 +71,17 @@ describe('held-out perplexity', () => {
     const { train: part, heldOut } = splitHeldOut(whole, 100);
     expect(part.ids.length + heldOut!.length).toBe(whole.ids.length);
     const model = createModel({ impl: 'builtin', vocabSize: whole.vocab.chars.length, hidden: 16 }, 0);
-    const config: TrainConfig = { ...DEFAULT_TRAIN, ...DEFAULT_OPTIMIZER.builtin, corpus: '', epochs: 3, batchSize: 4, numSteps: 8, reportEvery: 10, predLen: 1, clip: 0.1 };
+    const config: TrainConfig = {
+      ...DEFAULT_TRAIN,
+      ...DEFAULT_OPTIMIZER.builtin,
+      corpus: '',
+      epochs: 3,
+      batchSize: 4,
+      numSteps: 8,
+      reportEvery: 10,
+      predLen: 1,
+      clip: 0.1,
+    };
     const { history } = await train(model, part, config, {}, { heldOut });
     for (const m of history) expect(m.heldOutPerplexity).toBeDefined();
     expect(history[0].heldOutPerplexity!).toBeGreaterThanOrEqual(1);
@@ -112,23 +122,33 @@ describe('crossEntropy', () => {
     return tf.tidy(() => loss(logits.reshape([-1, V]), tf.oneHot(targets.reshape([-1]), V).toFloat()));
   }
 
-  it.each(['wasm', 'cpu'] as const)('gives bit for bit the value and gradient of the one-hot product formula (%s), leaking nothing', (backend) =>
-    onBackend(backend, () => {
-      const logits = tf.randomNormal([4, 35, 97], 0, 4, 'float32', 6);
-      const targets = tf.tensor2d(Array.from({ length: 140 }, (_, i) => (i * 37) % 97), [4, 35], 'int32');
-      const before = tf.memory().numTensors;
-      const [v1, v2] = [crossEntropy(logits, targets), withOneHotProduct(logits, targets)];
-      expect(v1.dataSync()[0]).toBe(v2.dataSync()[0]);
-      const [g1, g2] = [tf.grad((l: tf.Tensor) => crossEntropy(l, targets))(logits), tf.grad((l: tf.Tensor) => withOneHotProduct(l, targets))(logits)];
-      expect(Array.from(g1.dataSync())).toEqual(Array.from(g2.dataSync()));
-      tf.dispose([v1, v2, g1, g2]);
-      expect(tf.memory().numTensors).toBe(before);
-      tf.dispose([logits, targets]);
-    }));
+  it.each(['wasm', 'cpu'] as const)(
+    'gives bit for bit the value and gradient of the one-hot product formula (%s), leaking nothing',
+    (backend) =>
+      onBackend(backend, () => {
+        const logits = tf.randomNormal([4, 35, 97], 0, 4, 'float32', 6);
+        const targets = tf.tensor2d(
+          Array.from({ length: 140 }, (_, i) => (i * 37) % 97),
+          [4, 35],
+          'int32',
+        );
+        const before = tf.memory().numTensors;
+        const [v1, v2] = [crossEntropy(logits, targets), withOneHotProduct(logits, targets)];
+        expect(v1.dataSync()[0]).toBe(v2.dataSync()[0]);
+        const [g1, g2] = [
+          tf.grad((l: tf.Tensor) => crossEntropy(l, targets))(logits),
+          tf.grad((l: tf.Tensor) => withOneHotProduct(l, targets))(logits),
+        ];
+        expect(Array.from(g1.dataSync())).toEqual(Array.from(g2.dataSync()));
+        tf.dispose([v1, v2, g1, g2]);
+        expect(tf.memory().numTensors).toBe(before);
+        tf.dispose([logits, targets]);
+      }),
+  );
 });
 
 describe('makeOptimizer', () => {
-  it('gives the lesson\'s optimizers, Adam with torch\'s epsilon of 1e-8', () => {
+  it("gives the lesson's optimizers, Adam with torch's epsilon of 1e-8", () => {
     expect(makeOptimizer('sgd', 100).getConfig()).toMatchObject({ learningRate: 100 });
     expect(makeOptimizer('adam', 0.01).getConfig()).toMatchObject({ learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 });
   });

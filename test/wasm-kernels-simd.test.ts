@@ -3,7 +3,7 @@
  * computes exp, sigmoid and tanh in double precision and rounds once: so the distance in ulps to
  * it is the error. Sums and scatter-adds are float additions in the library's order: the same bits.
  */
-import * as fs from 'fs';
+import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { onBackend, randomFloats, useWasm } from './helpers';
@@ -37,7 +37,27 @@ function ulps(a: number, b: number): number {
 /** n floats spread over [lo, hi], deterministic. */
 const spread = (n: number, lo: number, hi: number): Float32Array => Float32Array.from(randomFloats(n, 12345, lo, hi));
 
-const SPECIALS = [NaN, Infinity, -Infinity, 0, -0, 1e-30, -1e-30, 0.625, -0.625, 0.6249, 88.7, 88.73, 89, 200, -87.5, -100, -103, -104, -200];
+const SPECIALS = [
+  NaN,
+  Infinity,
+  -Infinity,
+  0,
+  -0,
+  1e-30,
+  -1e-30,
+  0.625,
+  -0.625,
+  0.6249,
+  88.7,
+  88.73,
+  89,
+  200,
+  -87.5,
+  -100,
+  -103,
+  -104,
+  -200,
+];
 
 async function both(fn: () => tf.Tensor): Promise<{ wasm: Float32Array; cpu: Float32Array }> {
   const run = () => tf.tidy(fn).dataSync() as Float32Array;
@@ -175,14 +195,21 @@ describe('Sum over leading axes on wasm', () => {
       const rank = shape.length;
       const reduced = axes.map((a) => (a + rank) % rank);
       const n = reduced.length;
-      const x = spread(shape.reduce((p, d) => p * d, 1), -3, 3);
+      const x = spread(
+        shape.reduce((p, d) => p * d, 1),
+        -3,
+        3,
+      );
       const [ours, library] = await onBackend('wasm', () =>
         tf.tidy(() => {
           const t = tf.tensor(x, shape);
           const viaLeading = tf.sum(t, axes, keepDims);
           // Move the reduced (leading) axes last and sum those.
           const perm = [...Array.from({ length: rank - n }, (_, i) => i + n), ...Array.from({ length: n }, (_, i) => i)];
-          const viaTrailing = tf.sum(tf.transpose(t, perm), Array.from({ length: n }, (_, i) => rank - n + i));
+          const viaTrailing = tf.sum(
+            tf.transpose(t, perm),
+            Array.from({ length: n }, (_, i) => rank - n + i),
+          );
           expect(viaLeading.shape).toEqual(keepDims ? shape.map((d, i) => (reduced.includes(i) ? 1 : d)) : shape.slice(n));
           return [Array.from(viaLeading.dataSync()), Array.from(viaTrailing.dataSync())];
         }),
@@ -201,7 +228,10 @@ describe('Sum over leading axes on wasm', () => {
     const run = () =>
       tf.stack([
         tf.sum(tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2], 'int32'), 0).toFloat(),
-        tf.sum(tf.tensor2d([1.5, 2, 3, 4, 5, 6], [3, 2])).reshape([1]).tile([2]),
+        tf
+          .sum(tf.tensor2d([1.5, 2, 3, 4, 5, 6], [3, 2]))
+          .reshape([1])
+          .tile([2]),
         tf.sum(tf.tensor2d([1.5, 2, 3, 4, 5, 6], [2, 3]), 1),
       ]);
     const { wasm, cpu } = await both(run);
@@ -272,20 +302,30 @@ describe('the gradients of Sigmoid and Tanh on wasm', () => {
     }
 
     test(`${name}: a gradient of a gradient (tfjs-core's formula, recorded) equals cpu`, async () => {
-      const run = () => tf.grad((v: tf.Tensor) => tf.grad((u: tf.Tensor) => tf.mul(op(u), u).sum())(v).sum())(tf.tensor1d(spread(41, -4, 4)));
+      const run = () =>
+        tf.grad((v: tf.Tensor) =>
+          tf
+            .grad((u: tf.Tensor) => tf.mul(op(u), u).sum())(v)
+            .sum(),
+        )(tf.tensor1d(spread(41, -4, 4)));
       const [wasm, cpu] = [await onBackend('wasm', () => tf.tidy(run).dataSync()), await onBackend('cpu', () => tf.tidy(run).dataSync())];
       wasm.forEach((v, i) => expect(Math.abs(v - cpu[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(cpu[i]))));
     });
   }
 
-  test('on cpu, is tfjs-core\'s formula op by op (no kernel of ours there)', async () => {
+  test("on cpu, is tfjs-core's formula op by op (no kernel of ours there)", async () => {
     expect(tf.getKernel(ACTIVATION_GRAD_KERNEL, 'cpu')).toBeUndefined();
     for (const [, op, formula] of ops) {
       const runKernel = jest.spyOn(tf.engine(), 'runKernel');
       const [got, expected] = await onBackend('cpu', () =>
         tf.tidy(() => {
           const [X, DY] = [tf.tensor1d(spread(9, -2, 2)), tf.tensor1d(spread(9, -3, 3))];
-          return [tf.grad((v: tf.Tensor) => tf.sum(tf.mul(op(v), DY)))(X).dataSync(), formula(DY, op(X)).dataSync()];
+          return [
+            tf
+              .grad((v: tf.Tensor) => tf.sum(tf.mul(op(v), DY)))(X)
+              .dataSync(),
+            formula(DY, op(X)).dataSync(),
+          ];
         }),
       );
       expect(runKernel.mock.calls.some(([k]) => k === ACTIVATION_GRAD_KERNEL)).toBe(false);
@@ -315,11 +355,32 @@ describe("Adam's update as one kernel a weight on wasm", () => {
   /** Trains three variables for STEPS steps of fixed gradients; returns every number it ends with. */
   async function run(backend: 'wasm' | 'cpu', optimizer: () => tf.Optimizer): Promise<{ values: number[][]; slots: number[][] }> {
     return onBackend(backend, async () => {
-      const vars = shapes.map((s, k) => tf.tidy(() => tf.variable(tf.tensor(spread(s.reduce((p, d) => p * d, 1), -1, 1).map((v) => v * (k + 1)), s), true, `adam-test-${++runs}-${k}`)));
+      const vars = shapes.map((s, k) =>
+        tf.tidy(() =>
+          tf.variable(
+            tf.tensor(
+              spread(
+                s.reduce((p, d) => p * d, 1),
+                -1,
+                1,
+              ).map((v) => v * (k + 1)),
+              s,
+            ),
+            true,
+            `adam-test-${++runs}-${k}`,
+          ),
+        ),
+      );
       const opt = optimizer();
       for (let step = 0; step < STEPS; step++) {
         const grads = Object.fromEntries(
-          vars.map((v, k) => [v.name, tf.tensor(spread(v.size, -1, 1).map((g, i) => g * 10 ** -(step + k + (i % 5))), v.shape)]),
+          vars.map((v, k) => [
+            v.name,
+            tf.tensor(
+              spread(v.size, -1, 1).map((g, i) => g * 10 ** -(step + k + (i % 5))),
+              v.shape,
+            ),
+          ]),
         );
         opt.applyGradients(grads);
         tf.dispose(Object.values(grads));
@@ -334,7 +395,7 @@ describe("Adam's update as one kernel a weight on wasm", () => {
     });
   }
 
-  test('gives tf.train.adam\'s numbers (on cpu) to the bit, weights and optimizer slots, in one kernel call per weight', async () => {
+  test("gives tf.train.adam's numbers (on cpu) to the bit, weights and optimizer slots, in one kernel call per weight", async () => {
     const runKernel = jest.spyOn(tf.engine(), 'runKernel');
     const ours = await run('wasm', () => makeOptimizer('adam', 0.01));
     const fused = runKernel.mock.calls.filter(([name]) => name === ADAM_UPDATE_KERNEL).length;
@@ -387,35 +448,41 @@ describe("Adam's update as one kernel a weight on wasm", () => {
   });
 
   test('resumes from its slots (getWeights, setWeights), takes NamedTensor[] and a missing gradient, as tf.train.adam', async () => {
-    const resumed = (optimizer: () => tf.Optimizer) => onBackend('wasm', async () => {
-      const [a, b] = [0, 1].map((k) => tf.tidy(() => tf.variable(tf.tensor1d(spread(9, -1, 1).map((x) => x * (k + 1))), true, `adam-test-${++runs}`)));
-      const grads = (step: number) => [a, b].map((v, k) => ({ name: v.name, tensor: tf.tensor1d(spread(9, -1, 1).map((x) => x * 10 ** -(step + k))) }));
-      const first = optimizer();
-      for (let step = 0; step < 3; step++) {
-        const g = grads(step);
-        first.applyGradients(step === 1 ? [g[0]] : g); // b has no gradient in step 1
-        tf.dispose(g.map((x) => x.tensor));
-      }
-      const slots = await first.getWeights();
-      const second = optimizer();
-      await second.setWeights(slots);
-      for (let step = 3; step < 5; step++) {
-        const g = grads(step);
-        second.applyGradients(g);
-        tf.dispose(g.map((x) => x.tensor));
-      }
-      const values = [a, b].map((v) => Array.from(v.dataSync()));
-      tf.dispose([a, b, ...slots.map((w) => w.tensor)]);
-      first.dispose();
-      second.dispose();
-      return values;
-    });
+    const resumed = (optimizer: () => tf.Optimizer) =>
+      onBackend('wasm', async () => {
+        const [a, b] = [0, 1].map((k) =>
+          tf.tidy(() => tf.variable(tf.tensor1d(spread(9, -1, 1).map((x) => x * (k + 1))), true, `adam-test-${++runs}`)),
+        );
+        const grads = (step: number) =>
+          [a, b].map((v, k) => ({ name: v.name, tensor: tf.tensor1d(spread(9, -1, 1).map((x) => x * 10 ** -(step + k))) }));
+        const first = optimizer();
+        for (let step = 0; step < 3; step++) {
+          const g = grads(step);
+          first.applyGradients(step === 1 ? [g[0]] : g); // b has no gradient in step 1
+          tf.dispose(g.map((x) => x.tensor));
+        }
+        const slots = await first.getWeights();
+        const second = optimizer();
+        await second.setWeights(slots);
+        for (let step = 3; step < 5; step++) {
+          const g = grads(step);
+          second.applyGradients(g);
+          tf.dispose(g.map((x) => x.tensor));
+        }
+        const values = [a, b].map((v) => Array.from(v.dataSync()));
+        tf.dispose([a, b, ...slots.map((w) => w.tensor)]);
+        first.dispose();
+        second.dispose();
+        return values;
+      });
     expect(await resumed(() => makeOptimizer('adam', 0.01))).toEqual(await resumed(() => tf.train.adam(0.01, 0.9, 0.999, ADAM_EPSILON)));
   });
 
   test('on a backend without the kernel, is tf.train.adam itself', async () => {
     expect(tf.getKernel(ADAM_UPDATE_KERNEL, 'cpu')).toBeUndefined();
-    expect(await run('cpu', () => makeOptimizer('adam', 0.01))).toEqual(await run('cpu', () => tf.train.adam(0.01, 0.9, 0.999, ADAM_EPSILON)));
+    expect(await run('cpu', () => makeOptimizer('adam', 0.01))).toEqual(
+      await run('cpu', () => tf.train.adam(0.01, 0.9, 0.999, ADAM_EPSILON)),
+    );
   });
 
   test('leaves no tensor or wasm buffer behind', async () => {

@@ -53,7 +53,22 @@ beforeAll(async () => {
 });
 
 describe('the kernels behind the switch', () => {
-  const names = ['BatchMatMul', '_FusedMatMul', 'UnsortedSegmentSum', 'Identity', 'Slice', 'Unpack', 'SplitV', 'GatherV2', 'Square', 'Cast', 'Exp', 'Sigmoid', 'Tanh', 'Sum'];
+  const names = [
+    'BatchMatMul',
+    '_FusedMatMul',
+    'UnsortedSegmentSum',
+    'Identity',
+    'Slice',
+    'Unpack',
+    'SplitV',
+    'GatherV2',
+    'Square',
+    'Cast',
+    'Exp',
+    'Sigmoid',
+    'Tanh',
+    'Sum',
+  ];
   const kernels = () => names.map((n) => tf.getKernel(n, 'wasm')?.kernelFunc);
   test('off puts every library kernel back, on replaces each again, and switching twice changes nothing', () => {
     const on = kernels();
@@ -116,7 +131,11 @@ describe('matMul on wasm equals cpu', () => {
   }
 
   // Batch broadcasting: a shared rank-2 (or batch-1) weight matrix against a batch of inputs.
-  for (const [aBatch, bBatch] of [[[2], []], [[2], [1]], [[1], [3]]]) {
+  for (const [aBatch, bBatch] of [
+    [[2], []],
+    [[2], [1]],
+    [[1], [3]],
+  ]) {
     for (const transposeB of [false, true]) {
       const aShape = [...aBatch, 3, 5];
       const bShape = [...bBatch, ...(transposeB ? [4, 5] : [5, 4])];
@@ -129,7 +148,11 @@ describe('matMul on wasm equals cpu', () => {
     }
   }
 
-  for (const [transposeA, transposeB] of [[false, true], [true, false], [true, true]]) {
+  for (const [transposeA, transposeB] of [
+    [false, true],
+    [true, false],
+    [true, true],
+  ]) {
     test(`matMul transposeA=${transposeA} transposeB=${transposeB} leaks no tensor or wasm buffer`, () => {
       const a = tf.tensor(values(2 * 12, 4), [2, ...(transposeA ? [4, 3] : [3, 4])]);
       const b = tf.tensor(values(2 * 20, 5), [2, ...(transposeB ? [5, 4] : [4, 5])]);
@@ -180,7 +203,8 @@ describe('UnsortedSegmentSum on wasm equals cpu', () => {
   }
 
   test('int32 x (its rows added in JS) equals cpu', async () => {
-    const run = () => tf.unsortedSegmentSum(tf.tensor2d([1, -2, 3, 40, 5, 6, -7, 8, 9], [3, 3], 'int32'), tf.tensor1d([2, 0, 2], 'int32'), 3);
+    const run = () =>
+      tf.unsortedSegmentSum(tf.tensor2d([1, -2, 3, 40, 5, 6, -7, 8, 9], [3, 3], 'int32'), tf.tensor1d([2, 0, 2], 'int32'), 3);
     const onWasm = await on('wasm', run);
     expect(onWasm).toEqual(await on('cpu', run));
     expect(onWasm).toEqual([40, 5, 6, 0, 0, 0, -6, 6, 12]);
@@ -273,7 +297,10 @@ describe('cache of transposed matMul operands', () => {
     v.assign(doubled); // v now shares doubled's dataId
     doubled.dispose();
     const after = tf.matMul(x, v, false, true);
-    expectClose(Array.from(after.dataSync()), Array.from(before.dataSync(), (y) => 2 * y));
+    expectClose(
+      Array.from(after.dataSync()),
+      Array.from(before.dataSync(), (y) => 2 * y),
+    );
     tf.dispose([v, x, before, after]);
   });
 
@@ -311,24 +338,100 @@ describe('matMul with a one-hot left operand on wasm equals cpu', () => {
     { title: 'a·bᵀ', run: () => tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(bT, [N, K]), false, true) },
     { title: 'a·b, batch of 1', run: () => tf.matMul(tf.tensor3d(a, [1, M, K]), tf.tensor3d(b, [1, K, N])) },
     { title: 'a·b, batch of 1 against rank 2', run: () => tf.matMul(tf.tensor3d(a, [1, M, K]), tf.tensor2d(b, [K, N])) },
-    { title: 'fused a·b + bias', run: () => tf.fused.matMul({ a: tf.tensor2d(a, [M, K]), b: tf.tensor2d(b, [K, N]), bias: tf.tensor1d(bias) }) },
-    { title: 'fused a·bᵀ + bias', run: () => tf.fused.matMul({ a: tf.tensor2d(a, [M, K]), b: tf.tensor2d(bT, [N, K]), transposeB: true, bias: tf.tensor1d(bias) }) },
-    { title: 'fused a·b + bias, relu (general path)', run: () => tf.fused.matMul({ a: tf.tensor2d(a, [M, K]), b: tf.tensor2d(b, [K, N]), bias: tf.tensor1d(bias), activation: 'relu' }) },
+    {
+      title: 'fused a·b + bias',
+      run: () => tf.fused.matMul({ a: tf.tensor2d(a, [M, K]), b: tf.tensor2d(b, [K, N]), bias: tf.tensor1d(bias) }),
+    },
+    {
+      title: 'fused a·bᵀ + bias',
+      run: () => tf.fused.matMul({ a: tf.tensor2d(a, [M, K]), b: tf.tensor2d(bT, [N, K]), transposeB: true, bias: tf.tensor1d(bias) }),
+    },
+    {
+      title: 'fused a·b + bias, relu (general path)',
+      run: () => tf.fused.matMul({ a: tf.tensor2d(a, [M, K]), b: tf.tensor2d(b, [K, N]), bias: tf.tensor1d(bias), activation: 'relu' }),
+    },
     // aᵀ·dz with a [M, K]: dz [M, N], the result [K, N] sums dz's rows by hot column.
     { title: 'aᵀ·dz', run: () => tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(values(M * N, 43), [M, N]), true, false) },
     { title: 'aᵀ·dz, batch of 1', run: () => tf.matMul(tf.tensor3d(a, [1, M, K]), tf.tensor3d(values(M * N, 43), [1, M, N]), true, false) },
     { title: 'aᵀ·dzᵀ', run: () => tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(values(N * M, 44), [N, M]), true, true) },
-    { title: 'a batch of 2 (general path)', run: () => tf.matMul(tf.tensor3d([...a, ...a.slice().reverse()], [2, M, K]), tf.tensor3d(b, [1, K, N])) },
+    {
+      title: 'a batch of 2 (general path)',
+      run: () => tf.matMul(tf.tensor3d([...a, ...a.slice().reverse()], [2, M, K]), tf.tensor3d(b, [1, K, N])),
+    },
     // Not one-hot: a second 1 in a row; a value other than 0 and 1 late in the matrix.
-    { title: 'two 1s in a row (general path)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === 1 ? 1 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
-    { title: 'a 2 in the last row (general path)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === M * K - 1 ? 2 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
+    {
+      title: 'two 1s in a row (general path)',
+      run: () =>
+        tf.matMul(
+          tf.tensor2d(
+            a.map((v, i) => (i === 1 ? 1 : v)),
+            [M, K],
+          ),
+          tf.tensor2d(b, [K, N]),
+        ),
+    },
+    {
+      title: 'a 2 in the last row (general path)',
+      run: () =>
+        tf.matMul(
+          tf.tensor2d(
+            a.map((v, i) => (i === M * K - 1 ? 2 : v)),
+            [M, K],
+          ),
+          tf.tensor2d(b, [K, N]),
+        ),
+    },
     { title: 'all zeros', run: () => tf.fused.matMul({ a: tf.zeros([M, K]), b: tf.tensor2d(b, [K, N]), bias: tf.tensor1d(bias) }) },
     // The check runs four floats at a time, then the last K % 4 one by one: odd values in both.
-    { title: 'a 0.5 beside the 1 in the same four (general path)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === 2 ? 0.5 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
-    { title: 'a second 1 in the last column (general path)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === K - 1 ? 1 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
-    { title: 'a NaN (general path: it spreads)', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (i === K + 5 ? NaN : v)), [M, K]), tf.tensor2d(b, [K, N])) },
-    { title: '-0 counts as 0', run: () => tf.matMul(tf.tensor2d(a.map((v, i) => (v === 0 && i % 2 ? -0 : v)), [M, K]), tf.tensor2d(b, [K, N])) },
-    { title: 'rows of 1027 (the lesson vocabulary), aᵀ·dz', run: () => tf.matMul(tf.oneHot(tf.tensor1d([5, 1026, 0, 5], 'int32'), 1027).toFloat(), tf.tensor2d(values(4 * N, 47), [4, N]), true, false) },
+    {
+      title: 'a 0.5 beside the 1 in the same four (general path)',
+      run: () =>
+        tf.matMul(
+          tf.tensor2d(
+            a.map((v, i) => (i === 2 ? 0.5 : v)),
+            [M, K],
+          ),
+          tf.tensor2d(b, [K, N]),
+        ),
+    },
+    {
+      title: 'a second 1 in the last column (general path)',
+      run: () =>
+        tf.matMul(
+          tf.tensor2d(
+            a.map((v, i) => (i === K - 1 ? 1 : v)),
+            [M, K],
+          ),
+          tf.tensor2d(b, [K, N]),
+        ),
+    },
+    {
+      title: 'a NaN (general path: it spreads)',
+      run: () =>
+        tf.matMul(
+          tf.tensor2d(
+            a.map((v, i) => (i === K + 5 ? NaN : v)),
+            [M, K],
+          ),
+          tf.tensor2d(b, [K, N]),
+        ),
+    },
+    {
+      title: '-0 counts as 0',
+      run: () =>
+        tf.matMul(
+          tf.tensor2d(
+            a.map((v, i) => (v === 0 && i % 2 ? -0 : v)),
+            [M, K],
+          ),
+          tf.tensor2d(b, [K, N]),
+        ),
+    },
+    {
+      title: 'rows of 1027 (the lesson vocabulary), aᵀ·dz',
+      run: () =>
+        tf.matMul(tf.oneHot(tf.tensor1d([5, 1026, 0, 5], 'int32'), 1027).toFloat(), tf.tensor2d(values(4 * N, 47), [4, N]), true, false),
+    },
   ];
   for (const { title, run } of cases) {
     test(title, async () => expectClose(await on('wasm', run), await on('cpu', run)));
@@ -337,7 +440,15 @@ describe('matMul with a one-hot left operand on wasm equals cpu', () => {
   test('the gradients of a fused one-hot matMul (as in tf.layers.lstm) equal cpu', async () => {
     const run = () => {
       const f = (w: tf.Tensor, c: tf.Tensor) =>
-        tf.sum(tf.square(tf.fused.matMul({ a: tf.tensor2d(a, [M, K]).reshape([1, M, K]) as tf.Tensor3D, b: w.reshape([1, K, N]) as tf.Tensor3D, bias: c })));
+        tf.sum(
+          tf.square(
+            tf.fused.matMul({
+              a: tf.tensor2d(a, [M, K]).reshape([1, M, K]) as tf.Tensor3D,
+              b: w.reshape([1, K, N]) as tf.Tensor3D,
+              bias: c,
+            }),
+          ),
+        );
       const [dw, dc] = tf.grads(f)([tf.tensor2d(b, [K, N]), tf.tensor1d(bias)]);
       return tf.concat([dw.flatten(), dc]);
     };
@@ -418,14 +529,21 @@ describe('Transpose on wasm', () => {
 describe('Identity (tf.clone, and every tensor saved for backprop) on wasm', () => {
   test('a gradient of a gradient follows saved tensors, also through a gradient taken inside one', async () => {
     const x = () => tf.tensor1d(values(20, 82));
-    const nested = () => tf.grad((v: tf.Tensor) => tf.grad((u: tf.Tensor) => tf.mul(tf.mul(u, u), tf.tanh(u)).sum())(v).sum())(x());
+    const nested = () =>
+      tf.grad((v: tf.Tensor) =>
+        tf
+          .grad((u: tf.Tensor) => tf.mul(tf.mul(u, u), tf.tanh(u)).sum())(v)
+          .sum(),
+      )(x());
     expectClose(await on('wasm', nested), await on('cpu', nested));
     // y is recorded by the outer tape; the inner gradient's backward pass, recorded by it too, reads
     // what y's op saved: the outer gradient must follow those saved tensors back to x.
     const inside = () =>
       tf.grad((v: tf.Tensor) => {
         const y = tf.mul(tf.tanh(v), v);
-        return tf.grad((u: tf.Tensor) => tf.add(y.sum(), tf.mul(tf.mul(u, u), u).sum()))(v).sum();
+        return tf
+          .grad((u: tf.Tensor) => tf.add(y.sum(), tf.mul(tf.mul(u, u), u).sum()))(v)
+          .sum();
       })(x());
     expectClose(await on('wasm', inside), await on('cpu', inside));
   });
@@ -498,8 +616,20 @@ describe('tensors saved for backprop on wasm', () => {
 describe('Square (as Multiply) on wasm equals cpu', () => {
   // x·x in float32 is one correctly rounded product on both: the same bits, not merely close.
   const cases: [string, () => tf.Tensor][] = [
-    ['float32 [32,256]', () => tf.square(tf.tensor2d(values(32 * 256, 70).map((v) => v * 1e3), [32, 256]))],
-    ['float32 with 0, -0, ±Infinity, NaN, tiny and huge', () => tf.square(tf.tensor1d([0, -0, Infinity, -Infinity, NaN, 1e-30, -3e19, 1.5]))],
+    [
+      'float32 [32,256]',
+      () =>
+        tf.square(
+          tf.tensor2d(
+            values(32 * 256, 70).map((v) => v * 1e3),
+            [32, 256],
+          ),
+        ),
+    ],
+    [
+      'float32 with 0, -0, ±Infinity, NaN, tiny and huge',
+      () => tf.square(tf.tensor1d([0, -0, Infinity, -Infinity, NaN, 1e-30, -3e19, 1.5])),
+    ],
     ['int32 (the library kernel)', () => tf.square(tf.tensor1d([-3, 0, 7, 300], 'int32'))],
   ];
   for (const [title, run] of cases) {
@@ -511,7 +641,13 @@ describe('Square (as Multiply) on wasm equals cpu', () => {
       const x = tf.tensor1d(values(300, 71).map((v) => v * 4));
       const t = tf.tanh(x);
       const expected = tf.sub(1, tf.mul(t, t));
-      expect(Array.from(tf.grad((v: tf.Tensor) => tf.tanh(v).sum())(x).dataSync())).toEqual(Array.from(expected.dataSync()));
+      expect(
+        Array.from(
+          tf
+            .grad((v: tf.Tensor) => tf.tanh(v).sum())(x)
+            .dataSync(),
+        ),
+      ).toEqual(Array.from(expected.dataSync()));
     });
   });
 });
@@ -521,7 +657,11 @@ describe('Slice, Unpack, SplitV and GatherV2 on wasm equal cpu', () => {
   const add = (title: string, run: () => tf.Tensor | tf.Tensor[]) =>
     cases.push({ title, run: () => [run()].flat().reduce<tf.Tensor>((all, t) => tf.concat([all, t.flatten().toFloat()]), tf.zeros([0])) });
   const x3 = (shape: number[], dtype: 'float32' | 'int32' = 'float32') =>
-    tf.tensor(values(size(shape), 50 + size(shape)).map((v) => (dtype === 'int32' ? Math.round(v * 100) : v)), shape, dtype);
+    tf.tensor(
+      values(size(shape), 50 + size(shape)).map((v) => (dtype === 'int32' ? Math.round(v * 100) : v)),
+      shape,
+      dtype,
+    );
 
   for (const axis of [0, 1, 2, -1]) add(`unstack [7,4,6] axis ${axis}`, () => tf.unstack(x3([7, 4, 6]), axis));
   add('unstack [1,1,5,3] axis 2', () => tf.unstack(x3([1, 1, 5, 3]), 2));
@@ -557,7 +697,10 @@ describe('Slice, Unpack, SplitV and GatherV2 on wasm equal cpu', () => {
     tf.tidy(() => {
       const s = tf.tensor2d(['a', 'b', 'c', 'd', 'e', 'f'], [3, 2]);
       const read = (t: tf.Tensor) => Array.from(t.dataSync() as unknown as Uint8Array[], (b) => Buffer.from(b).toString());
-      expect(tf.unstack(s, 1).map(read)).toEqual([['a', 'c', 'e'], ['b', 'd', 'f']]);
+      expect(tf.unstack(s, 1).map(read)).toEqual([
+        ['a', 'c', 'e'],
+        ['b', 'd', 'f'],
+      ]);
       expect(read(tf.slice(s, [1, 1], [2, 1]))).toEqual(['d', 'f']);
       expect(read(tf.clone(s))).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
     });

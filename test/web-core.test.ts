@@ -28,19 +28,25 @@ describe.each(IMPLS)('generateTextStreaming (%s)', (impl) => {
     const chars: string[] = [];
     const got = await generateTextStreaming(model, vocab, '不分开', 30, { temperature, topK, rng: makeRng(7) }, (c) => chars.push(c), 4);
     expect(got).toBe(expected);
-    expect('不分开' + chars.join('')).toBe(expected);
+    expect(`不分开${chars.join('')}`).toBe(expected);
     expect(chars).toHaveLength(30);
   });
 
   it('frees every tensor, also when the callback cancels', async () => {
     const { memory } = await import('@tensorflow/tfjs');
     const before = memory().numTensors;
-    await expect(generateTextStreaming(model, vocab, '分开', 10, { temperature: 0, topK: 0, rng: Math.random }, () => { throw new Error('cancel'); })).rejects.toThrow('cancel');
+    await expect(
+      generateTextStreaming(model, vocab, '分开', 10, { temperature: 0, topK: 0, rng: Math.random }, () => {
+        throw new Error('cancel');
+      }),
+    ).rejects.toThrow('cancel');
     await generateTextStreaming(model, vocab, '分开', 10, { temperature: 0, topK: 0, rng: Math.random }, () => undefined);
     expect(memory().numTensors).toBe(before);
   });
 
   it('names prefix characters outside the vocabulary', async () => {
-    await expect(generateTextStreaming(model, vocab, '不X', 5, { temperature: 0, topK: 0, rng: Math.random }, () => undefined)).rejects.toThrow('"X"');
+    await expect(
+      generateTextStreaming(model, vocab, '不X', 5, { temperature: 0, topK: 0, rng: Math.random }, () => undefined),
+    ).rejects.toThrow('"X"');
   });
 });

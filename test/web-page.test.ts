@@ -7,11 +7,11 @@
  *
  * Skips, saying so, only when no Chromium is installed (CI installs one: see .ci/run).
  */
-import { spawnSync } from 'child_process';
-import * as fs from 'fs';
-import * as http from 'http';
-import type { AddressInfo } from 'net';
-import * as path from 'path';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import type { Browser, Page } from 'playwright-core';
 import { main, type Io } from '../src/cli/main';
@@ -28,14 +28,18 @@ jest.setTimeout(240_000);
 
 function findChromium(): string | undefined {
   const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
-  const onPath = spawnSync('sh', ['-c', 'command -v chromium || command -v chromium-browser || command -v google-chrome'], { encoding: 'utf8' }).stdout.trim();
+  const onPath = spawnSync('sh', ['-c', 'command -v chromium || command -v chromium-browser || command -v google-chrome'], {
+    encoding: 'utf8',
+  }).stdout.trim();
   return [...candidates, onPath].find((c): c is string => !!c && fs.existsSync(c));
 }
 
 const CHROMIUM = findChromium();
 if (!CHROMIUM) {
   // eslint-disable-next-line no-console
-  console.warn('web-page.test.ts: SKIPPED: no Chromium found (/usr/bin/chromium, CHROMIUM_PATH); install it with: apt-get install -y chromium');
+  console.warn(
+    'web-page.test.ts: SKIPPED: no Chromium found (/usr/bin/chromium, CHROMIUM_PATH); install it with: apt-get install -y chromium',
+  );
 }
 const describeIfChromium = CHROMIUM ? describe : describe.skip;
 
@@ -47,7 +51,10 @@ function cli(args: string[]): string {
 
 /** What `lstm-lyrics generate` prints, less the final line break. */
 function cliGenerate(model: string, prefix: string, length: number, extra: string[] = []): string {
-  return cli(['generate', '--model', model, '--prefix', prefix, '--length', String(length), '--backend', 'wasm', ...extra]).replace(/\n$/, '');
+  return cli(['generate', '--model', model, '--prefix', prefix, '--length', String(length), '--backend', 'wasm', ...extra]).replace(
+    /\n$/,
+    '',
+  );
 }
 
 function io(lines: string[], stop: AbortSignal): Io {
@@ -81,8 +88,33 @@ describeIfChromium('the page in Chromium', () => {
     models = path.join(dir, 'models');
     corpus = writeFile(dir, 'lyric.txt', REPETITIVE_LYRIC);
     // Tiny models that learn the repetitive lyric, so greedy text is more than one repeated character.
-    for (const [impl, epochs] of [['scratch', '30'], ['builtin', '12']]) {
-      cli(['train', '--impl', impl, '--corpus', corpus, '--hidden', '16', '--epochs', epochs, '--batch-size', '4', '--num-steps', '10', '--report-every', epochs, '--pred-len', '4', '--out', path.join(models, 'runs', impl), '--backend', 'wasm']);
+    for (const [impl, epochs] of [
+      ['scratch', '30'],
+      ['builtin', '12'],
+    ]) {
+      cli([
+        'train',
+        '--impl',
+        impl,
+        '--corpus',
+        corpus,
+        '--hidden',
+        '16',
+        '--epochs',
+        epochs,
+        '--batch-size',
+        '4',
+        '--num-steps',
+        '10',
+        '--report-every',
+        epochs,
+        '--pred-len',
+        '4',
+        '--out',
+        path.join(models, 'runs', impl),
+        '--backend',
+        'wasm',
+      ]);
     }
     fs.mkdirSync(path.join(models, 'half-saved'));
     fs.writeFileSync(path.join(models, 'half-saved', 'weights.bin'), 'x');
@@ -130,7 +162,9 @@ describeIfChromium('the page in Chromium', () => {
     console.log(`headless Chromium's TF.js backend: ${backend}: ${await page.textContent('#backend')}`);
     expect(backend).toBe('wasm');
     expect(await page.textContent('#backend')).toContain('lstm-lyrics generate');
-    const rows = await page.$$eval('#models tbody tr', (trs) => trs.map((tr) => ({ name: tr.getAttribute('data-name'), text: tr.textContent })));
+    const rows = await page.$$eval('#models tbody tr', (trs) =>
+      trs.map((tr) => ({ name: tr.getAttribute('data-name'), text: tr.textContent })),
+    );
     expect(rows.map((r) => r.name)).toEqual(['half-saved', 'runs/builtin', 'runs/scratch']);
     expect(rows[0].text).toContain('unreadable: no checkpoint.json');
     expect(rows[1].text).toContain('builtin');
@@ -142,24 +176,29 @@ describeIfChromium('the page in Chromium', () => {
     await page.close();
   });
 
-  it.each(['scratch', 'builtin'])('%s: greedy text from a link equals lstm-lyrics generate, in #generated with data-state="done"', async (impl) => {
-    const { page, errors } = await open(link(`runs/${impl}`, { prefix: '不分开', length: 40 }));
-    const text = await generatedText(page);
-    expect(text).toBe(cliGenerate(path.join(models, 'runs', impl), '不分开', 40));
-    expect(text.startsWith('不分开')).toBe(true);
-    expect(Array.from(text)).toHaveLength(43);
-    expect(errors).toEqual([]);
-    await page.close();
-  });
+  it.each(['scratch', 'builtin'])(
+    '%s: greedy text from a link equals lstm-lyrics generate, in #generated with data-state="done"',
+    async (impl) => {
+      const { page, errors } = await open(link(`runs/${impl}`, { prefix: '不分开', length: 40 }));
+      const text = await generatedText(page);
+      expect(text).toBe(cliGenerate(path.join(models, 'runs', impl), '不分开', 40));
+      expect(text.startsWith('不分开')).toBe(true);
+      expect(Array.from(text)).toHaveLength(43);
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+  );
 
-  it('a seeded sample repeats, and equals the CLI\'s with the same seed', async () => {
+  it("a seeded sample repeats, and equals the CLI's with the same seed", async () => {
     const params = { prefix: '分开', length: 30, temperature: 1, 'top-k': 5, seed: 42 };
     const { page } = await open(link('runs/builtin', params));
     const first = await generatedText(page);
     await page.click('#generate-button');
     const second = await generatedText(page);
     expect(second).toBe(first);
-    expect(first).toBe(cliGenerate(path.join(models, 'runs', 'builtin'), '分开', 30, ['--temperature', '1', '--top-k', '5', '--seed', '42']));
+    expect(first).toBe(
+      cliGenerate(path.join(models, 'runs', 'builtin'), '分开', 30, ['--temperature', '1', '--top-k', '5', '--seed', '42']),
+    );
     await page.close();
   });
 
@@ -182,7 +221,14 @@ describeIfChromium('the page in Chromium', () => {
     await page.check(`input[name="corpus"][value="${source}"]`);
     if (source === 'paste') await page.fill('#corpus-text', REPETITIVE_LYRIC);
     else await page.setInputFiles('#corpus-file', corpus);
-    for (const [id, value] of [['max-chars', 0], ['hidden', 16], ['num-steps', 10], ['batch-size', 4], ['epochs', epochs], ['report-every', 2]] as const) {
+    for (const [id, value] of [
+      ['max-chars', 0],
+      ['hidden', 16],
+      ['num-steps', 10],
+      ['batch-size', 4],
+      ['epochs', epochs],
+      ['report-every', 2],
+    ] as const) {
       await page.fill(`#${id}`, String(value));
     }
   }
@@ -235,7 +281,10 @@ describeIfChromium('the page in Chromium', () => {
     await page.waitForSelector('#train-chart svg', { timeout: WAIT });
     // A function, not a string: the page's policy forbids eval, and playwright evaluates strings.
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    await page.waitForFunction(() => Number((globalThis as any).document.getElementById('train-chart').dataset.points) >= 2, undefined, { timeout: WAIT });
+    // biome-ignore lint/suspicious/noExplicitAny: runs in the page; the tests compile without the DOM's types
+    await page.waitForFunction(() => Number((globalThis as any).document.getElementById('train-chart').dataset.points) >= 2, undefined, {
+      timeout: WAIT,
+    });
     await page.click('#stop-button');
     await page.waitForSelector('#progress[data-state="stopped"]', { timeout: WAIT });
     expect(await page.textContent('#progress')).toMatch(/scratch: stopped after \d+ epochs/);
@@ -248,7 +297,7 @@ describeIfChromium('the page in Chromium', () => {
     await page.close();
   });
 
-  it('--export: the page and models from a plain static server generate the CLI\'s text', async () => {
+  it("--export: the page and models from a plain static server generate the CLI's text", async () => {
     const site = path.join(tempDir(), 'site');
     expect(await main(['serve', '--models', models, '--export', site], io([], new AbortController().signal))).toBe(0);
     const server = staticServer(site);

@@ -3,11 +3,11 @@
  * (path escapes of every kind get 404), methods, headers, stopping, --export, and the page's zip
  * writer. The page itself is driven in real Chromium in web-page.test.ts.
  */
-import { spawn } from 'child_process';
-import * as fs from 'fs';
-import * as http from 'http';
-import type { AddressInfo } from 'net';
-import * as path from 'path';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import { main, type Io } from '../src/cli/main';
 import { listModels, type ReadableModel } from '../src/node/model-listing';
@@ -29,7 +29,29 @@ function modelsFolder(): { models: string; outside: string } {
   fs.writeFileSync(path.join(outside, 'secret.txt'), 'secret');
   const corpus = writeFile(dir, 'lyric.txt', REPETITIVE_LYRIC);
   for (const impl of ['scratch', 'builtin']) {
-    const r = spawnSyncCli(['train', '--impl', impl, '--corpus', corpus, '--hidden', '8', '--epochs', '2', '--batch-size', '4', '--num-steps', '8', '--report-every', '2', '--pred-len', '4', '--out', path.join(models, 'runs', impl), '--backend', 'wasm']);
+    const r = spawnSyncCli([
+      'train',
+      '--impl',
+      impl,
+      '--corpus',
+      corpus,
+      '--hidden',
+      '8',
+      '--epochs',
+      '2',
+      '--batch-size',
+      '4',
+      '--num-steps',
+      '8',
+      '--report-every',
+      '2',
+      '--pred-len',
+      '4',
+      '--out',
+      path.join(models, 'runs', impl),
+      '--backend',
+      'wasm',
+    ]);
     expect(r.status).toBe(0);
   }
   fs.mkdirSync(path.join(models, 'no-checkpoint'));
@@ -45,7 +67,11 @@ function modelsFolder(): { models: string; outside: string } {
 }
 
 function spawnSyncCli(args: string[]) {
-  return require('child_process').spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: ROOT }) as { status: number; stdout: string; stderr: string };
+  return require('node:child_process').spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: ROOT }) as {
+    status: number;
+    stdout: string;
+    stderr: string;
+  };
 }
 
 function request(url: string, method = 'GET'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
@@ -63,7 +89,9 @@ function request(url: string, method = 'GET'): Promise<{ status: number; headers
 /** A raw request line, so the path reaches the server exactly as written (no client normalising). */
 function rawGet(port: number, target: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const socket = require('net').connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    const socket = require('node:net').connect(port, '127.0.0.1', () =>
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+    );
     let data = '';
     socket.on('data', (c: Buffer) => (data += c.toString('latin1')));
     socket.on('end', () => resolve(Number(data.split(' ')[1])));
@@ -98,8 +126,8 @@ describe('the model list', () => {
     expect((byName['runs/builtin'] as ReadableModel).history).toHaveLength(2);
     expect(byName['bad-json']).toMatchObject({ readable: false, reason: expect.stringContaining('cannot read') });
     expect(byName['no-checkpoint']).toMatchObject({ readable: false, reason: expect.stringContaining('no checkpoint.json') });
-    expect(byName['linked']).toMatchObject({ readable: false, reason: 'weights.bin links out of the models folder' });
-    expect(byName['escape']).toMatchObject({ readable: false, reason: 'a link out of the models folder' });
+    expect(byName.linked).toMatchObject({ readable: false, reason: 'weights.bin links out of the models folder' });
+    expect(byName.escape).toMatchObject({ readable: false, reason: 'a link out of the models folder' });
   });
 
   it('is empty, not an error, for a folder that does not exist', () => {
@@ -266,18 +294,33 @@ describe('lstm-lyrics serve', () => {
   it('--export writes the page, the model list and the chosen models as static files', async () => {
     const site = path.join(tempDir(), 'site');
     const lines: string[] = [];
-    expect(await main(['serve', '--models', models, '--export', site, '--only', 'runs/scratch'], io(lines, new AbortController().signal))).toBe(0);
-    for (const file of ['index.html', 'app.js', 'style.css', 'tfjs-backend-wasm-simd.wasm', 'corpus/songci300.txt', 'models.json', 'models/runs/scratch/checkpoint.json', 'models/runs/scratch/weights.bin']) {
+    expect(
+      await main(['serve', '--models', models, '--export', site, '--only', 'runs/scratch'], io(lines, new AbortController().signal)),
+    ).toBe(0);
+    for (const file of [
+      'index.html',
+      'app.js',
+      'style.css',
+      'tfjs-backend-wasm-simd.wasm',
+      'corpus/songci300.txt',
+      'models.json',
+      'models/runs/scratch/checkpoint.json',
+      'models/runs/scratch/weights.bin',
+    ]) {
       expect(fs.existsSync(path.join(site, file))).toBe(true);
     }
     expect(fs.existsSync(path.join(site, 'models', 'runs', 'builtin'))).toBe(false);
-    expect(JSON.parse(fs.readFileSync(path.join(site, 'models.json'), 'utf8')).map((m: { name: string }) => m.name)).toEqual(['runs/scratch']);
-    expect(await main(['serve', '--models', models, '--export', site, '--only', 'bad-json'], io(lines, new AbortController().signal))).toBe(2);
+    expect(JSON.parse(fs.readFileSync(path.join(site, 'models.json'), 'utf8')).map((m: { name: string }) => m.name)).toEqual([
+      'runs/scratch',
+    ]);
+    expect(await main(['serve', '--models', models, '--export', site, '--only', 'bad-json'], io(lines, new AbortController().signal))).toBe(
+      2,
+    );
   });
 });
 
-describe('the page\'s source', () => {
-  it('type-checks with browser globals and without Node\'s types (tsconfig.web.json)', () => {
+describe("the page's source", () => {
+  it("type-checks with browser globals and without Node's types (tsconfig.web.json)", () => {
     const tsc = require.resolve('typescript/bin/tsc');
     const r = spawnSyncTsc(tsc);
     expect(r.stdout + r.stderr).toBe('');
@@ -286,12 +329,22 @@ describe('the page\'s source', () => {
 });
 
 function spawnSyncTsc(tsc: string) {
-  return require('child_process').spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.web.json')], { encoding: 'utf8' }) as { status: number; stdout: string; stderr: string };
+  return require('node:child_process').spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.web.json')], {
+    encoding: 'utf8',
+  }) as {
+    status: number;
+    stdout: string;
+    stderr: string;
+  };
 }
 
-describe('the page\'s zip writer', () => {
+describe("the page's zip writer", () => {
   it('writes stored entries any unzip reads back, names in UTF-8, CRC-32 right', () => {
-    const files = { 'scratch/checkpoint.json': Buffer.from('{"a":"不分开"}'), 'scratch/weights.bin': Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251)), 'scratch/空.txt': Buffer.alloc(0) };
+    const files = {
+      'scratch/checkpoint.json': Buffer.from('{"a":"不分开"}'),
+      'scratch/weights.bin': Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251)),
+      'scratch/空.txt': Buffer.alloc(0),
+    };
     const zip = new AdmZip(Buffer.from(zipFiles(Object.entries(files).map(([name, bytes]) => ({ name, bytes })))));
     const read = Object.fromEntries(zip.getEntries().map((e) => [e.entryName, e.getData()]));
     expect(Object.keys(read)).toEqual(Object.keys(files));

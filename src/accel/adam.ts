@@ -93,7 +93,9 @@ function applyInOnePass(adam: AdamState, variableGradients: VariableGradients): 
       if (!gradient) return;
       const m = adam.accumulatedFirstMoment[i].variable;
       const v = adam.accumulatedSecondMoment[i].variable;
-      const [newM, newV, newValue] = tf.engine().runKernel(ADAM_UPDATE_KERNEL, { gradient, m, v, value }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+      const [newM, newV, newValue] = tf
+        .engine()
+        .runKernel(ADAM_UPDATE_KERNEL, { gradient, m, v, value }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
       m.assign(newM);
       v.assign(newV);
       value.assign(newValue);

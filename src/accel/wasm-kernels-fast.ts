@@ -174,7 +174,14 @@ interface EngineInternals {
   clone(x: tf.Tensor): tf.Tensor;
   gradients(...args: unknown[]): unknown;
   makeTensorFromTensorInfo(info: tf.TensorInfo): tf.Tensor;
-  addTapeNode(kernelName: string, inputs: tf.NamedTensorMap, outputs: tf.Tensor[], gradient: CloneGradient, saved: tf.Tensor[], attrs: object): void;
+  addTapeNode(
+    kernelName: string,
+    inputs: tf.NamedTensorMap,
+    outputs: tf.Tensor[],
+    gradient: CloneGradient,
+    saved: tf.Tensor[],
+    attrs: object,
+  ): void;
   /** Backends by name, once initialised. */
   readonly registry: Record<string, object | undefined>;
   readonly state: {

@@ -37,8 +37,24 @@ export interface SimdExports {
   add_into(srcPtr: number, dstPtr: number, n: number): void;
   hot_column(rowPtr: number, n: number): number;
   activation_grad(op: number, dyPtr: number, yPtr: number, outPtr: number, n: number): void;
-  adam(g: number, m: number, v: number, w: number, mOut: number, vOut: number, wOut: number, n: number,
-    b1: number, c1: number, b2: number, c2: number, d1: number, d2: number, eps: number, negLr: number): void;
+  adam(
+    g: number,
+    m: number,
+    v: number,
+    w: number,
+    mOut: number,
+    vOut: number,
+    wOut: number,
+    n: number,
+    b1: number,
+    c1: number,
+    b2: number,
+    c2: number,
+    d1: number,
+    d2: number,
+    eps: number,
+    negLr: number,
+  ): void;
 }
 
 /**
@@ -152,7 +168,16 @@ export const adamUpdateKernel: tf.KernelConfig = {
     const a = attrs as unknown as AdamUpdateAttrs;
     const outs = [m, v, value].map((t) => wasm.makeOutput(t.shape, 'float32'));
     const n = tf.util.sizeFromShape(value.shape);
-    const scalars = [a.beta1, a.oneMinusBeta1, a.beta2, a.oneMinusBeta2, a.oneMinusAccBeta1, a.oneMinusAccBeta2, a.epsilon, a.negLearningRate] as const;
+    const scalars = [
+      a.beta1,
+      a.oneMinusBeta1,
+      a.beta2,
+      a.oneMinusBeta2,
+      a.oneMinusAccBeta1,
+      a.oneMinusAccBeta2,
+      a.epsilon,
+      a.negLearningRate,
+    ] as const;
     const [g, m0, v0, w0, m1, v1, w1] = [gradient, m, v, value, ...outs];
     // The module does all but the last n % 4 (or nothing, where it cannot run); JS the rest.
     const simd = simdKernels(wasm);
@@ -167,7 +192,18 @@ export const adamUpdateKernel: tf.KernelConfig = {
 type Seven = [number, number, number, number, number, number, number];
 
 /** The module's adam() for elements [from, to), in JS: each step rounded to float32 as it does. */
-function adamInJs(from: number, to: number, g: Float32Array, m0: Float32Array, v0: Float32Array, w0: Float32Array, m1: Float32Array, v1: Float32Array, w1: Float32Array, scalars: readonly number[]): void {
+function adamInJs(
+  from: number,
+  to: number,
+  g: Float32Array,
+  m0: Float32Array,
+  v0: Float32Array,
+  w0: Float32Array,
+  m1: Float32Array,
+  v1: Float32Array,
+  w1: Float32Array,
+  scalars: readonly number[],
+): void {
   const [b1, c1, b2, c2, d1, d2, eps, negLr] = scalars;
   const f = Math.fround;
   for (let i = from; i < to; i++) {
@@ -228,7 +264,8 @@ export const activationGradKernel: tf.KernelConfig = {
     const n = tf.util.sizeFromShape(y.shape);
     // The module does all but the last n % 4 (activationGradient runs this only where it can run).
     const vectors = n - (n % 4);
-    if (vectors > 0) simdKernels(wasm)!.activation_grad(ACTIVATION_OPS[activation], offset(wasm, dy), offset(wasm, y), offset(wasm, out), vectors);
+    if (vectors > 0)
+      simdKernels(wasm)!.activation_grad(ACTIVATION_OPS[activation], offset(wasm, dy), offset(wasm, y), offset(wasm, out), vectors);
     const [dyv, yv, outv] = [dy, y, out].map((t) => wasm.typedArrayFromHeap(t) as Float32Array);
     for (let i = vectors; i < n; i++) outv[i] = GRADIENT_IN_JS[activation](dyv[i], yv[i]);
     return out;
@@ -244,7 +281,10 @@ export const activationGradKernel: tf.KernelConfig = {
  */
 export function registerActivationGradients(): () => void {
   const stock = [tf.Sigmoid, tf.Tanh].map((kernelName) => tf.getGradient(kernelName));
-  for (const [kernelName, activation] of [[tf.Sigmoid, 'sigmoid'], [tf.Tanh, 'tanh']] as const) {
+  for (const [kernelName, activation] of [
+    [tf.Sigmoid, 'sigmoid'],
+    [tf.Tanh, 'tanh'],
+  ] as const) {
     tf.registerGradient({
       kernelName,
       outputsToSave: [true],

@@ -26,7 +26,14 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { inputsMovedIn, unsortedSegmentSumKernel } from './wasm-missing-kernels';
 import { cloneSavedTensorsDirectly, FAST_COPY_KERNELS } from './wasm-kernels-fast';
-import { activationGradKernel, adamUpdateKernel, hotColumnFinder, registerActivationGradients, rowAdder, SIMD_KERNELS } from './wasm-kernels-simd';
+import {
+  activationGradKernel,
+  adamUpdateKernel,
+  hotColumnFinder,
+  registerActivationGradients,
+  rowAdder,
+  SIMD_KERNELS,
+} from './wasm-kernels-simd';
 
 const BACKEND = 'wasm';
 
@@ -163,7 +170,10 @@ function transposedOperand(x: tf.TensorInfo, wasm: BackendWasm, transpose: tf.Ke
 
 function cacheOf(wasm: BackendWasm): CachedTranspose[] {
   let cache = transposeCaches.get(wasm);
-  if (!cache) transposeCaches.set(wasm, (cache = []));
+  if (!cache) {
+    cache = [];
+    transposeCaches.set(wasm, cache);
+  }
   return cache;
 }
 
@@ -247,7 +257,10 @@ function hotColumns(wasm: BackendWasm, a: tf.TensorInfo, rows: number, cols: num
   const hot = new Int32Array(rows).fill(-1);
   const inRow = hotColumnFinder(wasm, a, cols);
   if (inRow) {
-    for (let r = 0; r < rows; r++) if ((hot[r] = inRow(r)) === -2) return undefined;
+    for (let r = 0; r < rows; r++) {
+      hot[r] = inRow(r);
+      if (hot[r] === -2) return undefined;
+    }
     return hot;
   }
   const values = wasm.typedArrayFromHeap(a) as Float32Array;

@@ -9,7 +9,12 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 /** dst[dstRow] += src[srcRow], rows of `rowSize` values of two tensors on `wasm`. */
-export type RowAdder = (wasm: BackendWasm, src: tf.TensorInfo, dst: tf.TensorInfo, rowSize: number) => (srcRow: number, dstRow: number) => void;
+export type RowAdder = (
+  wasm: BackendWasm,
+  src: tf.TensorInfo,
+  dst: tf.TensorInfo,
+  rowSize: number,
+) => (srcRow: number, dstRow: number) => void;
 
 /** A RowAdder in plain JS. Call it after making dst (it takes views of the heap). */
 export const jsRowAdder: RowAdder = (wasm, src, dst, rowSize) => {
@@ -65,5 +70,9 @@ export function inputsMovedIn(kernelFunc: tf.KernelFunc): tf.KernelFunc {
 /** Registers the kernels above where the wasm backend lacks them (its package must be imported). */
 export function registerMissingWasmKernels(): void {
   if (tf.getKernel(tf.UnsortedSegmentSum, 'wasm')) return;
-  tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: inputsMovedIn(unsortedSegmentSumKernel(jsRowAdder)) });
+  tf.registerKernel({
+    kernelName: tf.UnsortedSegmentSum,
+    backendName: 'wasm',
+    kernelFunc: inputsMovedIn(unsortedSegmentSumKernel(jsRowAdder)),
+  });
 }

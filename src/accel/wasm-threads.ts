@@ -6,9 +6,9 @@
  * otherwise idle, but is slower when another process holds the second core.
  */
 // `import x = require()`, not `import * as`: the patches must reach the real module objects.
-import os = require('os');
-import path = require('path');
-import wt = require('worker_threads');
+import os = require('node:os');
+import path = require('node:path');
+import wt = require('node:worker_threads');
 import * as tf from '@tensorflow/tfjs';
 
 /** Starts the wasm backend with `numThreads` XNNPACK threads; returns the count in use. */
@@ -18,8 +18,10 @@ export async function startThreadedWasm(numThreads: number): Promise<number> {
   // The standalone Emscripten glue, which a worker can evaluate from a file.
   const gluePath = path.join(dir, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.js');
   // The pthread worker's source; newlines escaped as tfjs does before making its Blob.
-  const workerSource: string = require(path.join(dir, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.worker.js'))
-    .wasmWorkerContents.replace(/\n/g, '\\n');
+  const workerSource: string = require(path.join(dir, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.worker.js')).wasmWorkerContents.replace(
+    /\n/g,
+    '\\n',
+  );
 
   const RealWorker = wt.Worker;
   class PthreadWorker extends RealWorker {

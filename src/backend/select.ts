@@ -4,7 +4,7 @@
  * plain JS. The native packages are optional dependencies: their install downloads libtensorflow,
  * which fails where that host is unreachable, and everything else must still work.
  */
-import * as fs from 'fs';
+import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { firstLine, UsageError } from '../core/errors';
 import { registerMissingWasmKernels } from '../accel/wasm-missing-kernels';
@@ -22,7 +22,7 @@ export interface BackendLoaders {
   loadNative(pkg: NativePackage): void;
   /** Makes `name` the active backend; throws if it cannot initialise. For wasm it may return the
    *  thread count actually in use, when that differs from the one asked for. */
-  activate(name: 'tensorflow' | 'wasm' | 'cpu', options?: BackendOptions): Promise<number | void>;
+  activate(name: 'tensorflow' | 'wasm' | 'cpu', options?: BackendOptions): Promise<number | undefined>;
 }
 
 export interface BackendOptions {
@@ -48,7 +48,7 @@ export async function selectBackend(
   const skipped: string[] = [];
   const describe = (name: string, what: string): BackendChoice => ({
     name,
-    description: `backend: ${what}` + (skipped.length ? ` (skipped: ${skipped.join('; ')})` : ''),
+    description: `backend: ${what}${skipped.length ? ` (skipped: ${skipped.join('; ')})` : ''}`,
   });
 
   if (preference === 'auto' || preference === 'tensorflow') {

@@ -7,7 +7,7 @@
  * would lag by a minute: a training that has just ended would still count as busy.) Results do
  * not depend on the count (tested).
  */
-import * as os from 'os';
+import * as os from 'node:os';
 
 /** Beyond this XNNPACK's gain on the lesson's [32, 256]·[256, 1024] matmuls is small. */
 export const MAX_AUTO_THREADS = 4;
@@ -29,7 +29,10 @@ export interface ThreadsChoice {
 export async function resolveThreads(setting: ThreadsSetting, cores = os.cpus().length, idle?: number): Promise<ThreadsChoice> {
   if (setting !== 'auto') return { threads: setting };
   const free = idle ?? (await idleCores());
-  return { threads: Math.max(1, Math.min(MAX_AUTO_THREADS, cores, Math.floor(free + 0.25))), why: `auto: ${free.toFixed(1)} of ${cores} cores idle` };
+  return {
+    threads: Math.max(1, Math.min(MAX_AUTO_THREADS, cores, Math.floor(free + 0.25))),
+    why: `auto: ${free.toFixed(1)} of ${cores} cores idle`,
+  };
 }
 
 /**

@@ -30,8 +30,8 @@ export interface Io {
 }
 
 const processIo: Io = {
-  out: { info: (line) => process.stdout.write(line + '\n') },
-  err: { info: (line) => process.stderr.write(line + '\n') },
+  out: { info: (line) => process.stdout.write(`${line}\n`) },
+  err: { info: (line) => process.stderr.write(`${line}\n`) },
   progress: progressFor(process.stderr),
   errColors: colorsFor(process.stderr),
 };
@@ -80,7 +80,16 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     .exitProcess(false)
     .fail((message, error) => {
       // yargs spreads some messages over several lines; the CLI's errors are one line.
-      throw error ?? new UsageError(`${message.split('\n').map((l) => l.trim()).filter(Boolean).join(' ')} (see: lstm-lyrics --help)`);
+      throw (
+        error ??
+        new UsageError(
+          `${message
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean)
+            .join(' ')} (see: lstm-lyrics --help)`,
+        )
+      );
     });
   try {
     await parser.parseAsync();
@@ -111,7 +120,9 @@ function stopOnSignals(): { stop: AbortSignal; release(): void } {
     if (controller.signal.aborted) process.exit(EXIT.interrupted);
     controller.abort(signal);
     grace = setTimeout(() => {
-      process.stderr.write(`lstm-lyrics: ${signal}: did not stop within ${STOP_GRACE_MS / 1000} s; quitting without saving (the last saved model is unchanged)\n`);
+      process.stderr.write(
+        `lstm-lyrics: ${signal}: did not stop within ${STOP_GRACE_MS / 1000} s; quitting without saving (the last saved model is unchanged)\n`,
+      );
       process.exit(EXIT.interrupted);
     }, STOP_GRACE_MS).unref();
   };

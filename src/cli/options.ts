@@ -1,7 +1,7 @@
 /**
  * Command-line options and their checks, in one place, tied to the config types they fill.
  */
-import * as path from 'path';
+import * as path from 'node:path';
 import type { InferredOptionTypes, Options } from 'yargs';
 import { ACCEL_SETTINGS, setAccel, type AccelSetting, type AccelStatus } from '../accel';
 import { installedVersions, versionMismatch } from '../accel/versions';
@@ -33,24 +33,50 @@ export const backendOption = {
 
 export const trainOptions = {
   impl: { choices: IMPLS, default: 'scratch' as Impl, describe: 'scratch: hand-written LSTM from tf ops; builtin: tf.layers.lstm' },
-  corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled 宋词三百首', describe: 'training text: a UTF-8 .txt, or a .zip holding one' },
+  corpus: {
+    type: 'string',
+    default: BUNDLED_CORPUS,
+    defaultDescription: 'the bundled 宋词三百首',
+    describe: 'training text: a UTF-8 .txt, or a .zip holding one',
+  },
   entry: { type: 'string', describe: 'which .txt inside a zip that holds several' },
   'max-chars': { type: 'number', default: DEFAULT_TRAIN.maxChars, describe: 'keep the first N characters of the corpus (0: all)' },
-  'val-chars': { type: 'number', default: DEFAULT_TRAIN.valChars, describe: 'hold out the last N characters (or fraction < 1) and report their perplexity' },
+  'val-chars': {
+    type: 'number',
+    default: DEFAULT_TRAIN.valChars,
+    describe: 'hold out the last N characters (or fraction < 1) and report their perplexity',
+  },
   epochs: { type: 'number', default: DEFAULT_TRAIN.epochs, describe: 'passes over the corpus (with --resume: the total to reach)' },
   'num-steps': { type: 'number', default: DEFAULT_TRAIN.numSteps, describe: 'characters per training window (backprop through time)' },
   'batch-size': { type: 'number', default: DEFAULT_TRAIN.batchSize, describe: 'windows per batch' },
   hidden: { type: 'number', default: DEFAULT_HIDDEN, describe: 'LSTM hidden units' },
-  sampling: { choices: SAMPLINGS, default: DEFAULT_TRAIN.sampling as Sampling, describe: 'consecutive windows carry the state across batches; random resets it' },
+  sampling: {
+    choices: SAMPLINGS,
+    default: DEFAULT_TRAIN.sampling as Sampling,
+    describe: 'consecutive windows carry the state across batches; random resets it',
+  },
   optimizer: { choices: OPTIMIZERS, describe: 'default: sgd for scratch, adam for builtin (as the lesson)' },
   lr: { type: 'number', describe: 'learning rate; default: 100 for sgd, 0.01 for adam (as the lesson)' },
   clip: { type: 'number', default: DEFAULT_TRAIN.clip, describe: 'clip gradients to this global L2 norm' },
-  'report-every': { type: 'number', default: DEFAULT_TRAIN.reportEvery, describe: 'print perplexity and samples, and save, every N epochs' },
+  'report-every': {
+    type: 'number',
+    default: DEFAULT_TRAIN.reportEvery,
+    describe: 'print perplexity and samples, and save, every N epochs',
+  },
   'pred-len': { type: 'number', default: DEFAULT_TRAIN.predLen, describe: 'characters generated after each prefix in reports' },
-  prefixes: { type: 'string', array: true, defaultDescription: `${DEFAULT_TRAIN.prefixes.join(' ')} (or, where the corpus lacks them, prefixes taken from it)`, describe: 'prefixes for the report samples' },
+  prefixes: {
+    type: 'string',
+    array: true,
+    defaultDescription: `${DEFAULT_TRAIN.prefixes.join(' ')} (or, where the corpus lacks them, prefixes taken from it)`,
+    describe: 'prefixes for the report samples',
+  },
   seed: { type: 'number', default: DEFAULT_TRAIN.seed, describe: 'seed for weights and window order; same seed, same backend: same run' },
   out: { type: 'string', describe: 'directory to save the model in', defaultDescription: 'models/<impl>' },
-  resume: { type: 'boolean', default: false, describe: 'continue the run saved in --out (its settings and corpus; --epochs may raise the total)' },
+  resume: {
+    type: 'boolean',
+    default: false,
+    describe: 'continue the run saved in --out (its settings and corpus; --epochs may raise the total)',
+  },
   metrics: { type: 'string', describe: 'write one JSON line per epoch, then a summary line, to this file' },
   json: { type: 'boolean', default: false, describe: 'print the final summary as JSON on stdout (report lines go to stderr)' },
   'max-perplexity': { type: 'number', describe: 'regression gate: exit 3 if the final perplexity is above this' },

@@ -36,7 +36,10 @@ export function consecutiveBatches(ids: Int32Array, batchSize: number, numSteps:
 export function randomBatches(ids: Int32Array, batchSize: number, numSteps: number, rng: () => number): Batch[] {
   const windowCount = Math.floor((ids.length - 1) / numSteps);
   const count = batchesPerEpoch('random', ids.length, batchSize, numSteps);
-  const starts = shuffle(Array.from({ length: windowCount }, (_, i) => i * numSteps), rng);
+  const starts = shuffle(
+    Array.from({ length: windowCount }, (_, i) => i * numSteps),
+    rng,
+  );
   const batches: Batch[] = [];
   for (let k = 0; k < count; k++) {
     batches.push(gatherWindows(ids, batchSize, numSteps, (row) => starts[k * batchSize + row]));
@@ -70,7 +73,5 @@ function gatherWindows(ids: Int32Array, batchSize: number, numSteps: number, sta
 }
 
 function tooShort(length: number, needed: number): UsageError {
-  return new UsageError(
-    `corpus too short: ${length} characters, need at least ${needed} for this --batch-size and --num-steps`,
-  );
+  return new UsageError(`corpus too short: ${length} characters, need at least ${needed} for this --batch-size and --num-steps`);
 }

@@ -30,7 +30,8 @@ function rowsOf(series: readonly PerplexitySeries[]): { model: string; set: stri
   for (const s of series) {
     for (const p of s.points) {
       // A log scale cannot place 0, NaN or infinity; such a point is left out, not the chart.
-      if (p.perplexity > 0 && Number.isFinite(p.perplexity)) rows.push({ model: s.name, set: 'training', epoch: p.epoch, perplexity: p.perplexity });
+      if (p.perplexity > 0 && Number.isFinite(p.perplexity))
+        rows.push({ model: s.name, set: 'training', epoch: p.epoch, perplexity: p.perplexity });
       if (p.heldOutPerplexity !== undefined && p.heldOutPerplexity > 0 && Number.isFinite(p.heldOutPerplexity)) {
         rows.push({ model: s.name, set: 'held-out', epoch: p.epoch, perplexity: p.heldOutPerplexity });
       }
@@ -56,7 +57,12 @@ export function perplexitySpec(series: readonly PerplexitySeries[], subtitle: Su
     mark: { type: 'line', point: new Set(epochs).size <= 30, tooltip: true },
     encoding: {
       // Whole epochs only: over a short run the default ticks would fall between them.
-      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { format: 'd', ...(span <= 10 && { tickCount: Math.max(1, span) }) } },
+      x: {
+        field: 'epoch',
+        type: 'quantitative',
+        title: 'epoch',
+        axis: { format: 'd', ...(span <= 10 && { tickCount: Math.max(1, span) }) },
+      },
       y: { field: 'perplexity', type: 'quantitative', title: 'perplexity (log scale)', scale: { type: 'log' } },
       // Legend order is the order the models were given (scratch first), not alphabetical.
       color: { field: 'model', type: 'nominal', title: 'model', sort: series.map((s) => s.name) },

@@ -93,7 +93,9 @@ export function parseCheckpointMeta(bytes: Uint8Array, where: string): Checkpoin
     throw new UsageError(`cannot read ${where}: ${(err as Error).message}`);
   }
   if (meta?.format !== CHECKPOINT_FORMAT) {
-    throw new UsageError(`${where} is not a model this version can read (format ${JSON.stringify(meta?.format)}, expected ${CHECKPOINT_FORMAT})`);
+    throw new UsageError(
+      `${where} is not a model this version can read (format ${JSON.stringify(meta?.format)}, expected ${CHECKPOINT_FORMAT})`,
+    );
   }
   if (!IMPLS.includes(meta.model?.impl) || !Array.isArray(meta.vocab) || meta.vocab.length !== meta.model.vocabSize) {
     throw new UsageError(`${where} is corrupt: bad model settings or vocabulary`);
@@ -107,7 +109,10 @@ export function filesOf(meta: CheckpointMeta): string[] {
 }
 
 /** Rebuilds a saved model from its files; `where` names it in the one-line error. */
-export async function modelOfCheckpoint({ meta, files }: CheckpointFiles, where: string): Promise<{ model: LanguageModel; vocab: Vocabulary }> {
+export async function modelOfCheckpoint(
+  { meta, files }: CheckpointFiles,
+  where: string,
+): Promise<{ model: LanguageModel; vocab: Vocabulary }> {
   for (const name of meta.files) {
     if (!files[name]) throw new UsageError(`model in ${where} is incomplete: ${name} is missing`);
   }

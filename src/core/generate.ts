@@ -102,7 +102,13 @@ function checkedPrefix(vocab: Vocabulary, prefix: string): Int32Array {
  * device and are read back `chunk` at a time (Infinity: once at the end); sampled ids come one by
  * one. Stopping the iteration early (break, or an exception in the consumer) frees its tensors.
  */
-function* sampleIds(model: LanguageModel, prefixIds: Int32Array, length: number, options: SamplingOptions, chunk: number): Generator<number[]> {
+function* sampleIds(
+  model: LanguageModel,
+  prefixIds: Int32Array,
+  length: number,
+  options: SamplingOptions,
+  chunk: number,
+): Generator<number[]> {
   if (length <= 0) return;
   const stepper = model.stepper();
   let state: LstmState = model.zeroState(1);

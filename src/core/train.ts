@@ -13,7 +13,6 @@ import { makeOptimizer } from './optimizer';
 import { makeRng } from './random';
 import type { Corpus } from './vocab';
 
-
 export interface TrainHooks {
   /** After every batch (for progress bars). */
   onBatch?(epoch: number, batch: number, batches: number): void;
@@ -168,7 +167,10 @@ function trainStep(
       return crossEntropy(out.logits, y);
     }, model.variables as tf.Variable[]);
     const names = Object.keys(grads);
-    const { clipped, norm } = clipByGlobalNorm(names.map((n) => grads[n]), clip);
+    const { clipped, norm } = clipByGlobalNorm(
+      names.map((n) => grads[n]),
+      clip,
+    );
     optimizer.applyGradients(Object.fromEntries(names.map((n, i) => [n, clipped[i]])));
     totals.assign(totals.add(tf.stack([loss, norm])));
   });
@@ -198,7 +200,10 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
     const targetLogProbs = targetLogits.sub(sums.log());
     return {
       value: targetLogProbs.mean().neg() as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, [p, y]: tf.Tensor[]) => [p.sub(tf.oneHot(y as tf.Tensor1D, vocabSize).toFloat()).mul(dy.div(p.shape[0])), tf.zerosLike(y)],
+      gradFunc: (dy: tf.Tensor, [p, y]: tf.Tensor[]) => [
+        p.sub(tf.oneHot(y as tf.Tensor1D, vocabSize).toFloat()).mul(dy.div(p.shape[0])),
+        tf.zerosLike(y),
+      ],
     };
   });
   return tf.tidy(() => loss(logits.reshape([-1, vocabSize]), targets.reshape([-1]).toInt()));

@@ -51,7 +51,9 @@ export function splitHeldOut(corpus: Corpus, valChars: number): { train: Corpus;
   if (valChars <= 0) return { train: corpus };
   const count = valChars < 1 ? Math.round(corpus.ids.length * valChars) : valChars;
   if (count < 2 || count >= corpus.ids.length) {
-    throw new UsageError(`--val-chars ${valChars} leaves ${count} held-out characters of ${corpus.ids.length}; need at least 2 and fewer than all`);
+    throw new UsageError(
+      `--val-chars ${valChars} leaves ${count} held-out characters of ${corpus.ids.length}; need at least 2 and fewer than all`,
+    );
   }
   const cut = corpus.ids.length - count;
   return { train: { ...corpus, ids: corpus.ids.subarray(0, cut) }, heldOut: corpus.ids.subarray(cut) };
@@ -92,7 +94,10 @@ export function decode(vocab: Vocabulary, ids: ArrayLike<number>): string {
  * 不分开) where the corpus has their characters, else the corpus' own first two characters and one
  * from its middle, so any corpus (English, Tang poems without 分 or 开) trains with no flags.
  */
-export function defaultPrefixes(corpus: Pick<Corpus, 'text' | 'vocab'>, preferred: readonly string[]): { prefixes: string[]; fromCorpus: boolean } {
+export function defaultPrefixes(
+  corpus: Pick<Corpus, 'text' | 'vocab'>,
+  preferred: readonly string[],
+): { prefixes: string[]; fromCorpus: boolean } {
   if (preferred.every((p) => unknownChars(corpus.vocab, p).length === 0)) return { prefixes: [...preferred], fromCorpus: false };
   const chars = Array.from(corpus.text);
   const firstNonSpace = (from: number) => {

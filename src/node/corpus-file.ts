@@ -6,10 +6,10 @@
  * needs (and hashed in chunks), a zip entry is unpacked only up to MAX_TEXT_BYTES, and a .zip,
  * which is read whole to find its entries, may be at most MAX_ZIP_BYTES.
  */
-import { createHash } from 'crypto';
-import * as fs from 'fs';
-import * as path from 'path';
-import * as zlib from 'zlib';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import AdmZip from 'adm-zip';
 import { utf8Text } from '../core/bytes';
 import { firstLine, UsageError } from '../core/errors';
@@ -33,7 +33,10 @@ export function loadCorpus(file: string, options: CorpusOptions): Corpus {
   const stat = fs.statSync(file);
   if (!stat.isFile()) throw new UsageError(`corpus is not a file: ${file}`);
   if (file.toLowerCase().endsWith('.zip')) {
-    if (stat.size > MAX_ZIP_BYTES) throw new UsageError(`${file} is ${mib(stat.size)} (${count(stat.size)} bytes); a .zip corpus may be at most ${mib(MAX_ZIP_BYTES)} (unpack it and pass the .txt)`);
+    if (stat.size > MAX_ZIP_BYTES)
+      throw new UsageError(
+        `${file} is ${mib(stat.size)} (${count(stat.size)} bytes); a .zip corpus may be at most ${mib(MAX_ZIP_BYTES)} (unpack it and pass the .txt)`,
+      );
     const bytes = fs.readFileSync(file);
     const raw = readZipText(file, bytes, options.entry, options.maxChars);
     return corpusFromText(raw, options.maxChars, createHash('sha256').update(bytes).digest('hex'), file);
@@ -74,7 +77,9 @@ function readTextFile(file: string, size: number, maxChars: number): { text: str
 }
 
 function tooLarge(what: string, size: string): UsageError {
-  return new UsageError(`${what} ${size}; with --max-chars 0 a corpus text may be at most ${mib(MAX_TEXT_BYTES)} (read part of it with --max-chars N)`);
+  return new UsageError(
+    `${what} ${size}; with --max-chars 0 a corpus text may be at most ${mib(MAX_TEXT_BYTES)} (read part of it with --max-chars N)`,
+  );
 }
 
 /** `cut`: the bytes are the start of a longer text, which may end inside a character. */
@@ -96,7 +101,7 @@ function readZipText(file: string, bytes: Buffer, entry: string | undefined, max
   const texts = zip
     .getEntries()
     .filter((e) => !e.isDirectory && e.entryName.toLowerCase().endsWith('.txt') && !e.entryName.startsWith('__MACOSX/'));
-  let chosen;
+  let chosen: (typeof texts)[number] | undefined;
   if (entry !== undefined) {
     chosen = texts.find((e) => e.entryName === entry) ?? texts.find((e) => path.posix.basename(e.entryName) === entry);
     if (!chosen) throw new UsageError(`${file} has no entry ${entry}; its .txt entries: ${names(texts)}`);
@@ -118,7 +123,8 @@ function readZipText(file: string, bytes: Buffer, entry: string | undefined, max
  */
 function unpack(entry: AdmZip.IZipEntry, what: string, limit: number, maxChars: number): { data: Buffer; cut: boolean } {
   const { method, size, compressedSize } = entry.header;
-  const refuse = () => tooLarge(what, `unpacks to more than ${mib(MAX_TEXT_BYTES)} (${count(compressedSize)} bytes packed, ${count(size)} bytes declared)`);
+  const refuse = () =>
+    tooLarge(what, `unpacks to more than ${mib(MAX_TEXT_BYTES)} (${count(compressedSize)} bytes packed, ${count(size)} bytes declared)`);
   let data: Buffer;
   try {
     if (method === 0) data = entry.getCompressedData();

@@ -5,13 +5,13 @@
  * once both checks pass, so the destination is either the verified file or untouched; on any
  * failure the temporary file is deleted.
  */
-import { createHash } from 'crypto';
-import * as fs from 'fs';
-import * as http from 'http';
-import * as https from 'https';
-import * as path from 'path';
-import { Transform } from 'stream';
-import { pipeline } from 'stream/promises';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { firstLine, UsageError } from '../core/errors';
 import { count } from '../core/numbers';
 import { makeDirs, removeEmptyDirs } from './out-path';
@@ -55,7 +55,8 @@ export async function downloadVerified(url: string, dest: string, expected: Expe
       transform(chunk: Buffer, _encoding, done) {
         received += chunk.length;
         // Stop early rather than fill the disk when a server sends something else entirely.
-        if (received > expected.bytes) return done(new DownloadError(`the server sent more than the expected ${count(expected.bytes)} bytes`));
+        if (received > expected.bytes)
+          return done(new DownloadError(`the server sent more than the expected ${count(expected.bytes)} bytes`));
         hash.update(chunk);
         done(null, chunk);
       },
@@ -118,7 +119,9 @@ function get(url: string, original: string, timeoutMs: number, redirectsLeft: nu
       }
       if (status !== 200) {
         response.resume();
-        return reject(new DownloadError(`HTTP ${status} ${response.statusMessage ?? ''}`.trim() + (url === original ? '' : ` from ${url}`)));
+        return reject(
+          new DownloadError(`HTTP ${status} ${response.statusMessage ?? ''}`.trim() + (url === original ? '' : ` from ${url}`)),
+        );
       }
       resolve(response);
     });

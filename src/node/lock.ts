@@ -5,8 +5,8 @@
  * errors, and on process.exit (a second Ctrl-C included); only SIGKILL leaves one behind, and
  * that one is stale.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { UsageError } from '../core/errors';
 import { makeDirs, removeEmptyDirs } from './out-path';
 
@@ -45,11 +45,15 @@ export function lockModelDir(flag: string, dir: string): Lock {
 }
 
 function acquire(flag: string, dir: string, file: string): void {
-  const me: Owner = { pid: process.pid, startedAt: new Date().toISOString(), command: `lstm-lyrics ${process.argv.slice(2).join(' ')}`.slice(0, 200) };
+  const me: Owner = {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    command: `lstm-lyrics ${process.argv.slice(2).join(' ')}`.slice(0, 200),
+  };
   // Written whole under a private name, then linked into place: link fails if the lock exists,
   // and a reader never sees a half-written lock.
   const mineTmp = `${file}.${process.pid}`;
-  fs.writeFileSync(mineTmp, JSON.stringify(me) + '\n');
+  fs.writeFileSync(mineTmp, `${JSON.stringify(me)}\n`);
   try {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {

@@ -3,7 +3,7 @@
  * tensor is made: a --hidden too large for memory otherwise allocates until the machine swaps
  * (wasm) or the process is killed.
  */
-import * as os from 'os';
+import * as os from 'node:os';
 import { UsageError } from '../core/errors';
 import type { OptimizerName } from '../core/config';
 
@@ -49,7 +49,7 @@ export function checkTrainingFits(size: TrainingSize, backend: string): void {
   throw new UsageError(
     `${need.parameters >= need.activations ? `--hidden ${size.hidden} is` : `--batch-size ${size.batchSize} x --num-steps ${size.numSteps} is`} too large: ` +
       `training needs at least ${gb(need.total)} ` +
-      `(${parameterCountOf(size).toLocaleString('en')} parameters with their gradients${size.optimizer === 'adam' ? ' and adam\'s moments' : ''}: ${gb(need.parameters)}; ` +
+      `(${parameterCountOf(size).toLocaleString('en')} parameters with their gradients${size.optimizer === 'adam' ? " and adam's moments" : ''}: ${gb(need.parameters)}; ` +
       `activations of --batch-size ${size.batchSize} x --num-steps ${size.numSteps}: ${gb(need.activations)}), ` +
       `and ${limit.what}; use a smaller --hidden, --batch-size or --num-steps`,
   );

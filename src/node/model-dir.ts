@@ -6,8 +6,8 @@
  * renames, so an interrupted save leaves the previous model loadable (from `<dir>.old` in the one
  * instant between the two renames; `resolveModelDir` looks there).
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { firstLine, UsageError } from '../core/errors';
 import {
   CHECKPOINT_FILE,

@@ -5,8 +5,8 @@
  * folder. One module for both, so that the list and what the server and the export read from it
  * follow the same rules.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { firstLine } from '../core/errors';
 import { CHECKPOINT_FILE, filesOf, type CheckpointMeta } from '../core/checkpoint-format';
 import { readCheckpointMeta } from './model-dir';
@@ -73,7 +73,9 @@ export function listModels(root: string): ModelListing[] {
       found.push(describeModel(dir, name, rootReal));
       return;
     }
-    const subdirs = entries.filter((e) => isListable(e.name) && (e.isDirectory() || (e.isSymbolicLink() && isDirectory(path.join(dir, e.name)))));
+    const subdirs = entries.filter(
+      (e) => isListable(e.name) && (e.isDirectory() || (e.isSymbolicLink() && isDirectory(path.join(dir, e.name)))),
+    );
     if (rel.length > 0 && subdirs.length === 0 && entries.some((e) => e.isFile())) {
       found.push({ name, readable: false, reason: `no ${CHECKPOINT_FILE} (not a saved model, or its save never finished)` });
       return;
@@ -104,7 +106,11 @@ function describeModel(dir: string, name: string, rootReal: string): ModelListin
       heldOutPerplexity: last?.heldOutPerplexity ?? null,
       corpus: path.basename(String(meta.train?.corpus ?? '')),
       savedAt: meta.savedAt,
-      history: meta.history.map((m) => ({ epoch: m.epoch, perplexity: m.perplexity, ...(m.heldOutPerplexity !== undefined && { heldOutPerplexity: m.heldOutPerplexity }) })),
+      history: meta.history.map((m) => ({
+        epoch: m.epoch,
+        perplexity: m.perplexity,
+        ...(m.heldOutPerplexity !== undefined && { heldOutPerplexity: m.heldOutPerplexity }),
+      })),
     };
   } catch (err) {
     return { name, readable: false, reason: firstLine(err) };

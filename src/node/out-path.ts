@@ -6,8 +6,8 @@
  * Directories are made one mkdir at a time: fs.mkdirSync's recursive mode never returns on some
  * pseudo file systems (on /proc it retries ENOENT forever, at 100% CPU, deaf to signals).
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { firstLine, UsageError } from '../core/errors';
 import { CHECKPOINT_FILE } from '../core/checkpoint-format';
 
@@ -59,7 +59,9 @@ export function checkModelOut(flag: string, dir: string): void {
   if (stat) {
     const entries = fs.readdirSync(dir);
     if (entries.length > 0 && !entries.includes(CHECKPOINT_FILE)) {
-      throw new UsageError(`${flag} ${dir} is a directory that holds no model (${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, no ${CHECKPOINT_FILE}); name a new or empty directory`);
+      throw new UsageError(
+        `${flag} ${dir} is a directory that holds no model (${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, no ${CHECKPOINT_FILE}); name a new or empty directory`,
+      );
     }
   }
   // A save writes DIR.tmp beside DIR, then renames: the parent is what must be writable.

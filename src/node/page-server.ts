@@ -5,9 +5,9 @@
  * those model-listing.ts lets be read. Its own module because it is the one part facing the
  * network: headers, limits and streaming are its concern alone.
  */
-import * as fs from 'fs';
-import * as http from 'http';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
 import { fileOfModel, listModels, modelFolder, MODEL_LIST_FILE } from './model-listing';
 import { CORPUS_DIR, isFile, isSafeName, PAGE_CORPUS, WEB_DIR, type ServerOptions } from './site-layout';
 
@@ -56,19 +56,22 @@ export const SERVER_LIMITS = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_00
 /** An http.Server for the page; listen() is the caller's. */
 export function createPageServer(options: ServerOptions): http.Server {
   const handler = requestHandler(options);
-  const server = http.createServer({
-    headersTimeout: SERVER_LIMITS.headersTimeoutMs,
-    requestTimeout: SERVER_LIMITS.requestTimeoutMs,
-    // How often Node checks those two timeouts (its default, 30 s, would let a slow client linger).
-    connectionsCheckingInterval: 1_000,
-  }, (req, res) => {
-    try {
-      handler(req, res);
-    } catch {
-      if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
-      else res.destroy();
-    }
-  });
+  const server = http.createServer(
+    {
+      headersTimeout: SERVER_LIMITS.headersTimeoutMs,
+      requestTimeout: SERVER_LIMITS.requestTimeoutMs,
+      // How often Node checks those two timeouts (its default, 30 s, would let a slow client linger).
+      connectionsCheckingInterval: 1_000,
+    },
+    (req, res) => {
+      try {
+        handler(req, res);
+      } catch {
+        if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
+        else res.destroy();
+      }
+    },
+  );
   server.maxConnections = SERVER_LIMITS.maxConnections;
   // With no 'timeout' listener, Node destroys a socket idle this long.
   server.setTimeout(SERVER_LIMITS.idleSocketMs);
@@ -106,7 +109,10 @@ function requestHandler(options: ServerOptions) {
  * raw path, segment by segment, before anything could normalise `..` away: a segment that is
  * empty, `.` or `..`, or holds `/`, `\` or NUL once decoded, is refused outright.
  */
-export function resolveRequest(url: string, { modelsDir, webDir = WEB_DIR, corpusDir = CORPUS_DIR }: ServerOptions): string | { json: unknown } | undefined {
+export function resolveRequest(
+  url: string,
+  { modelsDir, webDir = WEB_DIR, corpusDir = CORPUS_DIR }: ServerOptions,
+): string | { json: unknown } | undefined {
   const rawPath = url.split(/[?#]/)[0];
   if (!rawPath.startsWith('/')) return undefined;
   const segments = rawPath === '/' ? [] : rawPath.slice(1).split('/');

@@ -5,9 +5,9 @@
  * Apart from the CLI because it is Node shell work (spawning Python, reading its output), not
  * option wiring: the command only decides when to call it and how to print what comes back.
  */
-import { spawnSync } from 'child_process';
-import * as fs from 'fs';
-import * as path from 'path';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Impl } from '../core/config';
 
 /** The package root: the reference script's default path is relative to it, not to the cwd. */
@@ -31,9 +31,18 @@ export interface ReferenceResult {
 
 /** Parses `RESULT impl=... vocab=... ...` from the reference script's output (its last such line). */
 export function parseResultLine(stdout: string): ReferenceResult | undefined {
-  const line = stdout.split('\n').reverse().find((l) => l.startsWith('RESULT '));
+  const line = stdout
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('RESULT '));
   if (!line) return undefined;
-  const f = Object.fromEntries(line.slice(7).trim().split(/\s+/).map((kv) => kv.split('=', 2)));
+  const f = Object.fromEntries(
+    line
+      .slice(7)
+      .trim()
+      .split(/\s+/)
+      .map((kv) => kv.split('=', 2)),
+  );
   const num = (k: string) => Number(f[k]);
   const result = {
     impl: f.impl,
@@ -70,7 +79,11 @@ export function referenceEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.Proce
 /** Runs the PyTorch lesson for `epochs` epochs and parses its result. */
 export function runReference(python: string, script: string, corpusPath: string, impl: Impl, epochs: number): ReferenceResult {
   // REPORT_EVERY 1000: never samples text inside the timed epochs.
-  const run = spawnSync(python, [script, corpusPath, impl, String(epochs), '1000'], { encoding: 'utf8', maxBuffer: 64 << 20, env: referenceEnv() });
+  const run = spawnSync(python, [script, corpusPath, impl, String(epochs), '1000'], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    env: referenceEnv(),
+  });
   const result = run.status === 0 ? parseResultLine(run.stdout) : undefined;
   if (!result) {
     const why = run.error?.message ?? (run.stderr || run.stdout).trim().split('\n').slice(-3).join(' | ');

@@ -3,8 +3,8 @@
  * nothing. Its own module because it needs nothing of the HTTP server's (headers, limits, streaming):
  * it writes the same site (site-layout.ts), its models read by the same rules (model-listing.ts).
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { UsageError } from '../core/errors';
 import { CHECKPOINT_FILE, filesOf } from '../core/checkpoint-format';
 import { fileOfModel, listModels, modelFolder, MODEL_LIST_FILE, type ReadableModel } from './model-listing';
@@ -27,7 +27,9 @@ export function exportSite(outDir: string, options: ServerOptions & { readonly o
   const readable = listed.filter((m): m is ReadableModel => m.readable);
   const unknown = (only ?? []).filter((name) => !readable.some((m) => m.name === name));
   if (unknown.length > 0) {
-    throw new UsageError(`not a readable model under ${modelsDir}: ${unknown.join(', ')} (readable: ${readable.map((m) => m.name).join(', ') || 'none'})`);
+    throw new UsageError(
+      `not a readable model under ${modelsDir}: ${unknown.join(', ')} (readable: ${readable.map((m) => m.name).join(', ') || 'none'})`,
+    );
   }
   const chosen = only ? readable.filter((m) => only.includes(m.name)) : readable;
   let count = 0;

@@ -3,8 +3,8 @@
  * corpus, the models folder. Its own module because the server serves this site and the export
  * writes it as files, and the two must agree on where each part comes from.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 /** The built page (scripts/build-web.js writes it), found relative to the package, not the cwd. */
 export const WEB_DIR = path.resolve(__dirname, '..', '..', 'dist', 'web');

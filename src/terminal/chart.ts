@@ -3,7 +3,7 @@
  * by vega's headless renderer (no browser, no canvas). vega 5 / vega-lite 5 because they still
  * load with require(); 6 is ESM-only.
  */
-import * as fs from 'fs';
+import * as fs from 'node:fs';
 import * as vega from 'vega';
 import { compile } from 'vega-lite';
 import { perplexitySpec, type PerplexitySeries, type Subtitle } from '../core/chart-spec';

@@ -137,7 +137,14 @@ export interface GenerateRequest {
  */
 export function generate(loaded: LoadedModel, request: GenerateRequest, onChar: (char: string) => void): Promise<string> {
   const rng = makeRng(request.seed ?? Math.floor(Math.random() * 2 ** 32));
-  return generateTextStreaming(loaded.model, loaded.vocab, request.prefix, request.length, { temperature: request.temperature, topK: request.topK, rng }, onChar);
+  return generateTextStreaming(
+    loaded.model,
+    loaded.vocab,
+    request.prefix,
+    request.length,
+    { temperature: request.temperature, topK: request.topK, rng },
+    onChar,
+  );
 }
 
 /** The training settings the page offers, with the lesson's defaults. */
@@ -207,7 +214,14 @@ export interface TrainedModel extends LoadedModel {
  * Trains each impl with the one training loop, side by side: the loop yields after every batch,
  * so the runs take turns batch by batch.
  */
-export async function trainModels(corpus: Corpus, corpusName: string, impls: readonly Impl[], settings: PageTrainSettings, backend: string, callbacks: TrainCallbacks): Promise<TrainedModel[]> {
+export async function trainModels(
+  corpus: Corpus,
+  corpusName: string,
+  impls: readonly Impl[],
+  settings: PageTrainSettings,
+  backend: string,
+  callbacks: TrainCallbacks,
+): Promise<TrainedModel[]> {
   batchesPerEpoch('consecutive', corpus.ids.length, settings.batchSize, settings.numSteps); // throws if too short
   const { prefixes } = defaultPrefixes(corpus, DEFAULT_TRAIN.prefixes);
   const runs = impls.map(async (impl): Promise<TrainedModel> => {

@@ -19,14 +19,25 @@ const views = new WeakMap<HTMLElement, vega.View>();
 export async function drawChart(el: HTMLElement, series: PerplexitySeries[], subtitle: string): Promise<void> {
   views.get(el)?.finalize();
   el.replaceChildren();
-  const points = series.reduce((n, s) => n + s.points.filter((p) => p.perplexity > 0 && Number.isFinite(p.perplexity)).length + s.points.filter((p) => p.heldOutPerplexity !== undefined).length, 0);
+  const points = series.reduce(
+    (n, s) =>
+      n +
+      s.points.filter((p) => p.perplexity > 0 && Number.isFinite(p.perplexity)).length +
+      s.points.filter((p) => p.heldOutPerplexity !== undefined).length,
+    0,
+  );
   el.dataset.points = String(points);
   if (points === 0) {
     el.textContent = 'No epochs recorded yet.';
     return;
   }
   const spec = compile(perplexitySpec(series, subtitle) as TopLevelSpec).spec;
-  const view = new vega.View(vega.parse(spec, undefined, { ast: true }), { expr: expressionInterpreter as never, renderer: 'svg', container: el, hover: true });
+  const view = new vega.View(vega.parse(spec, undefined, { ast: true }), {
+    expr: expressionInterpreter as never,
+    renderer: 'svg',
+    container: el,
+    hover: true,
+  });
   views.set(el, view);
   await view.runAsync();
 }
@@ -37,7 +48,12 @@ export async function drawSelectedCurves(state: PageState, name: string): Promis
   const parent = (n: string) => n.split('/').slice(0, -1).join('/');
   const group = [...entries.values()]
     .map((e) => e.summary)
-    .filter((m) => m.readable && m.history && (m.name === name || (!entries.get(name)?.local && !entries.get(m.name)?.local && parent(m.name) === parent(name))));
+    .filter(
+      (m) =>
+        m.readable &&
+        m.history &&
+        (m.name === name || (!entries.get(name)?.local && !entries.get(m.name)?.local && parent(m.name) === parent(name))),
+    );
   group.sort((a, b) => (a.name === name ? -1 : b.name === name ? 1 : a.name.localeCompare(b.name)));
   const impls = group.map((m) => m.impl);
   const series: PerplexitySeries[] = group.map((m) => ({

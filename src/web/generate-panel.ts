@@ -105,7 +105,13 @@ export function showGenerated(status: string, message: string): void {
 function showLink(state: PageState, request: GenerateRequest): void {
   const { selected } = state;
   if (!selected) return;
-  const params = new URLSearchParams({ model: selected, prefix: request.prefix, length: String(request.length), temperature: String(request.temperature), 'top-k': String(request.topK) });
+  const params = new URLSearchParams({
+    model: selected,
+    prefix: request.prefix,
+    length: String(request.length),
+    temperature: String(request.temperature),
+    'top-k': String(request.topK),
+  });
   if (request.seed !== undefined) params.set('seed', String(request.seed));
   const url = `${location.origin}${location.pathname}?${params}`;
   history.replaceState(null, '', url);

@@ -26,7 +26,13 @@ export function renderModels(state: PageState): void {
         cell(String(m.hidden), 1, true),
         cell(String(m.vocabSize), 1, true),
         cell(String(m.epochs), 1, true),
-        cell(m.perplexity == null ? '–' : m.perplexity.toFixed(3) + (m.heldOutPerplexity == null ? '' : ` (held-out ${m.heldOutPerplexity.toFixed(3)})`), 1, true),
+        cell(
+          m.perplexity == null
+            ? '–'
+            : m.perplexity.toFixed(3) + (m.heldOutPerplexity == null ? '' : ` (held-out ${m.heldOutPerplexity.toFixed(3)})`),
+          1,
+          true,
+        ),
         cell(m.corpus ?? ''),
         cell(m.savedAt ? m.savedAt.slice(0, 16).replace('T', ' ') : ''),
       );
@@ -63,10 +69,11 @@ function cell(text: string, span = 1, numeric = false): HTMLTableCellElement {
 /** Loads (once) and selects a model; false if it cannot be read. */
 export async function select(state: PageState, name: string): Promise<boolean> {
   const entry = state.entries.get(name);
-  if (!entry || !entry.summary.readable) return false;
+  if (!entry?.summary.readable) return false;
   state.selected = name;
   state.generationToken++;
-  for (const row of $('models').querySelectorAll('tbody tr')) row.setAttribute('aria-selected', String((row as HTMLElement).dataset.name === name));
+  for (const row of $('models').querySelectorAll('tbody tr'))
+    row.setAttribute('aria-selected', String((row as HTMLElement).dataset.name === name));
   ($('generate-button') as HTMLButtonElement).disabled = true;
   $('selected').textContent = `Loading ${name}…`;
   entry.loaded ??= entry.local ? Promise.resolve(entry.local) : loadModel(name);
@@ -80,7 +87,8 @@ export async function select(state: PageState, name: string): Promise<boolean> {
   }
   if (state.selected !== name) return false;
   const m = entry.summary;
-  $('selected').textContent = `${name}: ${m.impl}, ${m.hidden} hidden units, ${m.vocabSize} characters, ${m.epochs} epochs${m.perplexity == null ? '' : `, perplexity ${m.perplexity.toFixed(3)}`}.`;
+  $('selected').textContent =
+    `${name}: ${m.impl}, ${m.hidden} hidden units, ${m.vocabSize} characters, ${m.epochs} epochs${m.perplexity == null ? '' : `, perplexity ${m.perplexity.toFixed(3)}`}.`;
   $('selected').dataset.model = name;
   ($('generate-button') as HTMLButtonElement).disabled = false;
   ($('link-button') as HTMLButtonElement).disabled = !!entry.local;

@@ -98,7 +98,11 @@ async function runTraining(state: PageState): Promise<void> {
     const localName = (impl: Impl) => `this page #${run}: ${impl}`;
     const series = new Map<Impl, EpochMetrics[]>(impls.map((impl) => [impl, []]));
     const drawTrainChart = () =>
-      drawChart($('train-chart'), impls.map((i) => ({ name: i, points: series.get(i)! })), `${corpus.text.length.toLocaleString()} characters of ${name}, trained in this page (${state.backendName})`);
+      drawChart(
+        $('train-chart'),
+        impls.map((i) => ({ name: i, points: series.get(i)! })),
+        `${corpus.text.length.toLocaleString()} characters of ${name}, trained in this page (${state.backendName})`,
+      );
     const bars = new Map(impls.map((impl) => [impl, progressRow(impl)]));
     progress.replaceChildren(...bars.values());
     progress.dataset.state = 'running';
@@ -116,12 +120,25 @@ async function runTraining(state: PageState): Promise<void> {
         const elapsed = (performance.now() - started) / 1000;
         const eta = (elapsed / done) * (total - done);
         const last = series.get(impl)!.at(-1);
-        bars.get(impl)!.update(done / total, `${impl}: epoch ${epoch}/${settings.epochs}, batch ${batch}/${batches}` + (last ? `, perplexity ${last.perplexity.toFixed(2)}` : '') + `, ETA ${formatSeconds(eta)}`);
+        bars
+          .get(impl)!
+          .update(
+            done / total,
+            `${impl}: epoch ${epoch}/${settings.epochs}, batch ${batch}/${batches}` +
+              (last ? `, perplexity ${last.perplexity.toFixed(2)}` : '') +
+              `, ETA ${formatSeconds(eta)}`,
+          );
       },
       onEpoch(impl, metrics) {
         series.get(impl)!.push(metrics);
-        bars.get(impl)!.dataset.perplexities = series.get(impl)!.map((m) => m.perplexity).join(',');
-        bars.get(impl)!.dataset.seconds = series.get(impl)!.map((m) => m.seconds.toFixed(3)).join(',');
+        bars.get(impl)!.dataset.perplexities = series
+          .get(impl)!
+          .map((m) => m.perplexity)
+          .join(',');
+        bars.get(impl)!.dataset.seconds = series
+          .get(impl)!
+          .map((m) => m.seconds.toFixed(3))
+          .join(',');
         // Redraw at most one chart at a time; the latest points win.
         if (!dirty) {
           dirty = true;
@@ -133,7 +150,9 @@ async function runTraining(state: PageState): Promise<void> {
       },
       onReport(impl, report) {
         const pre = document.createElement('pre');
-        pre.textContent = `${impl} epoch ${report.metrics.epoch}, perplexity ${report.metrics.perplexity.toFixed(3)}, ${report.metrics.seconds.toFixed(2)} s\n` + report.samples.map((s) => ` - ${s}`).join('\n');
+        pre.textContent =
+          `${impl} epoch ${report.metrics.epoch}, perplexity ${report.metrics.perplexity.toFixed(3)}, ${report.metrics.seconds.toFixed(2)} s\n` +
+          report.samples.map((s) => ` - ${s}`).join('\n');
         $('samples').append(pre);
       },
     });
@@ -142,7 +161,14 @@ async function runTraining(state: PageState): Promise<void> {
     const stopped = trained.some((t) => t.stopped);
     for (const t of trained) {
       const last = t.info.history.at(-1);
-      bars.get(t.impl)!.update(1, `${t.impl}: ${t.stopped ? 'stopped' : 'done'} after ${t.info.epoch} epoch${t.info.epoch === 1 ? '' : 's'}` + (last ? `, perplexity ${last.perplexity.toFixed(3)}` : '') + `, ${formatSeconds((performance.now() - started) / 1000)}`);
+      bars
+        .get(t.impl)!
+        .update(
+          1,
+          `${t.impl}: ${t.stopped ? 'stopped' : 'done'} after ${t.info.epoch} epoch${t.info.epoch === 1 ? '' : 's'}` +
+            (last ? `, perplexity ${last.perplexity.toFixed(3)}` : '') +
+            `, ${formatSeconds((performance.now() - started) / 1000)}`,
+        );
       const name = localName(t.impl);
       state.entries.set(name, {
         local: t,

@@ -35,7 +35,13 @@ export async function start(): Promise<void> {
     for (const summary of await fetchModelList()) entries.set(summary.name, { summary });
     renderModels(state);
     const readable = [...entries.values()].filter((e) => e.summary.readable).length;
-    setStatus($('models-status'), 'ready', entries.size === 0 ? 'No saved models yet: train one with lstm-lyrics train, or below.' : `${readable} readable of ${entries.size} listed.`);
+    setStatus(
+      $('models-status'),
+      'ready',
+      entries.size === 0
+        ? 'No saved models yet: train one with lstm-lyrics train, or below.'
+        : `${readable} readable of ${entries.size} listed.`,
+    );
   } catch (err) {
     setStatus($('models-status'), 'error', `Cannot read the model list: ${firstLine(err)}`);
   }

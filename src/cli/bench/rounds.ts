@@ -6,13 +6,13 @@
  * Apart from the command module so that the measuring and the arithmetic over rounds can be read
  * (and tested) without the option wiring around them.
  */
-import { spawnSync } from 'child_process';
-import * as os from 'os';
-import * as path from 'path';
+import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig } from '../../core/config';
 import { generateText } from '../../core/generate';
-import { median } from '../../core/metrics';
+import { median, type EpochMetrics } from '../../core/metrics';
 import { createModel } from '../../core/models';
 import { makeOptimizer } from '../../core/optimizer';
 import { train } from '../../core/train';
@@ -77,10 +77,20 @@ export function resultTable(results: readonly ImplResult[]): string {
   const header = ['impl', 'backend', 'accel', 's/epoch', 'CPU s/epoch', 'chars/s', 'peak RSS MiB', 'tensors left', 'gen chars/s'];
   if (withRef) header.push('PyTorch s/epoch*', 'ours/PyTorch', 'target', 'met');
   const rows = results.map((r) => {
-    const row = [r.impl, r.backend, r.accel, r.medianEpochSeconds.toFixed(3), r.medianEpochCpuSeconds.toFixed(3), count(r.charsPerSecond), count(r.peakRssMiB), String(r.tensorsLeaked), count(r.generateCharsPerSecond)];
+    const row = [
+      r.impl,
+      r.backend,
+      r.accel,
+      r.medianEpochSeconds.toFixed(3),
+      r.medianEpochCpuSeconds.toFixed(3),
+      count(r.charsPerSecond),
+      count(r.peakRssMiB),
+      String(r.tensorsLeaked),
+      count(r.generateCharsPerSecond),
+    ];
     if (r.reference) {
       const ref = r.reference;
-      row.push(ref.medianEpochSeconds.toFixed(3), ref.ratio.toFixed(2) + 'x', '<=' + ref.target.toFixed(1) + 'x', ref.met ? 'yes' : 'NO');
+      row.push(ref.medianEpochSeconds.toFixed(3), `${ref.ratio.toFixed(2)}x`, `<=${ref.target.toFixed(1)}x`, ref.met ? 'yes' : 'NO');
     } else if (withRef) {
       row.push('-', '-', '-', '-');
     }
@@ -89,7 +99,15 @@ export function resultTable(results: readonly ImplResult[]): string {
   return formatTable(rows, header).join('\n');
 }
 
-async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs: number, hidden: number, backend: string, accel: 'on' | 'off'): Promise<ImplResult> {
+async function benchImpl(
+  impl: Impl,
+  corpus: Corpus,
+  corpusPath: string,
+  epochs: number,
+  hidden: number,
+  backend: string,
+  accel: 'on' | 'off',
+): Promise<ImplResult> {
   const config: TrainConfig = {
     ...DEFAULT_TRAIN,
     ...DEFAULT_OPTIMIZER[impl],
@@ -108,7 +126,7 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
   // Ours, not train()'s, so it can be disposed: Adam's moment variables would otherwise count as leaked.
   const optimizer = makeOptimizer(config.optimizer, config.lr);
   let genCharsPerSecond: number;
-  let history;
+  let history: readonly EpochMetrics[];
   const cpuSeconds: number[] = [];
   let cpuMark = process.cpuUsage();
   const onEpoch = () => {
@@ -117,7 +135,13 @@ async function benchImpl(impl: Impl, corpus: Corpus, corpusPath: string, epochs:
     cpuMark = process.cpuUsage();
   };
   try {
-    ({ history } = await train(model, corpus, config, { onBatch: () => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), onEpoch }, { optimizer }));
+    ({ history } = await train(
+      model,
+      corpus,
+      config,
+      { onBatch: () => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), onEpoch },
+      { optimizer },
+    ));
     const prefix = unknownChars(corpus.vocab, GEN_PREFIX).length === 0 ? GEN_PREFIX : corpus.vocab.chars[0];
     generateText(model, corpus.vocab, prefix, 5); // warm-up: the first batch-1 step sets up its kernels
     const start = performance.now();
@@ -179,7 +203,13 @@ export function combineRounds(runs: readonly Round[]): ImplResult {
   const target = TARGET_RATIO[combined.impl];
   return {
     ...combined,
-    reference: { ...references[0], medianEpochSeconds: median(references.map((r) => r.medianEpochSeconds)), ratio, target, met: ratio <= target },
+    reference: {
+      ...references[0],
+      medianEpochSeconds: median(references.map((r) => r.medianEpochSeconds)),
+      ratio,
+      target,
+      met: ratio <= target,
+    },
     ...(runs.length > 1 && { roundRatios: ratios }),
   };
 }
@@ -211,15 +241,24 @@ export async function benchRounds(
   if (referenceNote) log.info(`reference skipped: ${referenceNote}`);
   const backend = await startBackend({ ...args, accel: args.accel === 'both' ? 'on' : args.accel });
   log.info(backend.description);
-  if (args.accel === 'both') log.info('accel off: each round of each impl also runs in a fresh process with --accel off (stock TF.js: one wasm thread, no kernel, engine or optimizer patches)');
+  if (args.accel === 'both')
+    log.info(
+      'accel off: each round of each impl also runs in a fresh process with --accel off (stock TF.js: one wasm thread, no kernel, engine or optimizer patches)',
+    );
   const corpus = loadCorpus(corpusPath, { maxChars });
-  log.info(`corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); hidden ${hidden}; ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`);
+  log.info(
+    `corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); hidden ${hidden}; ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`,
+  );
 
   const reference = referenceNote ? undefined : run.reference;
   if (reference) {
-    log.info(`reference: ${reference.python} ${reference.script}, with ${OPENBLAS_VARS_UNSET.join(' and ')} unset in its environment (they slow OpenBLAS down on these machines)`);
+    log.info(
+      `reference: ${reference.python} ${reference.script}, with ${OPENBLAS_VARS_UNSET.join(' and ')} unset in its environment (they slow OpenBLAS down on these machines)`,
+    );
     if (maxChars !== DEFAULT_TRAIN.maxChars || hidden !== DEFAULT_HIDDEN) {
-      note.info(`warning: the reference always reads the first ${count(DEFAULT_TRAIN.maxChars)} characters with hidden ${DEFAULT_HIDDEN}: not the same task`);
+      note.info(
+        `warning: the reference always reads the first ${count(DEFAULT_TRAIN.maxChars)} characters with hidden ${DEFAULT_HIDDEN}: not the same task`,
+      );
     }
   }
   const results: ImplResult[] = [];
@@ -236,12 +275,28 @@ export async function benchRounds(
       if (reference) {
         note.info(`running PyTorch reference ${impl}${round}: ${epochs + 1} epochs...`);
         theirs = runReference(reference.python, reference.script, corpusPath, impl, epochs + 1);
-        if (theirs.vocab !== ours.vocab) note.info(`warning: PyTorch read a vocabulary of ${theirs.vocab}, ours ${ours.vocab}: not the same task`);
+        if (theirs.vocab !== ours.vocab)
+          note.info(`warning: PyTorch read a vocabulary of ${theirs.vocab}, ours ${ours.vocab}: not the same task`);
       }
       runs.push({ ours, reference: theirs });
       if (args.accel === 'both') {
         note.info(`training ${impl}${round} with --accel off, in a fresh process...`);
-        const child = benchInChild(['--impl', impl, '--epochs', String(epochs), '--corpus', corpusPath, '--max-chars', String(maxChars), '--hidden', String(hidden), '--backend', args.backend, '--accel', 'off']);
+        const child = benchInChild([
+          '--impl',
+          impl,
+          '--epochs',
+          String(epochs),
+          '--corpus',
+          corpusPath,
+          '--max-chars',
+          String(maxChars),
+          '--hidden',
+          String(hidden),
+          '--backend',
+          args.backend,
+          '--accel',
+          'off',
+        ]);
         stock.push({ ours: child.results[0] });
       }
     }
@@ -252,18 +307,30 @@ export async function benchRounds(
   log.info('');
   log.info(resultTable(results));
   log.info('');
-  log.info(`load average (1 min): ${loadBefore.toFixed(1)} before this bench, ${os.loadavg()[0].toFixed(1)} after (which counts the bench itself), on ${machine.cores} cores: when it was well above 0 before, other processes shared the cores and wall times are inflated; CPU times much less so.`);
-  log.info(`s/epoch: median of the timed epochs (wall); CPU s/epoch: this process' CPU time, all threads; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}, on this process' threads (lstm-lyrics generate runs on 1 under --threads auto: batch-1 steps are too small to share, and slower on 2).`);
-  log.info('peak RSS: sampled per batch during that impl\'s run (the wasm heap never shrinks, so a later impl inherits an earlier one\'s growth).');
+  log.info(
+    `load average (1 min): ${loadBefore.toFixed(1)} before this bench, ${os.loadavg()[0].toFixed(1)} after (which counts the bench itself), on ${machine.cores} cores: when it was well above 0 before, other processes shared the cores and wall times are inflated; CPU times much less so.`,
+  );
+  log.info(
+    `s/epoch: median of the timed epochs (wall); CPU s/epoch: this process' CPU time, all threads; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}, on this process' threads (lstm-lyrics generate runs on 1 under --threads auto: batch-1 steps are too small to share, and slower on 2).`,
+  );
+  log.info(
+    "peak RSS: sampled per batch during that impl's run (the wasm heap never shrinks, so a later impl inherits an earlier one's growth).",
+  );
   if (results.some((r) => r.reference)) {
     log.info(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
   }
   for (const on of results.filter((r) => r.accel === 'on')) {
     const off = results.find((r) => r.accel === 'off' && r.impl === on.impl);
-    if (off) log.info(`${on.impl}: accel off / on ${(off.medianEpochSeconds / on.medianEpochSeconds).toFixed(2)}x the seconds per epoch, ${(on.generateCharsPerSecond / off.generateCharsPerSecond).toFixed(2)}x the generated characters per second; final perplexity ${on.finalPerplexity.toFixed(4)} on, ${off.finalPerplexity.toFixed(4)} off`);
+    if (off)
+      log.info(
+        `${on.impl}: accel off / on ${(off.medianEpochSeconds / on.medianEpochSeconds).toFixed(2)}x the seconds per epoch, ${(on.generateCharsPerSecond / off.generateCharsPerSecond).toFixed(2)}x the generated characters per second; final perplexity ${on.finalPerplexity.toFixed(4)} on, ${off.finalPerplexity.toFixed(4)} off`,
+      );
   }
   for (const r of results) {
-    if (r.roundRatios) log.info(`${r.impl}: ours/PyTorch by round ${r.roundRatios.map((x) => x.toFixed(2) + 'x').join(', ')}; the table shows the median of each column over the ${rounds} rounds, and of these ratios.`);
+    if (r.roundRatios)
+      log.info(
+        `${r.impl}: ours/PyTorch by round ${r.roundRatios.map((x) => `${x.toFixed(2)}x`).join(', ')}; the table shows the median of each column over the ${rounds} rounds, and of these ratios.`,
+      );
   }
   return {
     machine,
@@ -282,6 +349,7 @@ const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'lstm-lyrics.js');
 export function benchInChild(argv: readonly string[]): BenchResult {
   const child = spawnSync(process.execPath, [BIN, 'bench', '--json', ...argv], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const last = child.stdout?.trim().split('\n').at(-1);
-  if (child.status !== 0 || !last) throw new Error(`bench ${argv.join(' ')} failed (exit ${child.status}): ${(child.stderr ?? '').trim().split('\n').at(-1)}`);
+  if (child.status !== 0 || !last)
+    throw new Error(`bench ${argv.join(' ')} failed (exit ${child.status}): ${(child.stderr ?? '').trim().split('\n').at(-1)}`);
   return JSON.parse(last) as BenchResult;
 }

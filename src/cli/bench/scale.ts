@@ -38,7 +38,19 @@ export async function benchScale(
     for (const maxChars of SCALE_CHARS) {
       for (const hidden of SCALE_HIDDEN) {
         note.info(`scale: ${impl}, ${maxChars ? count(maxChars) : 'all'} characters, hidden ${hidden}...`);
-        const result = benchInChild(['--impl', impl, '--epochs', String(run.epochs), '--corpus', run.corpusPath, '--max-chars', String(maxChars), '--hidden', String(hidden), ...backendArgs]);
+        const result = benchInChild([
+          '--impl',
+          impl,
+          '--epochs',
+          String(run.epochs),
+          '--corpus',
+          run.corpusPath,
+          '--max-chars',
+          String(maxChars),
+          '--hidden',
+          String(hidden),
+          ...backendArgs,
+        ]);
         backend = result.backend;
         if (maxChars === 0) corpusInfo = result.corpus;
         rows.push(result.results[0]);
@@ -46,18 +58,37 @@ export async function benchScale(
     }
   }
   log.info(backend + (threads.why ? ` (--threads ${threads.why}, resolved once for every run)` : ''));
-  log.info(`corpus: ${run.corpusPath}; ${run.epochs} timed epoch${run.epochs === 1 ? '' : 's'} after 1 warm-up, each configuration in a fresh process`);
+  log.info(
+    `corpus: ${run.corpusPath}; ${run.epochs} timed epoch${run.epochs === 1 ? '' : 's'} after 1 warm-up, each configuration in a fresh process`,
+  );
   log.info('');
   log.info(scaleTable(rows));
   log.info('');
   for (const line of scaleNotes(rows)) log.info(line);
-  return { machine: run.machine, backend, corpus: corpusInfo ?? { path: run.corpusPath, chars: NaN, vocab: NaN }, epochs: run.epochs, results: [], scale: rows };
+  return {
+    machine: run.machine,
+    backend,
+    corpus: corpusInfo ?? { path: run.corpusPath, chars: NaN, vocab: NaN },
+    epochs: run.epochs,
+    results: [],
+    scale: rows,
+  };
 }
 
 export function scaleTable(rows: readonly ImplResult[]): string {
   const header = ['impl', 'chars', 'vocab', 'hidden', 's/epoch', 'CPU s/epoch', 'ms per 1k chars', 'peak RSS MiB', 'tensors left'];
   return formatTable(
-    rows.map((r) => [r.impl, count(r.chars), count(r.vocab), String(r.hidden), r.medianEpochSeconds.toFixed(3), r.medianEpochCpuSeconds.toFixed(3), (1e6 / r.charsPerSecond).toFixed(1), count(r.peakRssMiB), String(r.tensorsLeaked)]),
+    rows.map((r) => [
+      r.impl,
+      count(r.chars),
+      count(r.vocab),
+      String(r.hidden),
+      r.medianEpochSeconds.toFixed(3),
+      r.medianEpochCpuSeconds.toFixed(3),
+      (1e6 / r.charsPerSecond).toFixed(1),
+      count(r.peakRssMiB),
+      String(r.tensorsLeaked),
+    ]),
     header,
   ).join('\n');
 }

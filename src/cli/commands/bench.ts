@@ -7,8 +7,8 @@
  * in src/cli/bench/rounds.ts (timing and the result table), src/cli/bench/scale.ts (--scale) and
  * src/node/pytorch-reference.ts (running the PyTorch script).
  */
-import * as os from 'os';
-import * as path from 'path';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { Argv } from 'yargs';
 import { IMPLS } from '../../core/config';
 import { UsageError } from '../../core/errors';
@@ -25,20 +25,40 @@ export const describe = 'time training and generation of both LSTMs (and, with -
 export const benchOptions = {
   impl: { choices: IMPLS, describe: 'benchmark only this LSTM', defaultDescription: 'both' },
   epochs: { type: 'number', default: 3, describe: 'timed epochs per impl (after one warm-up epoch)' },
-  rounds: { type: 'number', default: 1, describe: 'run each impl (and, with --reference, PyTorch right after it) this many times; medians over the rounds: steadier where the machine\'s speed drifts' },
-  corpus: { type: 'string', default: BUNDLED_CORPUS, defaultDescription: 'the bundled corpus/songci300.txt', describe: 'training text: a UTF-8 .txt or a .zip holding one' },
+  rounds: {
+    type: 'number',
+    default: 1,
+    describe:
+      "run each impl (and, with --reference, PyTorch right after it) this many times; medians over the rounds: steadier where the machine's speed drifts",
+  },
+  corpus: {
+    type: 'string',
+    default: BUNDLED_CORPUS,
+    defaultDescription: 'the bundled corpus/songci300.txt',
+    describe: 'training text: a UTF-8 .txt or a .zip holding one',
+  },
   'max-chars': trainOptions['max-chars'],
   hidden: trainOptions.hidden,
   reference: { type: 'boolean', default: false, describe: 'also time the PyTorch lesson (--python + torch) and compare' },
   python: { type: 'string', default: 'python3', describe: 'the Python interpreter for --reference (one that can import torch)' },
-  'reference-script': { type: 'string', default: DEFAULT_REFERENCE_SCRIPT, defaultDescription: '../shared/reference/seed_lstm.py beside the package', describe: 'the PyTorch reference script' },
+  'reference-script': {
+    type: 'string',
+    default: DEFAULT_REFERENCE_SCRIPT,
+    defaultDescription: '../shared/reference/seed_lstm.py beside the package',
+    describe: 'the PyTorch reference script',
+  },
   json: { type: 'boolean', default: false, describe: 'print the results as one JSON object on stdout instead of a table' },
-  scale: { type: 'boolean', default: false, describe: `how time and memory grow: each impl at --max-chars ${SCALE_CHARS.map((n) => (n ? count(n) : 'all')).join(' / ')} x hidden ${SCALE_HIDDEN.join(' / ')}, each in a fresh process` },
+  scale: {
+    type: 'boolean',
+    default: false,
+    describe: `how time and memory grow: each impl at --max-chars ${SCALE_CHARS.map((n) => (n ? count(n) : 'all')).join(' / ')} x hidden ${SCALE_HIDDEN.join(' / ')}, each in a fresh process`,
+  },
   ...backendOption,
   accel: {
     choices: ['on', 'off', 'both'] as const,
     default: 'on' as 'on' | 'off' | 'both',
-    describe: 'on: our speed-ups to TF.js; off: stock TF.js; both: each impl both ways, stock in a fresh process (one wasm thread, as stock TF.js runs in Node)',
+    describe:
+      'on: our speed-ups to TF.js; off: stock TF.js; both: each impl both ways, stock in a fresh process (one wasm thread, as stock TF.js runs in Node)',
   },
 } as const;
 
@@ -47,7 +67,7 @@ export type BenchArgs = ArgsOf<typeof benchOptions>;
 export function builder<T>(y: Argv<T>) {
   return y.options(benchOptions).example([
     ['$0 bench', 'both impls, 3 timed epochs, bundled corpus'],
-    ['$0 bench --reference --corpus jaychou_lyrics.txt.zip --epochs 5', 'the lesson\'s corpus, beside PyTorch'],
+    ['$0 bench --reference --corpus jaychou_lyrics.txt.zip --epochs 5', "the lesson's corpus, beside PyTorch"],
     ['$0 bench --reference --python /usr/bin/python3', 'PyTorch from a named interpreter'],
     ['$0 bench --reference --rounds 3', 'ours and PyTorch back to back three times; the median ratio'],
     ['$0 bench --accel both', 'with and without our speed-ups to TF.js, side by side'],

@@ -5,8 +5,8 @@
  * Both modes end on the same path: read each saved checkpoint, load its model for the greedy
  * generations, build one table and one chart from that.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Argv } from 'yargs';
 import { lockModelDir, type Lock } from '../../node/lock';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
@@ -37,17 +37,24 @@ export const compareOptions = {
   // Every train flag applies to both runs, except the one that picks a single impl (refused if given).
   impl: { choices: IMPLS, hidden: true },
   out: { type: 'string', default: DEFAULT_OUT, describe: `directory for ${CHART_FILE} and the two models (<out>/scratch, <out>/builtin)` },
-  metrics: { type: 'string', describe: 'write each run\'s JSON lines to this file with the impl added to its name (m.jsonl: m.scratch.jsonl, m.builtin.jsonl)' },
+  metrics: {
+    type: 'string',
+    describe: "write each run's JSON lines to this file with the impl added to its name (m.jsonl: m.scratch.jsonl, m.builtin.jsonl)",
+  },
   json: { type: 'boolean', default: false, describe: 'print the comparison as JSON on stdout (training and table lines go to stderr)' },
   'max-perplexity': { type: 'number', describe: 'regression gate: exit 3 if either final perplexity is above this' },
-  from: { type: 'string', array: true, describe: 'compare models saved earlier instead of training (their directories; training flags are then ignored)' },
+  from: {
+    type: 'string',
+    array: true,
+    describe: 'compare models saved earlier instead of training (their directories; training flags are then ignored)',
+  },
 } as const;
 
 export type CompareArgs = ArgsOf<typeof compareOptions>;
 
 export function builder<T>(y: Argv<T>) {
   return y.options(compareOptions).example([
-    ['$0 compare', 'the lesson\'s settings for both: 160 epochs each, models/compare.svg'],
+    ['$0 compare', "the lesson's settings for both: 160 epochs each, models/compare.svg"],
     ['$0 compare --epochs 20 --report-every 5 --hidden 128 --out runs/quick', 'a quick comparison'],
     ['$0 compare --from models/scratch models/builtin', 'the table and chart of two earlier runs'],
   ]);
@@ -98,10 +105,18 @@ export async function handler(args: CompareArgs, log: Logger, progress: Progress
   }
 }
 
-async function compareLocked(args: CompareArgs, chart: string, log: Logger, progress: Progress, locks: Lock[], stop?: AbortSignal): Promise<CompareResult> {
+async function compareLocked(
+  args: CompareArgs,
+  chart: string,
+  log: Logger,
+  progress: Progress,
+  locks: Lock[],
+  stop?: AbortSignal,
+): Promise<CompareResult> {
   let dirs: string[];
   if (args.from !== undefined) {
-    if (args.from.length === 0) throw new UsageError('--from needs the model directories to compare, e.g. --from models/scratch models/builtin');
+    if (args.from.length === 0)
+      throw new UsageError('--from needs the model directories to compare, e.g. --from models/scratch models/builtin');
     dirs = args.from;
     for (const dir of dirs) readCheckpointMeta(resolveModelDir(dir)); // a wrong directory costs one line, no backend start-up
     await startBackend(args);
@@ -123,7 +138,8 @@ async function compareLocked(args: CompareArgs, chart: string, log: Logger, prog
           stop,
         );
       } catch (err) {
-        if (err instanceof InterruptedError) log.info(`to finish the comparison later: lstm-lyrics compare --resume --out ${args.out} (and the same flags)`);
+        if (err instanceof InterruptedError)
+          log.info(`to finish the comparison later: lstm-lyrics compare --resume --out ${args.out} (and the same flags)`);
         throw err;
       }
     }
@@ -133,13 +149,17 @@ async function compareLocked(args: CompareArgs, chart: string, log: Logger, prog
   try {
     await writePerplexityChart(chart, seriesOf(entries), chartSubtitle(entries));
   } catch (err) {
-    throw new Error(`cannot write ${chart}: ${firstLine(err)}; ${fs.existsSync(chart) ? 'the previous chart is unchanged; ' : ''}the models in ${dirs.join(' and ')} are saved`);
+    throw new Error(
+      `cannot write ${chart}: ${firstLine(err)}; ${fs.existsSync(chart) ? 'the previous chart is unchanged; ' : ''}the models in ${dirs.join(' and ')} are saved`,
+    );
   }
   for (const line of comparisonTable(entries)) log.info(line);
   log.info(`chart: ${chart}`);
   const above = entries.filter((e) => args.maxPerplexity !== undefined && !(e.finalPerplexity <= args.maxPerplexity));
   if (above.length > 0) {
-    throw new GateError(`final perplexity above --max-perplexity ${args.maxPerplexity}: ${above.map((e) => `${e.label} ${e.finalPerplexity.toFixed(4)}`).join(', ')}`);
+    throw new GateError(
+      `final perplexity above --max-perplexity ${args.maxPerplexity}: ${above.map((e) => `${e.label} ${e.finalPerplexity.toFixed(4)}`).join(', ')}`,
+    );
   }
   return { chart, entries: entries.map(({ history: _, ...rest }) => rest) };
 }
@@ -149,7 +169,7 @@ async function compareLocked(args: CompareArgs, chart: string, log: Logger, prog
  * (false: it never saved anything), or leave it ('done': it has all its epochs).
  */
 function resumable(out: string, epochs: number, log: Logger): boolean | 'done' {
-  let dir;
+  let dir: string;
   try {
     dir = resolveModelDir(out);
   } catch {
@@ -206,7 +226,9 @@ export async function compareEntries(dirs: readonly string[]): Promise<CompareEn
       epochs: meta.epoch,
       finalPerplexity: last?.perplexity ?? NaN,
       ...(last?.heldOutPerplexity !== undefined && { finalHeldOutPerplexity: last.heldOutPerplexity }),
-      reports: history.filter((m) => isReportEpoch(m.epoch, config.reportEvery, last?.epoch ?? 0)).map((m) => ({ epoch: m.epoch, perplexity: m.perplexity })),
+      reports: history
+        .filter((m) => isReportEpoch(m.epoch, config.reportEvery, last?.epoch ?? 0))
+        .map((m) => ({ epoch: m.epoch, perplexity: m.perplexity })),
       medianEpochSeconds: median(history.map((m) => m.seconds)),
       generations,
       history,
@@ -240,7 +262,10 @@ export function comparisonTable(entries: readonly Omit<CompareEntry, 'history'>[
   if (entries.some((e) => e.finalHeldOutPerplexity !== undefined)) {
     rows.push(['final held-out perplexity', ...entries.map((e) => perplexity(e.finalHeldOutPerplexity))]);
   }
-  rows.push(['median seconds per epoch', ...entries.map((e) => (Number.isNaN(e.medianEpochSeconds) ? '-' : e.medianEpochSeconds.toFixed(3)))]);
+  rows.push([
+    'median seconds per epoch',
+    ...entries.map((e) => (Number.isNaN(e.medianEpochSeconds) ? '-' : e.medianEpochSeconds.toFixed(3))),
+  ]);
   const lines = formatTable(rows);
 
   const labelWidth = Math.max(...entries.map((e) => displayWidth(e.label)));
@@ -249,7 +274,7 @@ export function comparisonTable(entries: readonly Omit<CompareEntry, 'history'>[
   lines.push('', 'greedy generations after each prefix:');
   for (const prefix of prefixes) {
     entries.forEach((e, i) => {
-      const text = e.generations.find((g) => g.prefix === prefix)?.text ?? '(prefix has characters outside this model\'s vocabulary)';
+      const text = e.generations.find((g) => g.prefix === prefix)?.text ?? "(prefix has characters outside this model's vocabulary)";
       lines.push(`${pad(i === 0 ? prefix : '', prefixWidth)}  ${pad(e.label, labelWidth)}  ${text}`);
     });
   }

@@ -33,7 +33,8 @@ export function builder<T>(y: Argv<T>) {
 export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'models'): Promise<string> {
   const length = wholeNumber('length', args.length, 0);
   const topK = wholeNumber('top-k', args.topK, 0);
-  if (!Number.isFinite(args.temperature) || args.temperature < 0) throw new UsageError(`--temperature must be a number >= 0, got ${args.temperature}`);
+  if (!Number.isFinite(args.temperature) || args.temperature < 0)
+    throw new UsageError(`--temperature must be a number >= 0, got ${args.temperature}`);
   if (args.prefix.length === 0) throw new UsageError('--prefix must not be empty');
   const dir = args.model ?? latestModelDir(modelsDir);
   if (dir === undefined) throw new UsageError(`no trained model in ${modelsDir}/; make one with: lstm-lyrics train --impl scratch`);

@@ -2,8 +2,8 @@
  * `lstm-lyrics serve`: the page (list, generate with and train models in the browser) on a local
  * HTTP server until the entry point's stop signal; `--export DIR` writes it as static files.
  */
-import * as fs from 'fs';
-import type { AddressInfo } from 'net';
+import * as fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import type { Argv } from 'yargs';
 import { UsageError } from '../../core/errors';
 import { listModels } from '../../node/model-listing';
@@ -22,7 +22,12 @@ export const serveOptions = {
   port: { type: 'number', default: 8080, describe: 'port to listen on (0: any free one)' },
   host: { type: 'string', default: '127.0.0.1', describe: 'address to bind (the default is reachable from this machine only)' },
   export: { type: 'string', describe: 'write the page and the models as static files into this folder instead of serving' },
-  only: { type: 'string', array: true, describe: 'with --export: these model directories only (names as the page lists them)', defaultDescription: 'every readable model' },
+  only: {
+    type: 'string',
+    array: true,
+    describe: 'with --export: these model directories only (names as the page lists them)',
+    defaultDescription: 'every readable model',
+  },
 } as const;
 
 export type ServeArgs = ArgsOf<typeof serveOptions>;
@@ -54,7 +59,9 @@ export async function handler(args: ServeArgs, log: Logger, stop?: AbortSignal, 
     if (args.export.trim() === '') throw new UsageError('--export needs a folder');
     checkOutDir('--export', args.export); // a file, or a place that cannot be written: exit 2 before writing
     const exported = exportSite(args.export, { modelsDir: args.models, only: args.only });
-    log.info(`wrote ${exported.files} files to ${exported.dir} (models: ${exported.models.join(', ') || 'none'}); serve it with any static file server`);
+    log.info(
+      `wrote ${exported.files} files to ${exported.dir} (models: ${exported.models.join(', ') || 'none'}); serve it with any static file server`,
+    );
     return { exported };
   }
   if (args.only !== undefined) throw new UsageError('--only goes with --export');
@@ -65,7 +72,11 @@ export async function handler(args: ServeArgs, log: Logger, stop?: AbortSignal, 
   const server = createPageServer({ modelsDir: args.models });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL' ? new UsageError(`cannot listen on ${args.host}:${port}: ${err.code}`) : err),
+      reject(
+        err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL'
+          ? new UsageError(`cannot listen on ${args.host}:${port}: ${err.code}`)
+          : err,
+      ),
     );
     server.listen(port, args.host, () => resolve());
   });

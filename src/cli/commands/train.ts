@@ -1,6 +1,6 @@
 /** `lstm-lyrics train`: train one model on a corpus, report as the lesson does, save it. */
-import * as fs from 'fs';
-import * as path from 'path';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Argv } from 'yargs';
 import type { BackendChoice } from '../../backend/select';
@@ -30,7 +30,7 @@ export const describe = 'train an LSTM language model on a corpus and save it';
 export function builder<T>(y: Argv<T>) {
   return y.options(trainOptions).example([
     ['$0 train --impl scratch', 'the lesson: hand-written LSTM, SGD lr 100, 160 epochs, bundled corpus'],
-    ['$0 train --impl builtin --corpus jaychou_lyrics.txt.zip', 'tf.layers.lstm with Adam on the lesson\'s own corpus'],
+    ['$0 train --impl builtin --corpus jaychou_lyrics.txt.zip', "tf.layers.lstm with Adam on the lesson's own corpus"],
     ['$0 train --epochs 20 --report-every 5 --hidden 128', 'a quick run'],
   ]);
 }
@@ -49,7 +49,14 @@ export interface TrainSummary {
   readonly samples: readonly string[];
 }
 
-function summarise(run: { impl: string; out: string; backend: string; parameters: number; history: readonly EpochMetrics[]; lastReport?: Report }): TrainSummary {
+function summarise(run: {
+  impl: string;
+  out: string;
+  backend: string;
+  parameters: number;
+  history: readonly EpochMetrics[];
+  lastReport?: Report;
+}): TrainSummary {
   const seconds = run.history.map((m) => m.seconds);
   return {
     summary: true,
@@ -75,7 +82,8 @@ function checkGate(perplexity: number, maxPerplexity: number | undefined): void 
 export function trainConfigOf(args: TrainArgs): TrainConfig {
   const optimizer = args.optimizer ?? DEFAULT_OPTIMIZER[args.impl].optimizer;
   const lr = args.lr ?? (optimizer === DEFAULT_OPTIMIZER.scratch.optimizer ? DEFAULT_OPTIMIZER.scratch.lr : DEFAULT_OPTIMIZER.builtin.lr);
-  if (args.prefixes && (args.prefixes.length === 0 || args.prefixes.some((p) => p.length === 0))) throw new UsageError('--prefixes must be non-empty strings');
+  if (args.prefixes && (args.prefixes.length === 0 || args.prefixes.some((p) => p.length === 0)))
+    throw new UsageError('--prefixes must be non-empty strings');
   return {
     corpus: args.corpus,
     entry: args.entry,
@@ -119,7 +127,13 @@ export function checkTrainPaths(out: string, metrics: string | undefined): void 
   if (metrics !== undefined) checkOutFile('--metrics', metrics);
 }
 
-async function trainLocked(args: TrainArgs, out: string, log: Logger, progress: Progress, stop: AbortSignal | undefined): Promise<TrainSummary> {
+async function trainLocked(
+  args: TrainArgs,
+  out: string,
+  log: Logger,
+  progress: Progress,
+  stop: AbortSignal | undefined,
+): Promise<TrainSummary> {
   const run = args.resume ? await resumeRun(args, out) : await freshRun(args, log);
   const { model, config, corpus, heldOut } = run;
   log.info(run.backend.description);
@@ -161,7 +175,9 @@ async function trainLocked(args: TrainArgs, out: string, log: Logger, progress: 
     try {
       write();
     } catch (err) {
-      throw new Error(`cannot write --metrics ${args.metrics}: ${firstLine(err)}; ${fs.existsSync(path.join(out, CHECKPOINT_FILE)) ? `the model saved in ${out} is unchanged` : 'no model was saved'}`);
+      throw new Error(
+        `cannot write --metrics ${args.metrics}: ${firstLine(err)}; ${fs.existsSync(path.join(out, CHECKPOINT_FILE)) ? `the model saved in ${out} is unchanged` : 'no model was saved'}`,
+      );
     }
   };
   if (args.metrics) writeMetrics(() => makeDirs(path.dirname(path.resolve(args.metrics!))));
@@ -176,7 +192,7 @@ async function trainLocked(args: TrainArgs, out: string, log: Logger, progress: 
         onBatch: (epoch, batch, batches) => progress.update(epoch, config.epochs, batch, batches, history.at(-1)?.perplexity),
         onEpoch: (metrics) => {
           history.push(metrics);
-          if (args.metrics) writeMetrics(() => fs.appendFileSync(args.metrics!, JSON.stringify(metrics) + '\n'));
+          if (args.metrics) writeMetrics(() => fs.appendFileSync(args.metrics!, `${JSON.stringify(metrics)}\n`));
         },
         onReport: async (report) => {
           lastReport = report;
@@ -192,10 +208,12 @@ async function trainLocked(args: TrainArgs, out: string, log: Logger, progress: 
     if (result.stoppedAt) {
       await save(result.stoppedAt);
       const { epoch, batch } = result.stoppedAt;
-      throw new InterruptedError(`interrupted in epoch ${epoch} after batch ${batch}; saved to ${out}; continue with: lstm-lyrics train --resume --out ${out}`);
+      throw new InterruptedError(
+        `interrupted in epoch ${epoch} after batch ${batch}; saved to ${out}; continue with: lstm-lyrics train --resume --out ${out}`,
+      );
     }
     const summary = summarise({ impl: model.config.impl, out, backend: run.backend.name, parameters, history, lastReport });
-    if (args.metrics) writeMetrics(() => fs.appendFileSync(args.metrics!, JSON.stringify(summary) + '\n'));
+    if (args.metrics) writeMetrics(() => fs.appendFileSync(args.metrics!, `${JSON.stringify(summary)}\n`));
     checkGate(summary.finalPerplexity, args.maxPerplexity);
     return summary;
   } finally {
@@ -231,13 +249,22 @@ async function freshRun(args: TrainArgs, log: Logger): Promise<Run> {
     checkPrefixes(whole, config.prefixes);
   } else {
     const { prefixes, fromCorpus } = defaultPrefixes(whole, DEFAULT_TRAIN.prefixes);
-    if (fromCorpus) log.info(`the corpus lacks characters of ${DEFAULT_TRAIN.prefixes.join(' ')}; report samples start from ${prefixes.map((p) => JSON.stringify(p)).join(' ')} instead (set them with --prefixes)`);
+    if (fromCorpus)
+      log.info(
+        `the corpus lacks characters of ${DEFAULT_TRAIN.prefixes.join(' ')}; report samples start from ${prefixes.map((p) => JSON.stringify(p)).join(' ')} instead (set them with --prefixes)`,
+      );
     config = { ...config, prefixes };
   }
   const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
   batchesPerEpoch(config.sampling, corpus.ids.length, config.batchSize, config.numSteps); // throws if too short
   const backend = await startBackend(args);
-  const size = { vocabSize: whole.vocab.chars.length, hidden, batchSize: config.batchSize, numSteps: config.numSteps, optimizer: config.optimizer };
+  const size = {
+    vocabSize: whole.vocab.chars.length,
+    hidden,
+    batchSize: config.batchSize,
+    numSteps: config.numSteps,
+    optimizer: config.optimizer,
+  };
   checkTrainingFits(size, backend.name);
   const model = createModel({ impl: args.impl, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
   return { model, config, corpus, heldOut, backend, optimizer: makeOptimizer(config.optimizer, config.lr), history: [] };

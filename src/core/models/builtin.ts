@@ -18,7 +18,10 @@ export class BuiltinLstm implements LanguageModel {
   private readonly output: tf.layers.Layer;
 
   /** `model` is chars → [logits, h, c], with layers named 'lstm' and 'output'. */
-  constructor(readonly config: ModelConfig, readonly model: tf.LayersModel) {
+  constructor(
+    readonly config: ModelConfig,
+    readonly model: tf.LayersModel,
+  ) {
     this.lstm = model.getLayer('lstm');
     this.output = model.getLayer('output');
     // LayerVariable.read() is the tf.Variable the layers compute with, so gradients reach it.
@@ -29,7 +32,8 @@ export class BuiltinLstm implements LanguageModel {
     const { vocabSize: V, hidden: H } = config;
     // nn.LSTM and nn.Linear initialise every weight U(-1/√fan, 1/√fan); matching it (rather than
     // Keras' glorot/orthogonal) keeps the comparison with the lesson like for like.
-    const uniform = (fan: number, k: number) => tf.initializers.randomUniform({ minval: -1 / Math.sqrt(fan), maxval: 1 / Math.sqrt(fan), seed: weightSeed(seed, k) });
+    const uniform = (fan: number, k: number) =>
+      tf.initializers.randomUniform({ minval: -1 / Math.sqrt(fan), maxval: 1 / Math.sqrt(fan), seed: weightSeed(seed, k) });
     const chars = tf.input({ shape: [null, V], name: 'chars' });
     const lstm = tf.layers.lstm({
       units: H,
