@@ -133,7 +133,7 @@ describe('the speed-ups (src/accel)', () => {
   const accelFiles = files.filter((f) => f.startsWith(path.join(SRC, 'accel') + path.sep));
   it.each(accelFiles.map((f) => [path.relative(SRC, f), f]))('%s imports only TF.js (and, for threads, Node)', (_name, file) => {
     const allowed = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'];
-    if (path.basename(file) === 'wasm-threads.ts') allowed.push('os', 'path', 'worker_threads');
+    if (path.basename(file) === 'wasm-threads.ts') allowed.push('node:os', 'node:path', 'node:worker_threads');
     for (const spec of importsOf(file).filter((s) => !s.startsWith('.'))) expect(allowed).toContain(spec);
   });
 });

@@ -15,21 +15,13 @@ import type { ModelConfig } from '../config';
 import { zeroState, type CharStepper, type LanguageModel, type LstmState, type ModelFiles } from './types';
 
 /** The lesson's parameter names, in the lesson's order. */
+// biome-ignore format: three to a gate, as the lesson lists them
 export const SCRATCH_PARAM_NAMES = [
-  'W_xi',
-  'W_hi',
-  'b_i',
-  'W_xf',
-  'W_hf',
-  'b_f',
-  'W_xo',
-  'W_ho',
-  'b_o',
-  'W_xc',
-  'W_hc',
-  'b_c',
-  'W_hq',
-  'b_q',
+  'W_xi', 'W_hi', 'b_i',
+  'W_xf', 'W_hf', 'b_f',
+  'W_xo', 'W_ho', 'b_o',
+  'W_xc', 'W_hc', 'b_c',
+  'W_hq', 'b_q',
 ] as const;
 export type ScratchParamName = (typeof SCRATCH_PARAM_NAMES)[number];
 export type ScratchParams = Record<ScratchParamName, tf.Variable>;
@@ -65,21 +57,13 @@ export class ScratchLstm implements LanguageModel {
     initial?: tf.NamedTensorMap,
   ) {
     const { vocabSize: V, hidden: H } = config;
+    // biome-ignore format: three to a gate, as the lesson lists them
     const shapes: Record<ScratchParamName, number[]> = {
-      W_xi: [V, H],
-      W_hi: [H, H],
-      b_i: [H],
-      W_xf: [V, H],
-      W_hf: [H, H],
-      b_f: [H],
-      W_xo: [V, H],
-      W_ho: [H, H],
-      b_o: [H],
-      W_xc: [V, H],
-      W_hc: [H, H],
-      b_c: [H],
-      W_hq: [H, V],
-      b_q: [V],
+      W_xi: [V, H], W_hi: [H, H], b_i: [H],
+      W_xf: [V, H], W_hf: [H, H], b_f: [H],
+      W_xo: [V, H], W_ho: [H, H], b_o: [H],
+      W_xc: [V, H], W_hc: [H, H], b_c: [H],
+      W_hq: [H, V], b_q: [V],
     };
     // Variable names are global in TF.js; a per-model scope lets several models live in one process.
     const scope = `scratch${modelCount++}`;
