@@ -45,7 +45,7 @@ export async function startThreadedWasm(numThreads: number): Promise<number> {
     while (cpus.length < 2 * numThreads) cpus.push(cpus[0]);
     return cpus;
   };
-  patchedWt.Worker = PthreadWorker; // the glue takes `require('worker_threads').Worker` at start
+  patchedWt.Worker = PthreadWorker; // the glue reads Worker from the worker_threads module at start
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   wasmBackend.setThreadsCount(numThreads);
   try {
