@@ -189,6 +189,14 @@ describeIfChromium('the page in Chromium', () => {
     },
   );
 
+  it('?accel=off runs stock TF.js, says so, and generates what lstm-lyrics generate --accel off does', async () => {
+    const { page, errors } = await open(`${link('runs/scratch', { prefix: '不分开', length: 30 })}&accel=off`);
+    expect(await page.textContent('#backend')).toContain('accel: off (stock TF.js, as asked)');
+    expect(await generatedText(page)).toBe(cliGenerate(path.join(models, 'runs', 'scratch'), '不分开', 30, ['--accel', 'off']));
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("a seeded sample repeats, and equals the CLI's with the same seed", async () => {
     const params = { prefix: '分开', length: 30, temperature: 1, 'top-k': 5, seed: 42 };
     const { page } = await open(link('runs/builtin', params));
