@@ -12,7 +12,6 @@ import { ACTIVATION_GRAD_KERNEL, simdKernels, type SimdExports } from '../src/ac
 import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from '../src/accel/wasm-simd-binary';
 import { ADAM_EPSILON, makeOptimizer } from '../src/core/optimizer';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const buildWasm = require('../scripts/build-wasm.js') as { generate(wat: string): Promise<string>; WAT: string; OUT: string };
 
 /** The WebAssembly JS API (the tests' TypeScript lib has no DOM, where it is declared). */

@@ -36,7 +36,6 @@ function findChromium(): string | undefined {
 
 const CHROMIUM = findChromium();
 if (!CHROMIUM) {
-  // eslint-disable-next-line no-console
   console.warn(
     'web-page.test.ts: SKIPPED: no Chromium found (/usr/bin/chromium, CHROMIUM_PATH); install it with: apt-get install -y chromium',
   );
@@ -158,7 +157,6 @@ describeIfChromium('the page in Chromium', () => {
     const { page, errors } = await open(base);
     await page.waitForSelector('#models-status[data-state="ready"]', { timeout: WAIT });
     const backend = await page.getAttribute('#backend', 'data-backend');
-    // eslint-disable-next-line no-console
     console.log(`headless Chromium's TF.js backend: ${backend}: ${await page.textContent('#backend')}`);
     expect(backend).toBe('wasm');
     expect(await page.textContent('#backend')).toContain('lstm-lyrics generate');
@@ -288,7 +286,6 @@ describeIfChromium('the page in Chromium', () => {
     await page.click('#train-button');
     await page.waitForSelector('#train-chart svg', { timeout: WAIT });
     // A function, not a string: the page's policy forbids eval, and playwright evaluates strings.
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     // biome-ignore lint/suspicious/noExplicitAny: runs in the page; the tests compile without the DOM's types
     await page.waitForFunction(() => Number((globalThis as any).document.getElementById('train-chart').dataset.points) >= 2, undefined, {
       timeout: WAIT,

@@ -319,25 +319,6 @@ describe('lstm-lyrics serve', () => {
   });
 });
 
-describe("the page's source", () => {
-  it("type-checks with browser globals and without Node's types (tsconfig.web.json)", () => {
-    const tsc = require.resolve('typescript/bin/tsc');
-    const r = spawnSyncTsc(tsc);
-    expect(r.stdout + r.stderr).toBe('');
-    expect(r.status).toBe(0);
-  }, 120_000);
-});
-
-function spawnSyncTsc(tsc: string) {
-  return require('node:child_process').spawnSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.web.json')], {
-    encoding: 'utf8',
-  }) as {
-    status: number;
-    stdout: string;
-    stderr: string;
-  };
-}
-
 describe("the page's zip writer", () => {
   it('writes stored entries any unzip reads back, names in UTF-8, CRC-32 right', () => {
     const files = {

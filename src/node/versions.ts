@@ -1,6 +1,5 @@
 /** Versions recorded in every saved model, so a result can be traced to the code that made it. */
 import * as tf from '@tensorflow/tfjs';
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const pkg = require('../../package.json') as { version: string };
 
 export const VERSIONS: Readonly<Record<string, string>> = {
