@@ -135,7 +135,9 @@ describe('serve under load (127.0.0.1 only)', () => {
 
   it('keeps serving while clients stall in the middle of a model file', async () => {
     const stalled = Array.from({ length: 20 }, () => {
-      const socket = net.connect(port, '127.0.0.1', () => socket.write('GET /models/runs/scratch/weights.bin HTTP/1.1\r\nHost: x\r\n\r\n'));
+      const socket = net.connect(port, '127.0.0.1', () =>
+        socket.write(`GET /models/runs/scratch/weights.bin HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`),
+      );
       socket.on('error', () => undefined);
       socket.pause(); // never reads
       return socket;

@@ -7,11 +7,12 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import { main, type Io } from '../src/cli/main';
 import { listModels, type ReadableModel } from '../src/node/model-listing';
-import { closeServer, createPageServer, resolveRequest, CONTENT_SECURITY_POLICY } from '../src/node/page-server';
+import { allowedHosts, closeServer, createPageServer, resolveRequest, CONTENT_SECURITY_POLICY } from '../src/node/page-server';
 import { colorsFor } from '../src/terminal/colors';
 import { noProgress } from '../src/terminal/progress';
 import { crc32, zipFiles } from '../src/web/zip';
@@ -87,14 +88,19 @@ function request(url: string, method = 'GET'): Promise<{ status: number; headers
 }
 
 /** A raw request line, so the path reaches the server exactly as written (no client normalising). */
-function rawGet(port: number, target: string): Promise<number> {
+function rawGet(port: number, target: string, host = `127.0.0.1:${port}`): Promise<number> {
+  return rawResponse(port, target, host).then((r) => r.status);
+}
+
+/** A raw request with the given Host header (or none); the status and the body after the headers. */
+function rawResponse(port: number, target: string, host?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const socket = require('node:net').connect(port, '127.0.0.1', () =>
-      socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+      socket.write(`GET ${target} HTTP/1.0\r\n${host === undefined ? '' : `Host: ${host}\r\n`}Connection: close\r\n\r\n`),
     );
     let data = '';
     socket.on('data', (c: Buffer) => (data += c.toString('latin1')));
-    socket.on('end', () => resolve(Number(data.split(' ')[1])));
+    socket.on('end', () => resolve({ status: Number(data.split(' ')[1]), body: data.slice(data.indexOf('\r\n\r\n') + 4) }));
     socket.on('error', reject);
   });
 }
@@ -239,6 +245,38 @@ describe('nothing else on disk is reachable', () => {
   });
 });
 
+describe('the Host header (DNS rebinding)', () => {
+  it.each(['/', '/models.json', '/models/runs/scratch/weights.bin'])(
+    'GET %s with a foreign Host: 421, a short plain line',
+    async (target) => {
+      for (const host of [`evil.example:${port}`, 'evil.example', `127.0.0.1.evil.example:${port}`, `localhost:${port + 1}`]) {
+        const res = await rawResponse(port, target, host);
+        expect({ host, status: res.status }).toEqual({ host, status: 421 });
+        expect(res.body).toBe('misdirected request: this server answers only to its own address\n');
+      }
+      expect((await rawResponse(port, target)).status).toBe(421); // no Host at all (HTTP/1.0)
+    },
+  );
+
+  it.each(['127.0.0.1', 'localhost', 'LocalHost', '[::1]'])('GET with Host %s:PORT: served', async (name) => {
+    expect(await rawGet(port, '/models.json', `${name}:${port}`)).toBe(200);
+    expect(await rawGet(port, '/models/runs/scratch/weights.bin', `${name}:${port}`)).toBe(200);
+  });
+
+  it('answers to the names of the bound interface only', () => {
+    expect([...allowedHosts('127.0.0.1', 8080)].sort()).toEqual(['127.0.0.1:8080', '[::1]:8080', 'localhost:8080']);
+    expect(allowedHosts('192.168.1.5', 8080)).toEqual(new Set(['192.168.1.5:8080']));
+    expect(allowedHosts('192.168.1.5', 80, 'Box.lan')).toEqual(new Set(['192.168.1.5:80', '192.168.1.5', 'box.lan:80', 'box.lan']));
+    const wildcard = allowedHosts('0.0.0.0', 8080);
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const i of list ?? [])
+        expect(wildcard.has(i.family === 'IPv6' ? `[${i.address.split('%')[0]}]:8080` : `${i.address}:8080`)).toBe(true);
+    }
+    expect(wildcard.has('localhost:8080')).toBe(true);
+    expect(wildcard.has('evil.example:8080')).toBe(false);
+  });
+});
+
 describe('lstm-lyrics serve', () => {
   function io(lines: string[], stop: AbortSignal): Io {
     const logger = { info: (l: string) => lines.push(l) };
@@ -260,12 +298,30 @@ describe('lstm-lyrics serve', () => {
     await expect(request(url)).rejects.toThrow();
   });
 
+  it('warns on stderr, in one line, when --host is not a loopback address', async () => {
+    const controller = new AbortController();
+    const out: string[] = [];
+    const err: string[] = [];
+    const running = main(['serve', '--models', models, '--port', '0', '--host', '0.0.0.0'], {
+      ...io(out, controller.signal),
+      err: { info: (l: string) => err.push(l) },
+    });
+    while (!out.some((l) => l.startsWith('serving '))) await new Promise((r) => setTimeout(r, 20));
+    expect(err).toEqual(['warning: --host 0.0.0.0 exposes the page and every model under --models to the network']);
+    const bound = Number(/:(\d+)\//.exec(out.join('\n'))![1]);
+    expect(await rawGet(bound, '/models.json', `localhost:${bound}`)).toBe(200);
+    expect(await rawGet(bound, '/models.json', `evil.example:${bound}`)).toBe(421);
+    controller.abort();
+    expect(await running).toBe(0);
+  });
+
   it('binds 127.0.0.1 by default', async () => {
     const controller = new AbortController();
     const lines: string[] = [];
     const running = main(['serve', '--models', models, '--port', '0'], io(lines, controller.signal));
     while (!lines.some((l) => l.startsWith('serving '))) await new Promise((r) => setTimeout(r, 20));
     expect(lines.join('\n')).toMatch(/serving http:\/\/127\.0\.0\.1:\d+\//);
+    expect(lines.join('\n')).not.toContain('warning'); // out and err both go to lines here
     controller.abort();
     expect(await running).toBe(0);
   });

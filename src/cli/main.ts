@@ -62,7 +62,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     })
     .command(serve.command, serve.describe, serve.builder, async (args) => {
       // Serves until stop (Ctrl-C / SIGTERM) aborts, then closes the server and returns.
-      await serve.handler(args, io.out, stop);
+      await serve.handler(args, io.out, stop, undefined, io.err);
     })
     .command(bench.command, bench.describe, bench.builder, async (args) => {
       // With --json the table and notes go to stderr, and stdout carries only the result object.

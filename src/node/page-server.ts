@@ -7,6 +7,8 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileOfModel, listModels, modelFolder, MODEL_LIST_FILE } from './model-listing';
 import { CORPUS_DIR, isFile, isSafeName, PAGE_CORPUS, WEB_DIR, type ServerOptions } from './site-layout';
@@ -56,7 +58,8 @@ export const SERVER_LIMITS = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_00
 /** An http.Server for the page; listen() is the caller's. */
 export function createPageServer(options: ServerOptions): http.Server {
   const handler = requestHandler(options);
-  const server = http.createServer(
+  let hosts: { port: number; allowed: ReadonlySet<string> } | undefined;
+  const server: http.Server = http.createServer(
     {
       headersTimeout: SERVER_LIMITS.headersTimeoutMs,
       requestTimeout: SERVER_LIMITS.requestTimeoutMs,
@@ -65,6 +68,13 @@ export function createPageServer(options: ServerOptions): http.Server {
     },
     (req, res) => {
       try {
+        // The names it answers to follow the bound address, known only once listening.
+        const bound = server.address() as AddressInfo;
+        if (hosts?.port !== bound.port) hosts = { port: bound.port, allowed: allowedHosts(bound.address, bound.port, options.host) };
+        if (!hosts.allowed.has((req.headers.host ?? '').toLowerCase())) {
+          send(res, req, 421, 'text/plain; charset=utf-8', 'misdirected request: this server answers only to its own address\n');
+          return;
+        }
         handler(req, res);
       } catch {
         if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
@@ -84,6 +94,41 @@ export function closeServer(server: http.Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/**
+ * The Host headers a request may carry: the names and addresses of the interface the server is
+ * bound to, with its port. Any other Host is a page of another site reaching this server through
+ * DNS rebinding (its own name made to resolve to this address), which the browser would let read
+ * the answers as that site's; refusing it keeps the models unreadable to other sites.
+ * Loopback: localhost, 127.0.0.1, [::1]; a wildcard (0.0.0.0, ::): every local interface's
+ * address and those; any other address: that address (and the name it was bound by).
+ */
+export function allowedHosts(address: string, port: number, boundName?: string): Set<string> {
+  const loopbackNames = ['localhost', '127.0.0.1', '::1'];
+  let names: string[];
+  if (isLoopback(address)) names = [...loopbackNames, address];
+  else if (address === '0.0.0.0' || address === '::') {
+    const local = Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+    // The wildcard itself too: only a client that typed it sends it, never a rebound name.
+    names = [...loopbackNames, address, ...local];
+  } else names = [address];
+  // `--host my-machine.lan` binds that name's address; the name itself is this server's too.
+  if (boundName !== undefined && boundName !== '') names.push(boundName.replace(/^\[|\]$/g, ''));
+  const allowed = new Set<string>();
+  for (const name of names) {
+    // An IPv6 address is bracketed in a Host header; a link-local one's zone (%eth0) is not sent.
+    const host = (name.includes(':') ? `[${name.split('%')[0]}]` : name).toLowerCase();
+    allowed.add(`${host}:${port}`);
+    if (port === 80) allowed.add(host); // browsers leave out the default port
+  }
+  return allowed;
+}
+
+/** Whether an address (or localhost) reaches this machine only. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(bare);
 }
 
 function requestHandler(options: ServerOptions) {

@@ -19,6 +19,8 @@ export interface ServerOptions {
   readonly webDir?: string;
   /** Where the bundled corpus lies; defaults to the package's corpus/. */
   readonly corpusDir?: string;
+  /** The name or address the server was bound with (--host): a Host header it answers to. */
+  readonly host?: string;
 }
 
 /** A single path segment that names something directly (no traversal, no separators, no NUL). */

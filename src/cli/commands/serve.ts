@@ -8,7 +8,7 @@ import type { Argv } from 'yargs';
 import { UsageError } from '../../core/errors';
 import { listModels } from '../../node/model-listing';
 import { checkOutDir } from '../../node/out-path';
-import { closeServer, createPageServer } from '../../node/page-server';
+import { closeServer, createPageServer, isLoopback } from '../../node/page-server';
 import { exportSite } from '../../node/site-export';
 import { WEB_DIR } from '../../node/site-layout';
 import type { Logger } from '../logger';
@@ -50,7 +50,13 @@ export interface ServeResult {
  * Serves until `stop` aborts, then closes the server and every connection and returns.
  * `onListening` gets the URL once the port is bound (tests use it; the log line says the same).
  */
-export async function handler(args: ServeArgs, log: Logger, stop?: AbortSignal, onListening?: (url: string) => void): Promise<ServeResult> {
+export async function handler(
+  args: ServeArgs,
+  log: Logger,
+  stop?: AbortSignal,
+  onListening?: (url: string) => void,
+  warn: Logger = log,
+): Promise<ServeResult> {
   if (!fs.existsSync(`${WEB_DIR}/index.html`)) throw new Error(`the page is not built (${WEB_DIR}/index.html missing); run npm run build`);
   if (fs.existsSync(args.models) && !fs.statSync(args.models).isDirectory()) {
     throw new UsageError(`--models ${args.models} is not a folder`);
@@ -69,7 +75,11 @@ export async function handler(args: ServeArgs, log: Logger, stop?: AbortSignal, 
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   if (!fs.existsSync(args.models)) log.info(`note: ${args.models}/ does not exist yet; the list is empty until a model is saved there`);
 
-  const server = createPageServer({ modelsDir: args.models });
+  if (!isLoopback(args.host)) {
+    // Anyone who can reach the address can read every model: the user should know before anyone else does.
+    warn.info(`warning: --host ${args.host} exposes the page and every model under --models to the network`);
+  }
+  const server = createPageServer({ modelsDir: args.models, host: args.host });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
