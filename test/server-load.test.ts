@@ -147,6 +147,30 @@ describe('serve under load (127.0.0.1 only)', () => {
     stalled.forEach((s) => s.destroy());
   }, 30_000);
 
+  it('a FIFO appearing in the models folder while it runs stalls no request', async () => {
+    const within = <T>(ms: number, p: Promise<T>) =>
+      Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms).unref())]);
+    fs.mkdirSync(path.join(models, 'late-fifo'));
+    expect(spawnSync('mkfifo', [path.join(models, 'late-fifo', 'checkpoint.json')]).status).toBe(0);
+    fs.cpSync(path.join(models, 'runs', 'scratch'), path.join(models, 'late-fifo-weights'), { recursive: true });
+    fs.rmSync(path.join(models, 'late-fifo-weights', 'weights.bin'));
+    expect(spawnSync('mkfifo', [path.join(models, 'late-fifo-weights', 'weights.bin')]).status).toBe(0);
+    try {
+      const list = await within(5_000, get('/models.json'));
+      expect(list.status).toBe(200);
+      const byName = Object.fromEntries(JSON.parse(list.body.toString()).map((m: { name: string }) => [m.name, m]));
+      expect(byName['late-fifo']).toMatchObject({ readable: false, reason: 'late-fifo/checkpoint.json is not a regular file' });
+      expect(byName['late-fifo-weights']).toMatchObject({ readable: false, reason: 'weights.bin: not a regular file' });
+      expect(byName['runs/scratch']).toMatchObject({ readable: true });
+      expect((await within(5_000, get('/models/late-fifo/checkpoint.json'))).status).toBe(404);
+      expect((await within(5_000, get('/models/late-fifo-weights/weights.bin'))).status).toBe(404);
+      expect((await within(5_000, get('/models/runs/scratch/weights.bin'))).status).toBe(200);
+    } finally {
+      fs.rmSync(path.join(models, 'late-fifo'), { recursive: true, force: true });
+      fs.rmSync(path.join(models, 'late-fifo-weights'), { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it('never sends half a model file while the model is saved again or removed', async () => {
     const live = path.join(models, 'runs', 'scratch');
     const versions = [fs.readFileSync(path.join(live, 'weights.bin')), fs.readFileSync(path.join(dir, 'other', 'weights.bin'))];

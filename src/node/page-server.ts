@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileOfModel, listModels, modelFolder, MODEL_LIST_FILE } from './model-listing';
+import { CheckpointCache, fileOfModel, listModels, modelFolder, MODEL_LIST_FILE } from './model-listing';
 import { CORPUS_DIR, isFile, isSafeName, PAGE_CORPUS, WEB_DIR, type ServerOptions } from './site-layout';
 
 /**
@@ -132,13 +132,15 @@ export function isLoopback(host: string): boolean {
 }
 
 function requestHandler(options: ServerOptions) {
+  // One per server: each request re-reads only the checkpoints that changed since the last.
+  const cache = new CheckpointCache();
   return (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       send(res, req, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
       return;
     }
-    const file = resolveRequest(req.url ?? '', options);
+    const file = resolveRequest(req.url ?? '', options, cache);
     if (file === undefined) {
       send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
     } else if (typeof file !== 'string') {
@@ -157,6 +159,7 @@ function requestHandler(options: ServerOptions) {
 export function resolveRequest(
   url: string,
   { modelsDir, webDir = WEB_DIR, corpusDir = CORPUS_DIR }: ServerOptions,
+  cache = new CheckpointCache(),
 ): string | { json: unknown } | undefined {
   const rawPath = url.split(/[?#]/)[0];
   if (!rawPath.startsWith('/')) return undefined;
@@ -170,10 +173,12 @@ export function resolveRequest(
   if (!decoded.every(isSafeName)) return undefined;
 
   if (decoded.length === 0) return path.join(webDir, 'index.html');
-  if (decoded.length === 1 && decoded[0] === MODEL_LIST_FILE) return { json: listModels(modelsDir) };
+  if (decoded.length === 1 && decoded[0] === MODEL_LIST_FILE) return { json: listModels(modelsDir, cache) };
   if (decoded.length === 1) return pageAsset(webDir, decoded[0]);
   if (decoded.length === 2 && decoded[0] === 'corpus' && decoded[1] === PAGE_CORPUS) return path.join(corpusDir, PAGE_CORPUS);
-  if (decoded[0] === 'models' && decoded.length >= 3) return modelFile(modelsDir, decoded.slice(1, -1), decoded[decoded.length - 1]);
+  if (decoded[0] === 'models' && decoded.length >= 3) {
+    return modelFile(modelsDir, decoded.slice(1, -1), decoded[decoded.length - 1], cache);
+  }
   return undefined;
 }
 
@@ -184,21 +189,22 @@ function pageAsset(webDir: string, name: string): string | undefined {
 }
 
 /** A file of a listed model: one its checkpoint.json names, whose real path is inside the folder. */
-function modelFile(modelsDir: string, dirSegments: string[], name: string): string | undefined {
-  const folder = modelFolder(modelsDir, dirSegments);
+function modelFile(modelsDir: string, dirSegments: string[], name: string, cache: CheckpointCache): string | undefined {
+  const folder = modelFolder(modelsDir, dirSegments, cache);
   return folder && fileOfModel(folder, name);
 }
 
 /**
  * Streams a file. It is opened once and read through that descriptor, so a model saved again while
  * it is served (its directory replaced by renames) is sent whole as it was when opened; a file gone
- * by then is a 404.
+ * by then is a 404. Opened non-blocking, so a FIFO swapped in after the checks cannot hang the
+ * server (it is then refused as not a regular file).
  */
 function sendFile(res: http.ServerResponse, req: http.IncomingMessage, file: string): void {
   let fd: number;
   let size: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch {
     send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
     return;
