@@ -7,7 +7,6 @@ import type { AddressInfo } from 'node:net';
 import type { Argv } from 'yargs';
 import { UsageError } from '../../core/errors';
 import { listModels } from '../../node/model-listing';
-import { checkOutDir } from '../../node/out-path';
 import { closeServer, createPageServer, isLoopback } from '../../node/page-server';
 import { exportSite } from '../../node/site-export';
 import { WEB_DIR } from '../../node/site-layout';
@@ -63,7 +62,6 @@ export async function handler(
   }
   if (args.export !== undefined) {
     if (args.export.trim() === '') throw new UsageError('--export needs a folder');
-    checkOutDir('--export', args.export); // a file, or a place that cannot be written: exit 2 before writing
     const exported = exportSite(args.export, { modelsDir: args.models, only: args.only });
     log.info(
       `wrote ${exported.files} files to ${exported.dir} (models: ${exported.models.join(', ') || 'none'}); serve it with any static file server`,
