@@ -172,20 +172,27 @@ export function resolveRequest(
   }
   if (!decoded.every(isSafeName)) return undefined;
 
-  if (decoded.length === 0) return path.join(webDir, 'index.html');
+  if (decoded.length === 0) return pageAsset(webDir, 'index.html');
   if (decoded.length === 1 && decoded[0] === MODEL_LIST_FILE) return { json: listModels(modelsDir, cache) };
   if (decoded.length === 1) return pageAsset(webDir, decoded[0]);
-  if (decoded.length === 2 && decoded[0] === 'corpus' && decoded[1] === PAGE_CORPUS) return path.join(corpusDir, PAGE_CORPUS);
+  if (decoded.length === 2 && decoded[0] === 'corpus' && decoded[1] === PAGE_CORPUS) return pageAsset(corpusDir, PAGE_CORPUS);
   if (decoded[0] === 'models' && decoded.length >= 3) {
     return modelFile(modelsDir, decoded.slice(1, -1), decoded[decoded.length - 1], cache);
   }
   return undefined;
 }
 
-/** One of the files the build wrote into the page's folder (index.html, the bundle, wasm...). */
+/**
+ * One of the files the build wrote into the page's folder (index.html, the bundle, wasm...), or
+ * the bundled corpus: as its real path, since sendFile follows no last link.
+ */
 function pageAsset(webDir: string, name: string): string | undefined {
-  const file = path.join(webDir, name);
-  return isFile(file) ? file : undefined;
+  try {
+    const file = fs.realpathSync(path.join(webDir, name));
+    return isFile(file) ? file : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A file of a listed model: one its checkpoint.json names, whose real path is inside the folder. */
@@ -197,14 +204,15 @@ function modelFile(modelsDir: string, dirSegments: string[], name: string, cache
 /**
  * Streams a file. It is opened once and read through that descriptor, so a model saved again while
  * it is served (its directory replaced by renames) is sent whole as it was when opened; a file gone
- * by then is a 404. Opened non-blocking, so a FIFO swapped in after the checks cannot hang the
- * server (it is then refused as not a regular file).
+ * by then is a 404. `file` is a real path, checked by the caller; it is opened non-blocking and
+ * not through a link, so a FIFO or a link out swapped in after those checks cannot hang the server
+ * or leak a file (they are then a 404).
  */
 function sendFile(res: http.ServerResponse, req: http.IncomingMessage, file: string): void {
   let fd: number;
   let size: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
   } catch {
     send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
     return;
