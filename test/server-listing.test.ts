@@ -4,7 +4,7 @@
  * model is listed as unreadable with a reason that quotes nothing of the file, nothing is opened
  * that could block, the other models are unaffected; and unchanged checkpoints are not parsed again.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -129,6 +129,29 @@ describe('a hostile models folder', () => {
       await closeServer(server);
     }
   });
+});
+
+describe('serve over the hostile folder, as a process', () => {
+  it('starts within seconds despite the FIFOs, lists the models, and stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--models', models, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      const started = Date.now();
+      const out = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        child.stdout!.on('data', (d) => {
+          text += d;
+          if (text.includes('serving ')) resolve(text);
+        });
+        setTimeout(() => reject(new Error(`serve did not start in 10 s: ${text}`)), 10_000).unref();
+      });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(out).toMatch(/serving http:\/\/127\.0\.0\.1:\d+\/ \(\d+ model directories in /);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  }, 30_000);
 });
 
 describe('the checkpoint cache', () => {
