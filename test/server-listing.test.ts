@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { CheckpointCache, listModels, parseCheckpoint, type ModelListing } from '../src/node/model-listing';
+import { CheckpointCache, listModels, modelFolder, parseCheckpoint, type ModelListing } from '../src/node/model-listing';
 import { closeServer, createPageServer } from '../src/node/page-server';
 import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
 
@@ -177,5 +177,15 @@ describe('the checkpoint cache', () => {
     expect(parsedFor('good')).toBe(2);
     expect(parse.mock.calls.length).toBe(calls + 1);
     expect(third.good).toMatchObject({ readable: true, epochs: 7 });
+  });
+
+  it('gives the same reason whether a model file request or the list read the checkpoint first', () => {
+    const cache = new CheckpointCache();
+    expect(modelFolder(models, ['bad-json'], cache)).toBeUndefined();
+    expect(byName(listModels(models, cache))['bad-json']).toEqual({
+      name: 'bad-json',
+      readable: false,
+      reason: 'bad-json/checkpoint.json is not valid JSON',
+    });
   });
 });

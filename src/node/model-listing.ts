@@ -298,7 +298,7 @@ export function modelFolder(
     const dir = path.join(rootReal, ...dirSegments);
     if (!insideRoot(rootReal, fs.realpathSync(dir))) return undefined;
     if (dirSegments.some((s) => !isListable(s))) return undefined;
-    return { rootReal, dir, meta: cache.read(dir, rootReal, CHECKPOINT_FILE) };
+    return { rootReal, dir, meta: cache.read(dir, rootReal, [...dirSegments, CHECKPOINT_FILE].join('/')) };
   } catch {
     return undefined;
   }
