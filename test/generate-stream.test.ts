@@ -4,6 +4,7 @@
  * text. Then the real CLI: `generate --length 1e12` shows text at once and ends within 5 s of
  * SIGINT or SIGTERM, exit 130, its output kept; a long greedy run prints every character.
  */
+import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { GREEDY, PREFIX_CHUNK, generateText, streamText, type SamplingOptions } from '../src/core/generate';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS } from '../src/core/config';
@@ -175,6 +176,50 @@ describe('lstm-lyrics generate, spawned', () => {
     },
     60_000,
   );
+
+  it('the reader leaving (generate | head) ends an endless run at once: exit 0, nothing on stderr after the model line', async () => {
+    const cli = startCli(['generate', '--model', 'models/s', '--prefix', '分开', '--length', '1e12', '--backend', 'wasm'], { cwd });
+    const shown = await within(30_000, cli.printed(/^分开[^\n]{100}/));
+    if (shown !== true) cli.child.kill('SIGKILL');
+    expect(shown).toBe(true);
+    cli.child.stdout.destroy(); // as head does after its lines: the pipe's read end closes
+    const ended = await within(5_000, cli.exited);
+    if (ended === 'late') cli.child.kill('SIGKILL');
+    expect(ended).not.toBe('late');
+    const { code, stderr } = ended as Awaited<typeof cli.exited>;
+    expect(code).toBe(0);
+    expect(stderr).not.toMatch(/lstm-lyrics:|Error/);
+  }, 60_000);
+
+  it('peak memory does not grow with --length (VmHWM of 2,000 vs 60,000 characters, within 50 MB)', async () => {
+    // Linux only: the kernel's high-water mark of the process' resident memory, polled until it ends.
+    if (process.platform !== 'linux') return;
+    const peak = async (length: number): Promise<number> => {
+      const cli = startCli(['generate', '--model', 'models/s', '--prefix', '分开', '--length', String(length), '--backend', 'wasm'], {
+        cwd,
+      });
+      let kb = 0;
+      let done = false;
+      const poll = setInterval(() => {
+        try {
+          const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${cli.child.pid}/status`, 'utf8'));
+          if (m && !done) kb = Math.max(kb, Number(m[1]));
+        } catch {
+          // ended between polls
+        }
+      }, 20);
+      const { code, stdout } = await cli.exited;
+      done = true;
+      clearInterval(poll);
+      expect(code).toBe(0);
+      expect(Array.from(stdout.slice(0, -1))).toHaveLength(2 + length);
+      return kb / 1024;
+    };
+    const short = await peak(2_000);
+    const long = await peak(60_000);
+    expect(short).toBeGreaterThan(10); // polled for real
+    expect(long - short).toBeLessThan(50);
+  }, 100_000);
 
   it('a greedy --length 40000 prints every character (read back in pieces, none lost)', () => {
     const r = spawnCli(['generate', '--model', 'models/s', '--prefix', '不分开', '--length', '40000', '--backend', 'wasm'], {

@@ -42,11 +42,25 @@ const processIo: Io = {
   write: writeStdout,
 };
 
+/** Thrown by writeStdout once stdout's reader has gone (`generate | head`): the run ends quietly. */
+class StdoutClosed extends Error {}
+
+let stdoutClosed = false;
+
 /**
  * Writes to stdout, waiting for it to drain when its buffer is full, so a fast generator behind a
- * slow reader never piles text up in memory.
+ * slow reader never piles text up in memory. Once a write fails with EPIPE (the reader has exited,
+ * as `head` does), it throws StdoutClosed: Node ignores SIGPIPE, so without this an endless
+ * `generate | head` would generate forever into a closed pipe.
  */
 function writeStdout(text: string): Promise<void> | undefined {
+  if (process.stdout.listenerCount('error') === 0) {
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      stdoutClosed = true;
+    });
+  }
+  if (stdoutClosed) throw new StdoutClosed('stdout closed');
   if (process.stdout.write(text)) return undefined;
   return new Promise((resolve) => {
     const done = () => {
@@ -88,7 +102,12 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       if (args.json) io.out.info(JSON.stringify(summary));
     })
     .command(generate.command, generate.describe, generate.builder, async (args) => {
-      await generate.handler(args, io.err, io.write ?? linesTo(io.out), stop);
+      try {
+        await generate.handler(args, io.err, io.write ?? linesTo(io.out), stop);
+      } catch (err) {
+        // The reader took what it wanted (`generate | head`): a success, as for any Unix filter.
+        if (!(err instanceof StdoutClosed)) throw err;
+      }
     })
     .command(compare.command, compare.describe, compare.builder, async (args) => {
       // As with train: --json puts only the result object on stdout.
