@@ -103,6 +103,18 @@ describe.each(IMPLS)('streamText (%s)', (impl) => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('a signal while a long prefix runs stops between its pieces, before writing anything', async () => {
+    const before = tf.memory().numTensors;
+    const stop = new AbortController();
+    setImmediate(() => stop.abort('SIGTERM')); // runs at streamText's first turn of the event loop
+    const write = jest.fn();
+    const prefix = REPETITIVE_LYRIC.slice(0, 200);
+    const result = await streamText(model, vocab, prefix, 10, GREEDY, write, { signal: stop.signal, prefixChunk: 5, intervalMs: 0 });
+    expect(result).toEqual({ written: 0, stopped: true });
+    expect(write).not.toHaveBeenCalled();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('an already aborted signal writes nothing', async () => {
     const stop = new AbortController();
     stop.abort();
