@@ -27,6 +27,11 @@ export interface Io {
   readonly errColors: chalk.Chalk;
   /** Aborted to stop long work early; the process' SIGINT/SIGTERM when not given. */
   readonly stop?: AbortSignal;
+  /**
+   * Raw text to stdout as it is produced (generate's lyrics, piece by piece). Without it, the
+   * pieces are joined and given to `out` line by line (for tests that capture lines).
+   */
+  readonly write?: (text: string) => void | Promise<void>;
 }
 
 const processIo: Io = {
@@ -34,7 +39,54 @@ const processIo: Io = {
   err: { info: (line) => process.stderr.write(`${line}\n`) },
   progress: progressFor(process.stderr),
   errColors: colorsFor(process.stderr),
+  write: writeStdout,
 };
+
+/** Thrown by writeStdout once stdout's reader has gone (`generate | head`): the run ends quietly. */
+class StdoutClosed extends Error {}
+
+let stdoutClosed = false;
+
+/**
+ * Writes to stdout, waiting for it to drain when its buffer is full, so a fast generator behind a
+ * slow reader never piles text up in memory. Once a write fails with EPIPE (the reader has exited,
+ * as `head` does), it throws StdoutClosed: Node ignores SIGPIPE, so without this an endless
+ * `generate | head` would generate forever into a closed pipe.
+ */
+function writeStdout(text: string): Promise<void> | undefined {
+  if (process.stdout.listenerCount('error') === 0) {
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      stdoutClosed = true;
+    });
+  }
+  if (stdoutClosed) throw new StdoutClosed('stdout closed');
+  if (process.stdout.write(text)) return undefined;
+  return new Promise((resolve) => {
+    const done = () => {
+      process.stdout.off('drain', done);
+      process.stdout.off('close', done);
+      process.stdout.off('error', done);
+      resolve();
+    };
+    process.stdout.on('drain', done);
+    process.stdout.on('close', done);
+    process.stdout.on('error', done);
+  });
+}
+
+/** `write` for an Io without one: whole lines to `out` (the text so far stays until its line break). */
+function linesTo(out: Logger): (text: string) => void {
+  let line: string[] = [];
+  return (text) => {
+    const parts = text.split('\n');
+    line.push(parts[0]);
+    for (const next of parts.slice(1)) {
+      out.info(line.join(''));
+      line = [next];
+    }
+  };
+}
 
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const signals = io.stop ? undefined : stopOnSignals();
@@ -50,7 +102,12 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       if (args.json) io.out.info(JSON.stringify(summary));
     })
     .command(generate.command, generate.describe, generate.builder, async (args) => {
-      io.out.info(await generate.handler(args, io.err));
+      try {
+        await generate.handler(args, io.err, io.write ?? linesTo(io.out), stop);
+      } catch (err) {
+        // The reader took what it wanted (`generate | head`): a success, as for any Unix filter.
+        if (!(err instanceof StdoutClosed)) throw err;
+      }
     })
     .command(compare.command, compare.describe, compare.builder, async (args) => {
       // As with train: --json puts only the result object on stdout.

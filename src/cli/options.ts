@@ -116,6 +116,17 @@ export function wholeNumber(flag: string, value: number, min = 1): number {
   return value;
 }
 
+/**
+ * --seed: a whole number from 0 to 2^53 - 1 (beyond that, distinct seeds are the same double).
+ * abc, 1.5, NaN or -1 are usage errors, never silently some other seed.
+ */
+export function seedOf(value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new UsageError(`--seed must be a whole number >= 0, got ${Number.isNaN(value) ? 'not a number' : value}`);
+  }
+  return value;
+}
+
 export function positiveNumber(flag: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${flag} must be a number > 0, got ${value}`);
   return value;

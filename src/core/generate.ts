@@ -24,19 +24,34 @@ export interface GenerateHooks {
   onText?(text: string): void;
   /**
    * Greedy decoding keeps the characters on the device and reads them back every `chunk`
-   * characters when onText is given (default 16; 1: every character), once at the end otherwise.
+   * characters when onText is given (default 16; 1: every character), MAX_UNREAD at a time otherwise.
    * Sampling reads each step's logits anyway, so it streams every character.
    */
   readonly chunk?: number;
 }
 
 const DEFAULT_CHUNK = 16;
+/**
+ * Without onText, greedy ids are read back this many at a time rather than once at the end: one
+ * read per thousand characters costs nothing measurable, and a long generation no longer holds a
+ * tensor per character until the end (300,000 ids read at once and spread into Array.push
+ * overflowed the stack: 'Maximum call stack size exceeded' after two minutes, nothing printed).
+ */
+const MAX_UNREAD = 1024;
+/**
+ * The prefix runs through forward() this many characters at a time, the state carried between
+ * pieces, so a long prefix costs the memory of one piece (one pass over 100,000 characters kept
+ * every step's tensors alive: 2 GB). A prefix this short or shorter is one pass, exactly as before.
+ */
+export const PREFIX_CHUNK = 512;
 
 /**
  * Returns `prefix` followed by `length` generated characters. The prefix runs through the model
- * in one forward pass; each further character is one step of the model's stepper. Greedy decoding
- * picks each character on the device (argMax) and feeds it straight back, so nothing is read back
- * per character; sampling reads each step's logits and draws with `rng`, so a seed repeats exactly.
+ * in forward passes of PREFIX_CHUNK characters; each further character is one step of the model's
+ * stepper. Greedy decoding picks each character on the device (argMax) and feeds it straight back,
+ * so nothing is read back per character; sampling reads each step's logits and draws with `rng`,
+ * so a seed repeats exactly. It returns the whole text, so its memory grows with `length`: for
+ * long generations use streamText, which writes as it goes.
  */
 export function generateText(
   model: LanguageModel,
@@ -46,13 +61,82 @@ export function generateText(
   options: SamplingOptions = GREEDY,
   hooks: GenerateHooks = {},
 ): string {
-  const out = Array.from(checkedPrefix(vocab, prefix));
-  const chunk = hooks.onText ? Math.max(1, hooks.chunk ?? DEFAULT_CHUNK) : Infinity;
-  for (const ids of sampleIds(model, Int32Array.from(out), length, options, chunk)) {
-    out.push(...ids);
-    hooks.onText?.(decode(vocab, ids));
+  const prefixIds = checkedPrefix(vocab, prefix);
+  const pieces = [decode(vocab, prefixIds)];
+  const chunk = hooks.onText ? Math.max(1, hooks.chunk ?? DEFAULT_CHUNK) : MAX_UNREAD;
+  for (const ids of sampleIds(model, prefixIds, length, options, chunk)) {
+    if (ids.length === 0) continue; // between pieces of a long prefix
+    const text = decode(vocab, ids);
+    pieces.push(text);
+    hooks.onText?.(text);
   }
-  return decode(vocab, out);
+  return pieces.join('');
+}
+
+/** How streamText paces itself and when it stops. */
+export interface StreamControl {
+  /** Once aborted, streamText writes what it has and returns within one piece of work. */
+  readonly signal?: AbortSignal;
+  /** Characters per write at most (default 64). */
+  readonly chunk?: number;
+  /**
+   * The longest time (ms, default 100) between writes, turns of the event loop and looks at
+   * `signal`, so a slow model still shows text at once and a signal is seen in time.
+   */
+  readonly intervalMs?: number;
+  /** Prefix characters per forward pass (default PREFIX_CHUNK); for tests. */
+  readonly prefixChunk?: number;
+}
+
+/**
+ * generateText for a terminal or a pipe: writes the `length` generated characters (not the
+ * prefix) to `write` in pieces as they are produced, and keeps none of them, so memory does not
+ * grow with `length`. Between pieces it gives the event loop a turn (so a signal handler can run)
+ * and stops when `signal` is aborted, after writing what it has. The same sampler as
+ * generateText, so the same text. Resolves to the number of characters written and whether it
+ * stopped early.
+ */
+export async function streamText(
+  model: LanguageModel,
+  vocab: Vocabulary,
+  prefix: string,
+  length: number,
+  options: SamplingOptions,
+  write: (text: string) => void | Promise<void>,
+  control: StreamControl = {},
+): Promise<{ written: number; stopped: boolean }> {
+  const { signal, chunk = 64, intervalMs = 100, prefixChunk = PREFIX_CHUNK } = control;
+  const now = () => performance.now();
+  let last = now();
+  const due = () => now() - last >= intervalMs;
+  let piece: string[] = [];
+  let pieceChars = 0;
+  let written = 0;
+  const flush = async () => {
+    if (pieceChars === 0) return;
+    const text = piece.join('');
+    piece = [];
+    written += pieceChars;
+    pieceChars = 0;
+    await write(text);
+  };
+  if (signal?.aborted) return { written, stopped: true };
+  const ids = sampleIds(model, checkedPrefix(vocab, prefix), length, options, Math.max(1, chunk), due, prefixChunk);
+  // for...of, not a manual loop: leaving it early (stop, or a write that throws) frees the tensors.
+  for (const next of ids) {
+    if (next.length > 0) {
+      piece.push(decode(vocab, next));
+      pieceChars += next.length;
+    }
+    if (pieceChars >= chunk || due()) {
+      await flush();
+      await yieldToEventLoop();
+      last = now();
+      if (signal?.aborted) return { written, stopped: true };
+    }
+  }
+  await flush();
+  return { written, stopped: false };
 }
 
 /**
@@ -69,20 +153,23 @@ export async function generateTextStreaming(
   onChar: (char: string) => void,
   yieldEvery = 4,
 ): Promise<string> {
-  const out = Array.from(checkedPrefix(vocab, prefix));
+  const prefixIds = checkedPrefix(vocab, prefix);
+  const pieces = [decode(vocab, prefixIds)];
   let sinceYield = 0;
-  for (const ids of sampleIds(model, Int32Array.from(out), length, options, Math.max(1, yieldEvery))) {
+  for (const ids of sampleIds(model, prefixIds, length, options, Math.max(1, yieldEvery))) {
     for (const id of ids) {
-      out.push(id);
-      onChar(vocab.chars[id]);
+      const char = vocab.chars[id];
+      pieces.push(char);
+      onChar(char);
     }
     sinceYield += ids.length;
-    if (sinceYield >= yieldEvery) {
+    // A long prefix yields [] between its pieces: a turn for the page there too.
+    if (sinceYield >= yieldEvery || ids.length === 0) {
       sinceYield = 0;
       await yieldToEventLoop();
     }
   }
-  return decode(vocab, out);
+  return pieces.join('');
 }
 
 /** One turn of the event loop: setImmediate in Node, a zero-delay timeout in a browser. */
@@ -99,8 +186,10 @@ function checkedPrefix(vocab: Vocabulary, prefix: string): Int32Array {
 
 /**
  * The one sampler: yields the `length` ids after `prefixIds`, in pieces. Greedy ids stay on the
- * device and are read back `chunk` at a time (Infinity: once at the end); sampled ids come one by
- * one. Stopping the iteration early (break, or an exception in the consumer) frees its tensors.
+ * device and are read back `chunk` at a time, or sooner once `due()` says so; sampled ids come one
+ * by one. A prefix longer than `prefixChunk` runs in pieces with an empty yield after each but the
+ * last, so a consumer can pause or stop there too. Stopping the iteration early (break, or an
+ * exception in the consumer) frees its tensors.
  */
 function* sampleIds(
   model: LanguageModel,
@@ -108,6 +197,8 @@ function* sampleIds(
   length: number,
   options: SamplingOptions,
   chunk: number,
+  due: () => boolean = () => false,
+  prefixChunk = PREFIX_CHUNK,
 ): Generator<number[]> {
   if (length <= 0) return;
   const stepper = model.stepper();
@@ -121,10 +212,20 @@ function* sampleIds(
   const pending: tf.Tensor[] = [];
   let id: tf.Tensor1D | undefined; // greedy: the newest id, on the device
   try {
-    // The prefix's last logits: [1, vocab].
+    // All of the prefix but its last piece: only the state matters.
+    let start = 0;
+    for (; prefixIds.length - start > prefixChunk; start += prefixChunk) {
+      const part = prefixIds.slice(start, start + prefixChunk); // a copy: a tensor of a view may read its whole buffer
+      const next = tf.tidy(() => model.forward(tf.tensor2d(part, [1, part.length], 'int32'), state).state);
+      disposeState(state);
+      state = next;
+      yield [];
+    }
+    // The last piece (the whole prefix when short, as before): its last logits, [1, vocab].
+    const last = start === 0 ? prefixIds : prefixIds.slice(start);
     let logits = advance(() => {
-      const step = model.forward(tf.tensor2d(prefixIds, [1, prefixIds.length], 'int32'), state);
-      return { state: step.state, next: step.logits.slice([0, prefixIds.length - 1, 0], [1, 1, -1]).reshape([1, -1]) };
+      const step = model.forward(tf.tensor2d(last, [1, last.length], 'int32'), state);
+      return { state: step.state, next: step.logits.slice([0, last.length - 1, 0], [1, 1, -1]).reshape([1, -1]) };
     });
     if (options.temperature <= 0) {
       id = tf.tidy(() => tf.argMax(logits, 1)) as tf.Tensor1D; // int32 [1], stays on the device
@@ -136,7 +237,7 @@ function* sampleIds(
         return ids;
       };
       pending.push(id);
-      if (pending.length >= chunk) yield read();
+      if (pending.length >= chunk || due()) yield read();
       for (let i = 1; i < length; i++) {
         const from: tf.Tensor1D = id;
         id = advance(() => {
@@ -145,7 +246,7 @@ function* sampleIds(
         }) as tf.Tensor1D;
         if (!pending.includes(from)) from.dispose(); // read already
         pending.push(id);
-        if (pending.length >= chunk) yield read();
+        if (pending.length >= chunk || due()) yield read();
       }
       if (pending.length > 0) yield read();
     } else {

@@ -26,9 +26,16 @@ export interface Corpus {
  * (0 keeps all). `sha256` is the digest of the bytes the text came from (the caller has them).
  */
 export function corpusFromText(raw: string, maxChars: number, sha256: string, source?: string): Corpus {
-  const text = truncate(normalise(raw), maxChars);
+  const whole = normalise(raw);
+  const text = truncate(whole, maxChars);
   if (text.length === 0) throw new UsageError(`corpus is empty${source ? `: ${source}` : ''}`);
   const vocab = buildVocabulary(text);
+  // With one character there is nothing to predict (and one-hot over one id fails deep in TF.js).
+  if (vocab.chars.length < 2) {
+    throw new UsageError(
+      `corpus needs at least two distinct characters, has one${text.length < whole.length ? ` in its first ${maxChars}` : ''} (line breaks count as spaces)${source ? `: ${source}` : ''}`,
+    );
+  }
   return { text, ids: encode(vocab, text), vocab, sha256 };
 }
 

@@ -23,7 +23,7 @@ import { writePerplexityChart } from '../../terminal/chart';
 import { count } from '../../core/numbers';
 import { displayWidth, formatTable, pad } from '../../terminal/table';
 import type { Logger } from '../logger';
-import { positiveNumber, startBackend, trainOptions, type ArgsOf } from '../options';
+import { positiveNumber, seedOf, startBackend, trainOptions, type ArgsOf } from '../options';
 import * as train from './train';
 
 export const command = 'compare';
@@ -93,6 +93,8 @@ export interface CompareResult {
 export async function handler(args: CompareArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<CompareResult> {
   if (args.impl !== undefined) throw new UsageError('compare trains both impls; drop --impl (or run: lstm-lyrics train --impl ...)');
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
+  // Before any path is made or locked (each train run checks it again).
+  seedOf(args.seed);
   // Every path written, checked before any training: the chart, and (when training) both models.
   const chart = path.join(args.out, CHART_FILE);
   checkOutDir('--out', args.out);

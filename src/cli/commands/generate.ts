@@ -2,11 +2,11 @@
 import type { Argv } from 'yargs';
 import { latestModelDir, loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
 import { encode, vocabularyOf } from '../../core/vocab';
-import { UsageError } from '../../core/errors';
-import { generateText } from '../../core/generate';
+import { InterruptedError, UsageError } from '../../core/errors';
+import { streamText } from '../../core/generate';
 import { makeRng } from '../../core/random';
 import type { Logger } from '../logger';
-import { backendOption, startBackend, wholeNumber, type ArgsOf } from '../options';
+import { backendOption, seedOf, startBackend, wholeNumber, type ArgsOf } from '../options';
 
 export const command = 'generate';
 export const describe = 'write lyrics from a saved model, starting with a prefix';
@@ -30,11 +30,24 @@ export function builder<T>(y: Argv<T>) {
   ]);
 }
 
-export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'models'): Promise<string> {
+/**
+ * Writes the prefix and then the generated text to `write` as it is produced (so a long run shows
+ * text at once and an interrupted one keeps what it printed), then a line break. Memory does not
+ * grow with --length. When `stop` is aborted (Ctrl-C, SIGTERM), it ends the line and throws an
+ * InterruptedError (exit 130) saying how much was written.
+ */
+export async function handler(
+  args: GenerateArgs,
+  log: Logger,
+  write: (text: string) => void | Promise<void>,
+  stop?: AbortSignal,
+  modelsDir = 'models',
+): Promise<void> {
   const length = wholeNumber('length', args.length, 0);
   const topK = wholeNumber('top-k', args.topK, 0);
   if (!Number.isFinite(args.temperature) || args.temperature < 0)
     throw new UsageError(`--temperature must be a number >= 0, got ${args.temperature}`);
+  const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : seedOf(args.seed);
   if (args.prefix.length === 0) throw new UsageError('--prefix must not be empty');
   const dir = args.model ?? latestModelDir(modelsDir);
   if (dir === undefined) throw new UsageError(`no trained model in ${modelsDir}/; make one with: lstm-lyrics train --impl scratch`);
@@ -49,8 +62,18 @@ export async function handler(args: GenerateArgs, log: Logger, modelsDir = 'mode
   try {
     log.info(backend.description);
     log.info(`model: ${from} (${meta.model.impl}, epoch ${meta.epoch}, perplexity ${meta.history.at(-1)?.perplexity.toFixed(3) ?? '?'})`);
-    const rng = makeRng(args.seed ?? Math.floor(Math.random() * 2 ** 32));
-    return generateText(model, vocab, args.prefix, length, { temperature: args.temperature, topK, rng });
+    // A signal while the model loaded: nothing printed yet, nothing to keep.
+    if (stop?.aborted) throw new InterruptedError(`${String(stop.reason ?? 'stopped')}: stopped before generating`);
+    await write(args.prefix);
+    const options = { temperature: args.temperature, topK, rng: makeRng(seed) };
+    const { written, stopped } = await streamText(model, vocab, args.prefix, length, options, write, { signal: stop });
+    // The line ends either way, so an interrupted run's text is a whole line in a file or a terminal.
+    await write('\n');
+    if (stopped) {
+      throw new InterruptedError(
+        `${String(stop?.reason ?? 'stopped')}: stopped after ${written} of ${length} characters; the text so far is on stdout`,
+      );
+    }
   } finally {
     model.dispose();
   }

@@ -22,7 +22,7 @@ import { VERSIONS } from '../../node/versions';
 import { noProgress, type Progress } from '../../terminal/progress';
 import { count } from '../../core/numbers';
 import type { Logger } from '../logger';
-import { nonNegative, positiveNumber, startBackend, trainOptions, wholeNumber, type TrainArgs } from '../options';
+import { nonNegative, positiveNumber, seedOf, startBackend, trainOptions, wholeNumber, type TrainArgs } from '../options';
 
 export const command = 'train';
 export const describe = 'train an LSTM language model on a corpus and save it';
@@ -99,7 +99,7 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
     reportEvery: wholeNumber('report-every', args.reportEvery),
     predLen: wholeNumber('pred-len', args.predLen, 0),
     prefixes: args.prefixes ?? DEFAULT_TRAIN.prefixes,
-    seed: wholeNumber('seed', args.seed, 0),
+    seed: seedOf(args.seed),
   };
 }
 
