@@ -56,6 +56,7 @@ const CORE_ORDER = [
   'optimizer',
   'generate',
   'train',
+  'model-check',
   'checkpoint-format',
   'chart-spec',
 ];

@@ -4,10 +4,11 @@
  * with the model and training settings, the vocabulary and the metrics so far.
  */
 import * as tf from '@tensorflow/tfjs';
-import { arrayBufferOf, utf8Bytes, utf8Text } from './bytes';
-import { IMPLS, type ModelConfig, type TrainConfig } from './config';
+import { arrayBufferOf, utf8Bytes } from './bytes';
+import type { ModelConfig, TrainConfig } from './config';
 import { firstLine, UsageError } from './errors';
 import type { EpochMetrics, TrainPosition } from './metrics';
+import { checkCheckpointMeta, checkModelFiles, DEFAULT_MODEL_BUDGET, parseJson } from './model-check';
 import { modelFromFiles, type LanguageModel, type LstmState, type ModelFiles } from './models';
 import { makeOptimizer } from './optimizer';
 import { vocabularyOf, type Vocabulary } from './vocab';
@@ -84,23 +85,24 @@ export async function checkpointFiles(model: LanguageModel, info: CheckpointInfo
   return files;
 }
 
-/** Reads and checks checkpoint.json; `where` names it in the one-line error. */
-export function parseCheckpointMeta(bytes: Uint8Array, where: string): CheckpointMeta {
-  let meta: CheckpointMeta;
-  try {
-    meta = JSON.parse(utf8Text(bytes));
-  } catch (err) {
-    throw new UsageError(`cannot read ${where}: ${(err as Error).message}`);
-  }
-  if (meta?.format !== CHECKPOINT_FORMAT) {
+/**
+ * Reads and checks checkpoint.json (core/model-check.ts: every field, the files it names, the
+ * memory the model needs against `budget`); `where` names it in the one-line error.
+ */
+export function parseCheckpointMeta(bytes: Uint8Array, where: string, budget = DEFAULT_MODEL_BUDGET): CheckpointMeta {
+  const fail = (problem: string): never => {
+    // "cannot read" for what is not a checkpoint at all; "corrupt" for a checkpoint with a bad field.
+    const unreadable = /^(not valid JSON|not UTF-8 text|larger than|not a JSON object)/.test(problem);
     throw new UsageError(
-      `${where} is not a model this version can read (format ${JSON.stringify(meta?.format)}, expected ${CHECKPOINT_FORMAT})`,
+      unreadable
+        ? `cannot read ${where}: ${problem}`
+        : problem.startsWith('not a model')
+          ? `${where} is ${problem}`
+          : `${where} is corrupt: ${problem}`,
     );
-  }
-  if (!IMPLS.includes(meta.model?.impl) || !Array.isArray(meta.vocab) || meta.vocab.length !== meta.model.vocabSize) {
-    throw new UsageError(`${where} is corrupt: bad model settings or vocabulary`);
-  }
-  return meta;
+  };
+  const value = parseJson(bytes, fail);
+  return checkCheckpointMeta(value, CHECKPOINT_FORMAT, fail, budget) as unknown as CheckpointMeta;
 }
 
 /** The files besides checkpoint.json that a checkpoint needs, by name. */
@@ -113,9 +115,13 @@ export async function modelOfCheckpoint(
   { meta, files }: CheckpointFiles,
   where: string,
 ): Promise<{ model: LanguageModel; vocab: Vocabulary }> {
-  for (const name of meta.files) {
+  for (const name of filesOf(meta)) {
     if (!files[name]) throw new UsageError(`model in ${where} is incomplete: ${name} is missing`);
   }
+  // Before any tensor or layer is made: a bad file costs one line, not gigabytes.
+  checkModelFiles(meta, files, (problem) => {
+    throw new UsageError(`model in ${where} is corrupt: ${problem}`);
+  });
   try {
     return { model: await modelFromFiles(meta.model, files), vocab: vocabularyOf(meta.vocab) };
   } catch (err) {

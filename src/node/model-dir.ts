@@ -8,11 +8,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { firstLine, UsageError } from '../core/errors';
 import {
   CHECKPOINT_FILE,
   checkpointFiles,
-  filesOf,
   modelOfCheckpoint,
   parseCheckpointMeta,
   type CheckpointFiles,
@@ -20,8 +20,10 @@ import {
   type CheckpointMeta,
   type TrainingState,
 } from '../core/checkpoint-format';
+import { fileLimits, MAX_JSON_BYTES, type FileLimit } from '../core/model-check';
 import type { LanguageModel, ModelFiles } from '../core/models';
 import type { Vocabulary } from '../core/vocab';
+import { backendMemoryLimit } from './memory-limit';
 import { makeDirs, removeEmptyDirs } from './out-path';
 
 export interface LoadedCheckpoint extends CheckpointFiles {
@@ -86,29 +88,95 @@ export function resolveModelDir(dir: string): string {
   throw new UsageError(`no saved model in ${dir}; make one with: lstm-lyrics train --impl scratch --out ${dir}`);
 }
 
-/** Reads `dir`'s checkpoint.json; errors name it as `where` (default: its path). */
+/** Reads `dir`'s checkpoint.json and checks it (core/model-check.ts); errors name it as `where` (default: its path). */
 export function readCheckpointMeta(dir: string, where = path.join(dir, CHECKPOINT_FILE)): CheckpointMeta {
-  const file = path.join(dir, CHECKPOINT_FILE);
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (err) {
-    throw new UsageError(`cannot read ${where}: ${(err as Error).message}`);
-  }
-  return parseCheckpointMeta(bytes, where);
+  const bytes = readRegularFile(path.join(dir, CHECKPOINT_FILE), { max: MAX_JSON_BYTES }, (problem) => {
+    throw new UsageError(`cannot read ${where}: ${problem}`);
+  });
+  return parseCheckpointMeta(bytes, where, modelBudget());
 }
 
 export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const from = resolveModelDir(dir);
   const meta = readCheckpointMeta(from);
   const files: ModelFiles = {};
-  for (const name of filesOf(meta)) {
-    const file = path.join(from, name);
-    if (!fs.existsSync(file)) throw new UsageError(`model in ${from} is incomplete: ${name} is missing`);
-    files[name] = fs.readFileSync(file);
+  // Each file to the limit the checked checkpoint gives, so a file of the wrong length stops the
+  // read at once (a weights.bin of /dev/zero's length is never read).
+  for (const [name, limit] of Object.entries(fileLimits(meta))) {
+    files[name] = readRegularFile(path.join(from, name), limit, (problem, missing) => {
+      throw new UsageError(
+        missing ? `model in ${from} is incomplete: ${name} is missing` : `model in ${from} is corrupt: ${name} ${problem}`,
+      );
+    });
   }
   const { model, vocab } = await modelOfCheckpoint({ meta, files }, from);
   return { model, vocab, meta, dir: from, files };
+}
+
+/**
+ * The memory a loaded model may take: the chosen backend's, or wasm's (the smallest) when none is
+ * chosen yet (the server's listing reads checkpoints without one; tf.getBackend() would start one).
+ */
+function modelBudget(): number {
+  return backendMemoryLimit(tf.engine().backendName ?? 'wasm').bytes;
+}
+
+const NO_FOLLOW = fs.constants.O_NOFOLLOW ?? 0;
+const NON_BLOCK = fs.constants.O_NONBLOCK ?? 0;
+
+/**
+ * The bytes of `file`, only if it is a regular file (not a link, a FIFO, a device, a directory)
+ * within `limit`: exactly `exact` bytes, or at most `max`. Never blocks (a FIFO is refused before
+ * it is opened, and opened non-blocking in case one replaced the file since) and never reads past
+ * the limit (the size is checked on the open descriptor, then one byte more is asked for to catch
+ * a file that grew). `fail` throws; `missing` is set when there is no such file.
+ */
+export function readRegularFile(file: string, limit: FileLimit, fail: (problem: string, missing?: boolean) => never): Uint8Array {
+  let before: fs.Stats;
+  try {
+    before = fs.lstatSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return fail(code === 'ENOENT' ? 'is missing' : `cannot be read (${code ?? 'error'})`, code === 'ENOENT');
+  }
+  if (!before.isFile()) fail(`is not a regular file (${kindOf(before)})`);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | NO_FOLLOW | NON_BLOCK);
+  } catch (err) {
+    return fail(`cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.ino !== before.ino || st.dev !== before.dev) fail('was replaced while being read');
+    const want = 'exact' in limit ? limit.exact : Math.min(st.size, limit.max);
+    if ('exact' in limit && st.size !== limit.exact) fail(`has ${st.size} bytes, expected ${limit.exact}`);
+    if ('max' in limit && st.size > limit.max) fail(`is larger than ${limit.max / 1024 / 1024} MiB (${st.size} bytes)`);
+    const bytes = Buffer.alloc(want + 1);
+    let got = 0;
+    while (got < bytes.length) {
+      const n = fs.readSync(fd, bytes, got, bytes.length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got > want) fail('grew while being read');
+    if ('exact' in limit && got < want) fail(`has ${got} bytes, expected ${want}`);
+    return bytes.subarray(0, got);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    return fail(`cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function kindOf(st: fs.Stats): string {
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a plain file';
 }
 
 /** The most recently saved model under `modelsDir`, if any. */
