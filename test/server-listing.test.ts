@@ -73,15 +73,15 @@ describe('a hostile models folder', () => {
     expect(list).toMatchObject({
       'passwd-link': { readable: false, reason: 'passwd-link/checkpoint.json links out of the models folder' },
       'outside-link': { readable: false, reason: 'outside-link/checkpoint.json links out of the models folder' },
-      'bad-json': { readable: false, reason: 'bad-json/checkpoint.json is not valid JSON' },
+      'bad-json': { readable: false, reason: 'cannot read bad-json/checkpoint.json: not valid JSON' },
       'fifo-checkpoint': { readable: false, reason: 'fifo-checkpoint/checkpoint.json is not a regular file' },
       'fifo-weights': { readable: false, reason: 'weights.bin: not a regular file' },
       huge: {
         readable: false,
         reason: expect.stringMatching(/^huge\/checkpoint\.json is too large \(\d+ bytes; a checkpoint is at most 1 MiB\)$/),
       },
-      'string-perplexity': { readable: false, reason: 'string-perplexity/checkpoint.json is corrupt: history entries must be numbers' },
-      'files-escape': { readable: false, reason: 'files-escape/checkpoint.json names files outside its directory' },
+      'string-perplexity': { readable: false, reason: 'string-perplexity/checkpoint.json is corrupt: history[0].perplexity must be a finite number' },
+      'files-escape': { readable: false, reason: 'files-escape/checkpoint.json is corrupt: files[0] is not a plain file name inside the model directory' },
     });
     const json = JSON.stringify(Object.values(list));
     expect(json).not.toContain(SECRET);
@@ -185,7 +185,7 @@ describe('the checkpoint cache', () => {
     expect(byName(listModels(models, cache))['bad-json']).toEqual({
       name: 'bad-json',
       readable: false,
-      reason: 'bad-json/checkpoint.json is not valid JSON',
+      reason: 'cannot read bad-json/checkpoint.json: not valid JSON',
     });
   });
 });

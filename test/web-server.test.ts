@@ -130,7 +130,7 @@ describe('the model list', () => {
     expect(byName['runs/scratch']).toMatchObject({ readable: true, impl: 'scratch', hidden: 8, epochs: 2, corpus: 'lyric.txt' });
     expect(byName['runs/builtin']).toMatchObject({ readable: true, impl: 'builtin', hidden: 8, epochs: 2 });
     expect((byName['runs/builtin'] as ReadableModel).history).toHaveLength(2);
-    expect(byName['bad-json']).toMatchObject({ readable: false, reason: 'bad-json/checkpoint.json is not valid JSON' });
+    expect(byName['bad-json']).toMatchObject({ readable: false, reason: 'cannot read bad-json/checkpoint.json: not valid JSON' });
     expect(byName['no-checkpoint']).toMatchObject({ readable: false, reason: expect.stringContaining('no checkpoint.json') });
     expect(byName.linked).toMatchObject({ readable: false, reason: 'weights.bin links out of the models folder' });
     expect(byName.escape).toMatchObject({ readable: false, reason: 'a link out of the models folder' });

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { firstLine, UsageError } from '../core/errors';
-import { CHECKPOINT_FILE, CHECKPOINT_FORMAT, filesOf, parseCheckpointMeta, type CheckpointMeta } from '../core/checkpoint-format';
+import { CHECKPOINT_FILE, filesOf, parseCheckpointMeta, type CheckpointMeta } from '../core/checkpoint-format';
 import { isSafeName } from './site-layout';
 
 /** checkpoint.json is a few KiB (a vocabulary, a history); anything this big is not one, and is not read. */
@@ -172,42 +172,9 @@ export class CheckpointCache {
   }
 }
 
-/**
- * Parses checkpoint.json with errors that never quote it: JSON.parse's own message shows the text
- * it failed on (the first characters of /etc/passwd, were checkpoint.json a link to it), and a
- * wrong `format` value would be shown by the core's message.
- */
+/** checkpoint.json, checked field by field by the core (src/core/model-check.ts), with errors that never quote it. */
 export function parseCheckpoint(bytes: Uint8Array, where: string): CheckpointMeta {
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    throw new UsageError(`${where} is not valid JSON`);
-  }
-  if ((json as { format?: unknown } | null)?.format !== CHECKPOINT_FORMAT) {
-    throw new UsageError(`${where} is not a model this version can read (expected format ${CHECKPOINT_FORMAT})`);
-  }
-  const meta = parseCheckpointMeta(bytes, where);
-  // The page formats these as numbers: one string among them broke the whole list (issue 18).
-  const numeric = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
-  const history: unknown = meta.history;
-  if (
-    !Array.isArray(history) ||
-    !history.every(
-      (m) => numeric(m?.epoch) && numeric(m?.perplexity) && (m.heldOutPerplexity === undefined || numeric(m.heldOutPerplexity)),
-    )
-  ) {
-    throw new UsageError(`${where} is corrupt: history entries must be numbers`);
-  }
-  if (
-    !numeric(meta.epoch) ||
-    !numeric(meta.model.hidden) ||
-    !Array.isArray(meta.files) ||
-    !meta.files.every((f) => typeof f === 'string')
-  ) {
-    throw new UsageError(`${where} is corrupt: bad epoch, model size or file list`);
-  }
-  return meta;
+  return parseCheckpointMeta(bytes, where);
 }
 
 /**
