@@ -27,6 +27,7 @@ function spoiled(from: 'scratch' | 'builtin', name: string, spoil: (dir: string)
 }
 
 /** checkpoint.json of `dir`, changed by `edit`. */
+// biome-ignore lint/suspicious/noExplicitAny: a hostile edit writes any value into any field
 function editMeta(dir: string, edit: (meta: Record<string, any>) => void): void {
   const file = path.join(dir, CHECKPOINT_FILE);
   const meta = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -171,6 +172,7 @@ describe('checkpoint.json checked field by field', () => {
     expect(line).not.toContain('lots');
   });
 
+  // biome-ignore lint/suspicious/noExplicitAny: a hostile edit writes any value into any field
   it.each<[string, (meta: Record<string, any>) => void, RegExp]>([
     ['a fractional hidden size', (m) => (m.model.hidden = 8.5), /model.hidden must be a whole number >= 1/],
     ['a vocabulary entry of two characters', (m) => (m.vocab[0] = 'ab'), /vocab\[0\] must be a single character/],

@@ -80,8 +80,14 @@ describe('a hostile models folder', () => {
         readable: false,
         reason: expect.stringMatching(/^huge\/checkpoint\.json is too large \(\d+ bytes; a checkpoint is at most 1 MiB\)$/),
       },
-      'string-perplexity': { readable: false, reason: 'string-perplexity/checkpoint.json is corrupt: history[0].perplexity must be a finite number' },
-      'files-escape': { readable: false, reason: 'files-escape/checkpoint.json is corrupt: files[0] is not a plain file name inside the model directory' },
+      'string-perplexity': {
+        readable: false,
+        reason: 'string-perplexity/checkpoint.json is corrupt: history[0].perplexity must be a finite number',
+      },
+      'files-escape': {
+        readable: false,
+        reason: 'files-escape/checkpoint.json is corrupt: files[0] is not a plain file name inside the model directory',
+      },
     });
     const json = JSON.stringify(Object.values(list));
     expect(json).not.toContain(SECRET);
