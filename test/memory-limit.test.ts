@@ -2,7 +2,8 @@
 import { DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS } from '../src/core/config';
 import { UsageError } from '../src/core/errors';
 import { createModel, parameterCount } from '../src/core/models';
-import { checkTrainingFits, parameterCountOf, trainingBytes } from '../src/node/memory-limit';
+import { modelParameterCount } from '../src/core/model-check';
+import { checkTrainingFits, trainingBytes } from '../src/node/memory-limit';
 import { useWasm } from './helpers';
 
 beforeAll(useWasm);
@@ -11,7 +12,7 @@ describe('checkTrainingFits', () => {
   it.each(IMPLS)('counts the parameters %s really has', (impl) => {
     const model = createModel({ impl, vocabSize: 23, hidden: 7 }, 0);
     try {
-      expect(parameterCountOf({ vocabSize: 23, hidden: 7 })).toBe(parameterCount(model));
+      expect(modelParameterCount({ vocabSize: 23, hidden: 7 })).toBe(parameterCount(model));
     } finally {
       model.dispose();
     }

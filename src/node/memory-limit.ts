@@ -5,6 +5,7 @@
  */
 import * as os from 'node:os';
 import { UsageError } from '../core/errors';
+import { modelParameterCount } from '../core/model-check';
 import type { OptimizerName } from '../core/config';
 
 /** What one backend can hold. wasm32 addresses 4 GiB; the others are bounded by the machine. */
@@ -21,12 +22,6 @@ export interface TrainingSize {
   readonly optimizer: OptimizerName;
 }
 
-/** Both LSTMs: four gates of [vocab + hidden, hidden] weights and a bias, then [hidden, vocab] + bias. */
-export function parameterCountOf(size: Pick<TrainingSize, 'vocabSize' | 'hidden'>): number {
-  const { vocabSize: v, hidden: h } = size;
-  return 4 * (v * h + h * h + h) + h * v + v;
-}
-
 /**
  * A lower bound on the bytes a training step holds (float32): the weights, their gradients and the
  * optimizer's slots (Adam: 2 per weight), plus the activations kept for backprop (per character of
@@ -34,7 +29,7 @@ export function parameterCountOf(size: Pick<TrainingSize, 'vocabSize' | 'hidden'
  * gate values). Real use is higher (temporaries, the backend's own copies).
  */
 export function trainingBytes(size: TrainingSize): { total: number; parameters: number; activations: number } {
-  const params = parameterCountOf(size);
+  const params = modelParameterCount(size);
   const perWeight = 2 + (size.optimizer === 'adam' ? 2 : 0);
   const parameters = params * perWeight * 4;
   const activations = size.batchSize * size.numSteps * (3 * size.vocabSize + 10 * size.hidden) * 4;
@@ -49,7 +44,7 @@ export function checkTrainingFits(size: TrainingSize, backend: string): void {
   throw new UsageError(
     `${need.parameters >= need.activations ? `--hidden ${size.hidden} is` : `--batch-size ${size.batchSize} x --num-steps ${size.numSteps} is`} too large: ` +
       `training needs at least ${gb(need.total)} ` +
-      `(${parameterCountOf(size).toLocaleString('en')} parameters with their gradients${size.optimizer === 'adam' ? " and adam's moments" : ''}: ${gb(need.parameters)}; ` +
+      `(${modelParameterCount(size).toLocaleString('en')} parameters with their gradients${size.optimizer === 'adam' ? " and adam's moments" : ''}: ${gb(need.parameters)}; ` +
       `activations of --batch-size ${size.batchSize} x --num-steps ${size.numSteps}: ${gb(need.activations)}), ` +
       `and ${limit.what}; use a smaller --hidden, --batch-size or --num-steps`,
   );
