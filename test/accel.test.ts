@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { accelStatus, setAccel } from '../src/accel';
 import { VERIFIED_VERSIONS } from '../src/accel/versions';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type Impl, type TrainConfig } from '../src/core/config';
+import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type Impl, type TrainConfig, LEGACY_MODEL } from '../src/core/config';
 import { createModel } from '../src/core/models';
 import { makeOptimizer } from '../src/core/optimizer';
 import { train } from '../src/core/train';
@@ -34,7 +34,7 @@ async function perplexities(impl: Impl): Promise<number[]> {
     prefixes: [],
   };
   const before = tf.memory().numTensors;
-  const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 7);
+  const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 7);
   const optimizer = makeOptimizer(config.optimizer, config.lr);
   try {
     const { history } = await train(model, corpus, config, {}, { optimizer });

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CHECKPOINT_FILE } from '../src/core/checkpoint-format';
 import { latestModelDir, loadCheckpoint, saveCheckpoint, setSaveSeams } from '../src/node/model-dir';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS } from '../src/core/config';
+import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, LEGACY_MODEL } from '../src/core/config';
 import { loadCorpus } from '../src/node/corpus-file';
 import { generateText } from '../src/core/generate';
 import { createModel, type LanguageModel } from '../src/core/models';
@@ -31,7 +31,7 @@ function metaFor(model: LanguageModel, epoch: number) {
 
 describe.each(IMPLS)('%s checkpoints', (impl) => {
   it('save -> load -> generate gives identical text, greedy and sampled', async () => {
-    const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 1);
+    const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 1);
     const config = {
       ...DEFAULT_TRAIN,
       ...DEFAULT_OPTIMIZER[impl],
@@ -58,7 +58,7 @@ describe.each(IMPLS)('%s checkpoints', (impl) => {
   });
 
   it('writes the TF.js formats: a Layers model.json for builtin, a weights manifest for scratch', async () => {
-    const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
+    const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
     const dir = path.join(tempDir(), impl);
     await saveCheckpoint(dir, model, metaFor(model, 0));
     if (impl === 'builtin') {
@@ -88,7 +88,7 @@ describe('saving', () => {
   it('replaces a model as a whole and leaves no temporary files', async () => {
     const root = tempDir();
     const dir = path.join(root, 'm');
-    const model = createModel({ impl: 'scratch', vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
+    const model = createModel({ impl: 'scratch', ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
     await saveCheckpoint(dir, model, metaFor(model, 1));
     await saveCheckpoint(dir, model, metaFor(model, 2));
     expect(fs.readdirSync(root)).toEqual(['m']);
@@ -99,7 +99,7 @@ describe('saving', () => {
   it('finds the previous model when a save died between its two renames', async () => {
     const root = tempDir();
     const dir = path.join(root, 'm');
-    const model = createModel({ impl: 'scratch', vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
+    const model = createModel({ impl: 'scratch', ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
     await saveCheckpoint(dir, model, metaFor(model, 1));
     fs.renameSync(dir, `${dir}.old`); // the state right after the first rename
     const loaded = await loadCheckpoint(dir);
@@ -111,7 +111,7 @@ describe('saving', () => {
   it('a save that fails between its two renames puts the previous model back, and says so', async () => {
     const root = tempDir();
     const dir = path.join(root, 'm');
-    const model = createModel({ impl: 'scratch', vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
+    const model = createModel({ impl: 'scratch', ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
     await saveCheckpoint(dir, model, metaFor(model, 1));
     const before = snapshot(root);
     const restore = setSaveSeams({
@@ -132,7 +132,7 @@ describe('saving', () => {
 
   it('latestModelDir picks the most recently saved model', async () => {
     const root = tempDir();
-    const model = createModel({ impl: 'scratch', vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
+    const model = createModel({ impl: 'scratch', ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
     await saveCheckpoint(path.join(root, 'a'), model, metaFor(model, 1));
     await saveCheckpoint(path.join(root, 'b'), model, metaFor(model, 1));
     const past = new Date(Date.now() - 60_000);

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { saveCheckpoint } from '../src/node/model-dir';
 import { comparisonTable, withImpl, type CompareEntry } from '../src/cli/commands/compare';
 import { displayWidth } from '../src/terminal/table';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl } from '../src/core/config';
+import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, LEGACY_MODEL } from '../src/core/config';
 import { loadCorpus } from '../src/node/corpus-file';
 import { createModel, parameterCount } from '../src/core/models';
 import type { EpochMetrics } from '../src/core/metrics';
@@ -123,7 +123,7 @@ describe('compare --from: models saved earlier', () => {
   const corpus = loadCorpus(writeFile(dir, 'song.txt', REPETITIVE_LYRIC), { maxChars: 0 });
   const parameters: number[] = [];
   const save = async (name: string, impl: Impl, history: EpochMetrics[], prefixes = ['分开']) => {
-    const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
+    const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
     parameters.push(parameterCount(model));
     const train = {
       ...DEFAULT_TRAIN,

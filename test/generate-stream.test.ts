@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { GREEDY, PREFIX_CHUNK, generateText, streamText, type SamplingOptions } from '../src/core/generate';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS } from '../src/core/config';
+import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, LEGACY_MODEL } from '../src/core/config';
 import { createModel, type LanguageModel } from '../src/core/models';
 import { makeRng } from '../src/core/random';
 import { train } from '../src/core/train';
@@ -20,7 +20,7 @@ const vocab = buildVocabulary(REPETITIVE_LYRIC);
 const corpus = { vocab, ids: encode(vocab, REPETITIVE_LYRIC) } as Corpus;
 
 async function trainedModel(impl: (typeof IMPLS)[number]): Promise<LanguageModel> {
-  const model = createModel({ impl, vocabSize: vocab.chars.length, hidden: 16 }, 2);
+  const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: vocab.chars.length, hidden: 16 }, 2);
   const config = {
     ...DEFAULT_TRAIN,
     ...DEFAULT_OPTIMIZER[impl],

@@ -1,7 +1,7 @@
 /** The text sampler: the same text as one forward() per character, with fewer kernels and reads. */
 import * as tf from '@tensorflow/tfjs';
 import { GREEDY, generateText, pickCharacter, type SamplingOptions } from '../src/core/generate';
-import { IMPLS } from '../src/core/config';
+import { IMPLS, LEGACY_MODEL } from '../src/core/config';
 import { createModel, type LanguageModel } from '../src/core/models';
 import { disposeState } from '../src/core/models/types';
 import { makeRng } from '../src/core/random';
@@ -35,7 +35,7 @@ function referenceText(model: LanguageModel, corpus: Corpus, prefix: string, len
 
 /** A model trained a little, so its greedy text is not one character repeated. */
 async function trainedModel(impl: (typeof IMPLS)[number], corpus: Corpus): Promise<LanguageModel> {
-  const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 2);
+  const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 2);
   const config = {
     ...DEFAULT_TRAIN,
     ...DEFAULT_OPTIMIZER[impl],

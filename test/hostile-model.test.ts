@@ -229,7 +229,7 @@ describe('the model files checked against the checkpoint before anything is buil
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual([
-      `lstm-lyrics: model in models/${name} is corrupt: model.json layer 2 must be an LSTM of 8 units (the checkpoint's hidden size)`,
+      `lstm-lyrics: model in models/${name} is corrupt: model.json layer 2 must be an LSTM of 8 units named lstm (the checkpoint's cell and hidden size)`,
     ]);
     const maxRssKb = Number(fs.readFileSync(rssFile, 'utf8'));
     expect(maxRssKb).toBeLessThan(600 * 1024); // 2.5 GB before the check
@@ -237,7 +237,10 @@ describe('the model files checked against the checkpoint before anything is buil
 
   it('a checkpoint and model.json both saying 12,000 hidden units: refused by the memory budget before any file is read', async () => {
     const name = spoiled('builtin', 'hidden-12000', (dir) => editMeta(dir, (meta) => (meta.model.hidden = 12000)));
-    await refused(name, /checkpoint.json is corrupt: a model of \d+ characters and 12000 hidden units needs at least [\d.]+ GB, more than/);
+    await refused(
+      name,
+      /checkpoint.json is corrupt: a model of \d+ characters, 1 lstm layer and 12000 hidden units needs at least [\d.]+ GB, more than/,
+    );
   });
 
   it('a weight shape in the manifest that disagrees with the checkpoint: exit 2', async () => {

@@ -4,9 +4,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setAccel } from '../src/accel';
+import { LEGACY_MODEL } from '../src/core/config';
 import { installStepGradients } from '../src/accel/step-gradients';
-import { BuiltinLstm } from '../src/core/models/builtin';
-import { ScratchLstm } from '../src/core/models/scratch';
+import { BuiltinModel } from '../src/core/models/builtin';
+import { ScratchModel } from '../src/core/models/scratch';
 import type { LanguageModel } from '../src/core/models/types';
 import { crossEntropy } from '../src/core/train';
 import { onBackend, useWasm } from './helpers';
@@ -62,8 +63,8 @@ function lossAndGradients(model: LanguageModel, hooked: boolean): { loss: number
 }
 
 const models = {
-  scratch: () => new ScratchLstm({ impl: 'scratch', vocabSize: VOCAB, hidden: HIDDEN }, 3),
-  builtin: () => BuiltinLstm.create({ impl: 'builtin', vocabSize: VOCAB, hidden: HIDDEN }, 4),
+  scratch: () => new ScratchModel({ impl: 'scratch', ...LEGACY_MODEL, vocabSize: VOCAB, hidden: HIDDEN }, 3),
+  builtin: () => BuiltinModel.create({ impl: 'builtin', ...LEGACY_MODEL, vocabSize: VOCAB, hidden: HIDDEN }, 4),
 };
 
 describe.each(['wasm', 'cpu'] as const)('weight gradients summed over the steps (%s)', (backend) => {
@@ -98,7 +99,7 @@ describe('a gradient of a gradient through the models (a gradient penalty)', () 
       [2, HIDDEN],
     );
     const c0 = tf.zeros([2, HIDDEN]) as tf.Tensor2D;
-    const loss = (h: tf.Tensor) => crossEntropy(model.forward(inputs, { h: h as tf.Tensor2D, c: c0 }).logits, targets);
+    const loss = (h: tf.Tensor) => crossEntropy(model.forward(inputs, [h as tf.Tensor2D, c0]).logits, targets);
     const g = withHook(true, () => tf.grad((h: tf.Tensor) => tf.square(tf.grad(loss)(h)).sum())(h0));
     const out = Array.from(g.dataSync());
     tf.dispose([inputs, targets, h0, c0, g]);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type TrainConfig } from '../src/core/config';
+import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type TrainConfig, LEGACY_MODEL } from '../src/core/config';
 import { splitHeldOut } from '../src/core/vocab';
 import { loadCorpus } from '../src/node/corpus-file';
 import { createModel } from '../src/core/models';
@@ -44,7 +44,7 @@ describe.each(IMPLS)('training the %s LSTM', (impl) => {
   };
 
   it('drives perplexity well below where it started, without leaking tensors', async () => {
-    const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: 32 }, 0);
+    const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 32 }, 0);
     const reports: string[][] = [];
     const { history } = await train(model, corpus, config, { onReport: (r) => void reports.push([...r.samples]) });
     const first = history[0].perplexity;
@@ -70,7 +70,7 @@ describe('held-out perplexity', () => {
     const whole = loadCorpus(writeFile(tempDir(), 'song.txt', REPETITIVE_LYRIC), { maxChars: 0 });
     const { train: part, heldOut } = splitHeldOut(whole, 100);
     expect(part.ids.length + heldOut!.length).toBe(whole.ids.length);
-    const model = createModel({ impl: 'builtin', vocabSize: whole.vocab.chars.length, hidden: 16 }, 0);
+    const model = createModel({ impl: 'builtin', ...LEGACY_MODEL, vocabSize: whole.vocab.chars.length, hidden: 16 }, 0);
     const config: TrainConfig = {
       ...DEFAULT_TRAIN,
       ...DEFAULT_OPTIMIZER.builtin,

@@ -2,7 +2,7 @@
  * The core pieces the page adds: generateTextStreaming is generateText a character at a time (the
  * same steps, the same picks), for both impls, greedy and seeded.
  */
-import { IMPLS } from '../src/core/config';
+import { IMPLS, LEGACY_MODEL } from '../src/core/config';
 import { generateText, generateTextStreaming } from '../src/core/generate';
 import { createModel, type LanguageModel } from '../src/core/models';
 import { makeRng } from '../src/core/random';
@@ -15,7 +15,7 @@ describe.each(IMPLS)('generateTextStreaming (%s)', (impl) => {
   const vocab = buildVocabulary(REPETITIVE_LYRIC);
   let model: LanguageModel;
   beforeAll(() => {
-    model = createModel({ impl, vocabSize: vocab.chars.length, hidden: 16 }, 3);
+    model = createModel({ impl, ...LEGACY_MODEL, vocabSize: vocab.chars.length, hidden: 16 }, 3);
   });
   afterAll(() => model.dispose());
 

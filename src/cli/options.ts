@@ -7,8 +7,9 @@ import { ACCEL_SETTINGS, setAccel, type AccelSetting, type AccelStatus } from '.
 import { installedVersions, versionMismatch } from '../accel/versions';
 import { BACKEND_PREFERENCES, selectBackend, type BackendChoice, type BackendPreference } from '../backend/select';
 import { MAX_AUTO_THREADS, type ThreadsSetting } from '../backend/threads';
-import { DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Impl, type Sampling } from '../core/config';
+import { CELLS, DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Cell, type Impl, type Sampling } from '../core/config';
 import { UsageError } from '../core/errors';
+import { MAX_LAYERS } from '../core/model-check';
 
 /** The corpus that ships in corpus/, found relative to the installed package, not the cwd. */
 export const BUNDLED_CORPUS = path.resolve(__dirname, '..', '..', 'corpus', 'songci300.txt');
@@ -32,7 +33,26 @@ export const backendOption = {
 } as const;
 
 export const trainOptions = {
-  impl: { choices: IMPLS, default: 'scratch' as Impl, describe: 'scratch: hand-written LSTM from tf ops; builtin: tf.layers.lstm' },
+  impl: {
+    choices: IMPLS,
+    default: 'scratch' as Impl,
+    describe: 'scratch: the cell written by hand from tf ops; builtin: tf.layers (simpleRNN, gru, lstm)',
+  },
+  cell: {
+    choices: CELLS,
+    defaultDescription: 'lstm (with --resume: the saved one)',
+    describe: "the series' cell: rnn, gru or lstm; sets its lesson's epochs, report interval and learning rate",
+  },
+  layers: {
+    type: 'number',
+    defaultDescription: '1 (with --resume: the saved number)',
+    describe: 'stacked recurrent layers, each feeding the next',
+  },
+  dropout: {
+    type: 'number',
+    defaultDescription: '0 (with --resume: the saved rate)',
+    describe: 'dropout rate on the output of every layer but the last, in training only (as nn.LSTM)',
+  },
   corpus: {
     type: 'string',
     default: BUNDLED_CORPUS,
@@ -46,21 +66,28 @@ export const trainOptions = {
     default: DEFAULT_TRAIN.valChars,
     describe: 'hold out the last N characters (or fraction < 1) and report their perplexity',
   },
-  epochs: { type: 'number', default: DEFAULT_TRAIN.epochs, describe: 'passes over the corpus (with --resume: the total to reach)' },
+  epochs: {
+    type: 'number',
+    defaultDescription: "the cell's lesson: 250 for rnn, 160 for gru and lstm (with --resume: the saved total)",
+    describe: 'passes over the corpus (with --resume: the total to reach)',
+  },
   'num-steps': { type: 'number', default: DEFAULT_TRAIN.numSteps, describe: 'characters per training window (backprop through time)' },
   'batch-size': { type: 'number', default: DEFAULT_TRAIN.batchSize, describe: 'windows per batch' },
-  hidden: { type: 'number', default: DEFAULT_HIDDEN, describe: 'LSTM hidden units' },
+  hidden: { type: 'number', default: DEFAULT_HIDDEN, describe: 'hidden units of every recurrent layer' },
   sampling: {
     choices: SAMPLINGS,
     default: DEFAULT_TRAIN.sampling as Sampling,
     describe: 'consecutive windows carry the state across batches; random resets it',
   },
-  optimizer: { choices: OPTIMIZERS, describe: 'default: sgd for scratch, adam for builtin (as the lesson)' },
-  lr: { type: 'number', describe: 'learning rate; default: 100 for sgd, 0.01 for adam (as the lesson)' },
+  optimizer: { choices: OPTIMIZERS, describe: 'default: sgd for scratch, adam for builtin (as the lessons)' },
+  lr: {
+    type: 'number',
+    describe: 'learning rate; default as the lessons: 100 for sgd; for adam 0.001 (rnn) or 0.01 (gru, lstm)',
+  },
   clip: { type: 'number', default: DEFAULT_TRAIN.clip, describe: 'clip gradients to this global L2 norm' },
   'report-every': {
     type: 'number',
-    default: DEFAULT_TRAIN.reportEvery,
+    defaultDescription: "the cell's lesson: 50 for rnn, 40 for gru and lstm",
     describe: 'print perplexity and samples, and save, every N epochs',
   },
   'pred-len': { type: 'number', default: DEFAULT_TRAIN.predLen, describe: 'characters generated after each prefix in reports' },
@@ -71,7 +98,11 @@ export const trainOptions = {
     describe: 'prefixes for the report samples',
   },
   seed: { type: 'number', default: DEFAULT_TRAIN.seed, describe: 'seed for weights and window order; same seed, same backend: same run' },
-  out: { type: 'string', describe: 'directory to save the model in', defaultDescription: 'models/<impl>' },
+  out: {
+    type: 'string',
+    describe: 'directory to save the model in',
+    defaultDescription: 'models/<impl> (lstm), models/<cell>-<impl> (others)',
+  },
   resume: {
     type: 'boolean',
     default: false,
@@ -125,6 +156,19 @@ export function seedOf(value: number): number {
     throw new UsageError(`--seed must be a whole number >= 0, got ${Number.isNaN(value) ? 'not a number' : value}`);
   }
   return value;
+}
+
+/** --cell, --layers, --dropout checked: what a fresh model is, besides its vocabulary and size. */
+export function cellOf(args: { cell?: Cell; layers?: number; dropout?: number }): { cell: Cell; layers: number; dropout: number } {
+  const layers = args.layers ?? 1;
+  if (!Number.isInteger(layers) || layers < 1 || layers > MAX_LAYERS) {
+    throw new UsageError(`--layers must be a whole number from 1 to ${MAX_LAYERS}, got ${Number.isNaN(layers) ? 'not a number' : layers}`);
+  }
+  const dropout = args.dropout ?? 0;
+  if (!Number.isFinite(dropout) || dropout < 0 || dropout >= 1) {
+    throw new UsageError(`--dropout must be a number from 0 to below 1, got ${Number.isNaN(dropout) ? 'not a number' : dropout}`);
+  }
+  return { cell: args.cell ?? 'lstm', layers, dropout };
 }
 
 export function positiveNumber(flag: string, value: number): number {

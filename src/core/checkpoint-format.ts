@@ -9,7 +9,8 @@ import type { ModelConfig, TrainConfig } from './config';
 import { firstLine, UsageError } from './errors';
 import type { EpochMetrics, TrainPosition } from './metrics';
 import { checkCheckpointMeta, checkModelFiles, DEFAULT_MODEL_BUDGET, parseJson } from './model-check';
-import { modelFromFiles, type LanguageModel, type LstmState, type ModelFiles } from './models';
+import { modelFromFiles, type LanguageModel, type ModelFiles, type RecurrentState } from './models';
+import { stateSize } from './models/types';
 import { makeOptimizer } from './optimizer';
 import { vocabularyOf, type Vocabulary } from './vocab';
 
@@ -18,7 +19,7 @@ export const CHECKPOINT_FILE = 'checkpoint.json';
 export const CHECKPOINT_FORMAT = 'lstm-lyrics/1';
 /** Optimizer slots (Adam's moments), for --resume. */
 export const OPTIMIZER_FILE = 'optimizer.bin';
-/** The carried LSTM state of a run stopped mid-epoch. */
+/** The carried recurrent state of a run stopped mid-epoch (see RecurrentState for the order). */
 export const STATE_FILE = 'state.bin';
 
 export interface CheckpointMeta {
@@ -38,7 +39,7 @@ export interface CheckpointMeta {
   readonly files: readonly string[];
   /** Optimizer slots (Adam's moments, the step count) in optimizer.bin, in the optimizer's order. */
   readonly optimizerWeights?: readonly tf.io.WeightsManifestEntry[];
-  /** Set when training stopped mid-epoch (SIGINT): where --resume continues; (h, c) in state.bin. */
+  /** Set when training stopped mid-epoch (SIGINT): where --resume continues; the state in state.bin. */
   readonly position?: Omit<TrainPosition, 'state'> & { readonly hasState: boolean };
 }
 
@@ -75,7 +76,8 @@ export async function checkpointFiles(model: LanguageModel, info: CheckpointInfo
     if (position) {
       const { state, ...rest } = position;
       if (state) {
-        const encoded = await tf.io.encodeWeights({ h: state.h, c: state.c });
+        // The file is the tensors' floats in order (one LSTM layer: h then c, as before stacking).
+        const encoded = await tf.io.encodeWeights(state.map((tensor, i) => ({ name: stateName(i), tensor })));
         files[STATE_FILE] = new Uint8Array(tf.io.CompositeArrayBuffer.join(encoded.data));
       }
       meta = { ...meta, position: { ...rest, hasState: state !== null } };
@@ -129,6 +131,10 @@ export async function modelOfCheckpoint(
   }
 }
 
+function stateName(i: number): string {
+  return `state${i}`;
+}
+
 /** The optimizer and mid-epoch position saved with a checkpoint, for --resume. */
 export async function restoreTraining({ meta, files }: CheckpointFiles, config: TrainConfig): Promise<TrainingState> {
   const optimizer = makeOptimizer(config.optimizer, config.lr);
@@ -137,13 +143,14 @@ export async function restoreTraining({ meta, files }: CheckpointFiles, config: 
     await optimizer.setWeights(meta.optimizerWeights.map((spec) => ({ name: spec.name, tensor: slots[spec.name] })));
   }
   if (!meta.position) return { optimizer };
-  let state: LstmState | null = null;
+  let state: RecurrentState | null = null;
   if (meta.position.hasState) {
-    const { h, c } = tf.io.decodeWeights(arrayBufferOf(files[STATE_FILE]), [
-      { name: 'h', shape: [config.batchSize, meta.model.hidden], dtype: 'float32' },
-      { name: 'c', shape: [config.batchSize, meta.model.hidden], dtype: 'float32' },
-    ]);
-    state = { h: h as tf.Tensor2D, c: c as tf.Tensor2D };
+    const names = Array.from({ length: stateSize(meta.model) }, (_, i) => stateName(i));
+    const tensors = tf.io.decodeWeights(
+      arrayBufferOf(files[STATE_FILE]),
+      names.map((name) => ({ name, shape: [config.batchSize, meta.model.hidden], dtype: 'float32' as const })),
+    );
+    state = names.map((name) => tensors[name] as tf.Tensor2D);
   }
   const { hasState: _, ...position } = meta.position;
   return { optimizer, position: { ...position, state } };

@@ -5,9 +5,13 @@
  * the model settings alone rebuild a saved model, the training settings are recorded beside it.
  */
 
-/** Which LSTM: written by hand from tf ops, or tf.layers.lstm. */
+/** Which network: written by hand from tf ops, or tf.layers (simpleRNN, gru, lstm). */
 export type Impl = 'scratch' | 'builtin';
 export const IMPLS: readonly Impl[] = ['scratch', 'builtin'];
+
+/** The recurrent cell, one per lesson of the series: the plain RNN, the GRU and the LSTM. */
+export type Cell = 'rnn' | 'gru' | 'lstm';
+export const CELLS: readonly Cell[] = ['rnn', 'gru', 'lstm'];
 
 /** Consecutive windows carry the LSTM state across batches; random windows reset it. */
 export type Sampling = 'consecutive' | 'random';
@@ -19,11 +23,22 @@ export const OPTIMIZERS: readonly OptimizerName[] = ['sgd', 'adam'];
 /** What a network is: enough to rebuild it before loading its weights. */
 export interface ModelConfig {
   readonly impl: Impl;
+  readonly cell: Cell;
+  /** Stacked recurrent layers, each feeding the next; the last one feeds the output layer. */
+  readonly layers: number;
+  /**
+   * Dropout rate on the output of every recurrent layer but the last, in training only (where
+   * nn.LSTM(num_layers, dropout) puts it). 0: none.
+   */
+  readonly dropout: number;
   /** Number of distinct characters; inputs are one-hot over it, outputs are logits over it. */
   readonly vocabSize: number;
-  /** LSTM hidden units. */
+  /** Hidden units of every recurrent layer. */
   readonly hidden: number;
 }
+
+/** What a model saved before cells and layers existed was: one LSTM layer without dropout. */
+export const LEGACY_MODEL: Pick<ModelConfig, 'cell' | 'layers' | 'dropout'> = { cell: 'lstm', layers: 1, dropout: 0 };
 
 /** How a network is trained. */
 export interface TrainConfig {
@@ -70,7 +85,26 @@ export const DEFAULT_TRAIN: Omit<TrainConfig, 'corpus' | 'optimizer' | 'lr'> = {
   seed: 0,
 };
 
-/** The lesson trains its scratch LSTM with plain SGD at lr 100 and nn.LSTM with Adam at lr 0.01. */
+/** The settings each lesson of the series trains its cell with; explicit flags override them. */
+export interface LessonDefaults {
+  readonly epochs: number;
+  readonly reportEvery: number;
+  readonly optimizer: OptimizerName;
+  readonly lr: number;
+}
+
+/**
+ * The lessons' settings by cell and implementation: every scratch cell trains with plain SGD at
+ * lr 100; nn.RNN with Adam at lr 0.001, nn.GRU and nn.LSTM at lr 0.01. The RNN lesson runs 250
+ * epochs reporting every 50, the GRU and LSTM lessons 160 reporting every 40.
+ */
+export function lessonDefaults(cell: Cell, impl: Impl): LessonDefaults {
+  const schedule = cell === 'rnn' ? { epochs: 250, reportEvery: 50 } : { epochs: 160, reportEvery: 40 };
+  if (impl === 'scratch') return { ...schedule, optimizer: 'sgd', lr: 100 };
+  return { ...schedule, optimizer: 'adam', lr: cell === 'rnn' ? 0.001 : 0.01 };
+}
+
+/** The LSTM lesson's optimizers (lessonDefaults('lstm', impl)). */
 export const DEFAULT_OPTIMIZER: Readonly<Record<Impl, { optimizer: OptimizerName; lr: number }>> = {
   scratch: { optimizer: 'sgd', lr: 100 },
   builtin: { optimizer: 'adam', lr: 0.01 },

@@ -1,10 +1,10 @@
 /**
- * The one text sampler, for both models. The (h, c) state is carried from character to character,
- * so each new character costs one LSTM step, never a re-run over the whole text.
+ * The one text sampler, for every model. The recurrent state is carried from character to character,
+ * so each new character costs one step of the network, never a re-run over the whole text.
  */
 import * as tf from '@tensorflow/tfjs';
 import { decode, encode, type Vocabulary } from './vocab';
-import type { LanguageModel, LstmState } from './models';
+import type { LanguageModel, RecurrentState } from './models';
 import { disposeState } from './models/types';
 
 export interface SamplingOptions {
@@ -202,8 +202,8 @@ function* sampleIds(
 ): Generator<number[]> {
   if (length <= 0) return;
   const stepper = model.stepper();
-  let state: LstmState = model.zeroState(1);
-  const advance = (step: () => { state: LstmState; next: tf.Tensor }): tf.Tensor => {
+  let state: RecurrentState = model.zeroState(1);
+  const advance = (step: () => { state: RecurrentState; next: tf.Tensor }): tf.Tensor => {
     const result = tf.tidy(step);
     disposeState(state);
     state = result.state;

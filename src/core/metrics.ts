@@ -3,7 +3,7 @@
  * records, and the small rules both sides use. Below the training loop, so saving and the
  * commands need not import the loop for them.
  */
-import type { LstmState } from './models/types';
+import type { RecurrentState } from './models/types';
 
 /** What one epoch did; a line of --metrics output. */
 export interface EpochMetrics {
@@ -42,7 +42,7 @@ export interface TrainPosition {
   readonly lossSum: number;
   readonly normSum: number;
   readonly seconds: number;
-  readonly state: LstmState | null;
+  readonly state: RecurrentState | null;
 }
 
 /** Reports (perplexity, samples, a save) fall every `reportEvery` epochs and on the last one. */

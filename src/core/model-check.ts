@@ -11,10 +11,17 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { utf8Text } from './bytes';
-import { IMPLS, OPTIMIZERS, SAMPLINGS, type ModelConfig } from './config';
-import { BUILTIN_MODEL_FILE, BUILTIN_WEIGHTS_FILE } from './models/builtin';
-import { SCRATCH_MANIFEST_FILE, SCRATCH_PARAM_NAMES, SCRATCH_WEIGHTS_FILE } from './models/scratch';
-import type { ModelFiles } from './models/types';
+import { CELLS, IMPLS, LEGACY_MODEL, OPTIMIZERS, SAMPLINGS, type Cell, type ModelConfig } from './config';
+import {
+  BUILTIN_MODEL_FILE,
+  BUILTIN_WEIGHTS_FILE,
+  builtinWeightShapes,
+  LAYER_CLASS,
+  OUTPUT_LAYER,
+  recurrentLayerName,
+} from './models/builtin';
+import { GATES, SCRATCH_FORMAT, SCRATCH_MANIFEST_FILE, SCRATCH_WEIGHTS_FILE, scratchParamShapes } from './models/scratch';
+import { stateSize, type ModelFiles } from './models/types';
 
 /** checkpoint.json and a model's own JSON are small (a vocabulary, a layer list): more is not a model. */
 export const MAX_JSON_BYTES = 1024 * 1024;
@@ -43,16 +50,28 @@ export function modelFilesOf(impl: ModelConfig['impl']): readonly string[] {
   return impl === 'builtin' ? [BUILTIN_MODEL_FILE, BUILTIN_WEIGHTS_FILE] : [SCRATCH_MANIFEST_FILE, SCRATCH_WEIGHTS_FILE];
 }
 
-/** Both LSTMs: four gates of [vocab + hidden, hidden] weights and a bias, then [hidden, vocab] + bias. */
-export function modelParameterCount({ vocabSize: v, hidden: h }: Pick<ModelConfig, 'vocabSize' | 'hidden'>): number {
-  return 4 * (v * h + h * h + h) + h * v + v;
+/** The most stacked layers a model may have: far beyond what trains on a CPU, well short of absurd. */
+export const MAX_LAYERS = 64;
+
+/** The shape of a network, what its size follows from. */
+export type ModelShape = Pick<ModelConfig, 'cell' | 'layers' | 'vocabSize' | 'hidden'>;
+
+/**
+ * Both implementations: per layer, each gate's [inputs + hidden, hidden] weights and a bias (the
+ * first layer's inputs are the vocabulary, the others' the layer below), then [hidden, vocab] + bias.
+ */
+export function modelParameterCount({ cell, layers, vocabSize: v, hidden: h }: ModelShape): number {
+  const gates = GATES[cell].fused.length;
+  const first = gates * (v * h + h * h + h);
+  const further = gates * (h * h + h * h + h);
+  return first + (layers - 1) * further + h * v + v;
 }
 
 /**
  * A lower bound on the bytes loading a model holds: the weights file and the tensors made from it
  * (float32), and the optimizer's slots for --resume.
  */
-export function loadBytes(model: Pick<ModelConfig, 'vocabSize' | 'hidden'>, optimizerScalars = 0): number {
+export function loadBytes(model: ModelShape, optimizerScalars = 0): number {
   return (2 * modelParameterCount(model) + 2 * optimizerScalars) * 4;
 }
 
@@ -69,7 +88,7 @@ export function fileLimits(meta: CheckedMeta): Record<string, FileLimit> {
   limits[manifest] = { max: MAX_JSON_BYTES };
   limits[weights] = { exact: modelParameterCount(meta.model) * 4 };
   if (meta.optimizerWeights) limits[OPTIMIZER_FILE] = { exact: scalarsOf(meta.optimizerWeights) * 4 };
-  if (meta.position?.hasState) limits[STATE_FILE] = { exact: 2 * meta.train.batchSize * meta.model.hidden * 4 };
+  if (meta.position?.hasState) limits[STATE_FILE] = { exact: stateSize(meta.model) * meta.train.batchSize * meta.model.hidden * 4 };
   return limits;
 }
 
@@ -133,6 +152,11 @@ export function checkCheckpointMeta(
   if (!IMPLS.includes(model.impl as ModelConfig['impl'])) fail('model.impl must be "scratch" or "builtin"');
   field(model, 'vocabSize', 'model.', whole(1), 'a whole number >= 1', fail);
   field(model, 'hidden', 'model.', whole(1), 'a whole number >= 1', fail);
+  // Saved before the series had cells and layers: one LSTM layer without dropout.
+  for (const [key, value] of Object.entries(LEGACY_MODEL)) if (model[key] === undefined) model[key] = value;
+  field(model, 'cell', 'model.', (v) => CELLS.includes(v as Cell), `one of ${CELLS.join(', ')}`, fail);
+  field(model, 'layers', 'model.', (v) => isWhole(v, 1) && v <= MAX_LAYERS, `a whole number from 1 to ${MAX_LAYERS}`, fail);
+  field(model, 'dropout', 'model.', (v) => isFiniteNumber(v) && v >= 0 && v < 1, 'a number from 0 to below 1', fail);
 
   if (!Array.isArray(m.vocab)) fail('vocab must be an array');
   const vocab = m.vocab as unknown[];
@@ -201,7 +225,7 @@ export function checkCheckpointMeta(
   const need = loadBytes(config, optimizerScalars);
   if (need > budget) {
     fail(
-      `a model of ${config.vocabSize} characters and ${config.hidden} hidden units needs at least ${mb(need)}, more than the ${mb(budget)} allowed`,
+      `a model of ${config.vocabSize} characters, ${config.layers} ${config.cell} layer${config.layers === 1 ? '' : 's'} and ${config.hidden} hidden units needs at least ${mb(need)}, more than the ${mb(budget)} allowed`,
     );
   }
   return m as unknown as CheckedMeta;
@@ -232,26 +256,9 @@ function mb(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
-/** The weights each implementation saves, in order, with their shapes (see ScratchLstm and BuiltinLstm.create). */
-function expectedWeights({ impl, vocabSize: V, hidden: H }: ModelConfig): { name: string; shape: number[] }[] {
-  if (impl === 'builtin') {
-    return [
-      { name: 'lstm/kernel', shape: [V, 4 * H] },
-      { name: 'lstm/recurrent_kernel', shape: [H, 4 * H] },
-      { name: 'lstm/bias', shape: [4 * H] },
-      { name: 'output/kernel', shape: [H, V] },
-      { name: 'output/bias', shape: [V] },
-    ];
-  }
-  // biome-ignore format: three to a gate, as the lesson lists them
-  const shapes: Record<string, number[]> = {
-    W_xi: [V, H], W_hi: [H, H], b_i: [H],
-    W_xf: [V, H], W_hf: [H, H], b_f: [H],
-    W_xo: [V, H], W_ho: [H, H], b_o: [H],
-    W_xc: [V, H], W_hc: [H, H], b_c: [H],
-    W_hq: [H, V], b_q: [V],
-  };
-  return SCRATCH_PARAM_NAMES.map((name) => ({ name, shape: shapes[name] }));
+/** The weights each implementation saves, in order, with their shapes (see ScratchModel and BuiltinModel.create). */
+function expectedWeights(config: ModelConfig): { name: string; shape: number[] }[] {
+  return config.impl === 'builtin' ? builtinWeightShapes(config) : scratchParamShapes(config);
 }
 
 /**
@@ -276,7 +283,7 @@ export function checkModelFiles(meta: CheckedMeta, files: ModelFiles, fail: (pro
   if (meta.model.impl === 'builtin') {
     if (doc.format !== 'layers-model') inManifest('is not a TF.js Layers model');
     checkLayers(doc.modelTopology, meta.model, inManifest);
-  } else if (doc.format !== 'lstm-lyrics-scratch') inManifest('is not a scratch model manifest');
+  } else if (doc.format !== SCRATCH_FORMAT) inManifest('is not a scratch model manifest');
   const groups = doc.weightsManifest;
   if (!Array.isArray(groups) || groups.length !== 1 || !isObject(groups[0])) inManifest('must have one weightsManifest group');
   const group = (groups as Obj[])[0];
@@ -294,7 +301,9 @@ export function checkModelFiles(meta: CheckedMeta, files: ModelFiles, fail: (pro
     if (s.name !== want.name) inManifest(`weight ${i} must be ${want.name}`);
     if (s.dtype !== 'float32') inManifest(`weight ${want.name} must be float32`);
     if (s.shape.length !== want.shape.length || s.shape.some((d, k) => d !== want.shape[k])) {
-      inManifest(`weight ${want.name} has shape [${s.shape}], expected [${want.shape}] (from the checkpoint's vocabulary and hidden size)`);
+      inManifest(
+        `weight ${want.name} has shape [${s.shape}], expected [${want.shape}] (from the checkpoint's vocabulary, cell, layers and hidden size)`,
+      );
     }
   });
   checkFinite(files[weightsFile], weightsFile, fail);
@@ -303,25 +312,37 @@ export function checkModelFiles(meta: CheckedMeta, files: ModelFiles, fail: (pro
 }
 
 /**
- * A builtin model's layers: an input of the vocabulary's width, one LSTM of `hidden` units, one
+ * A builtin model's layers: an input of the vocabulary's width, the checkpoint's number of
+ * recurrent layers of its cell, each of `hidden` units and named as BuiltinModel names them, one
  * dense output of the vocabulary's width, nothing else. tf.loadLayersModel builds what this says
  * before it looks at the weights, so a layer of 12,000 units would cost gigabytes before the
  * shape check of the weights failed.
  */
-function checkLayers(topology: unknown, { vocabSize: V, hidden: H }: ModelConfig, fail: (p: string) => never): void {
+function checkLayers(topology: unknown, { cell, layers: depth, vocabSize: V, hidden: H }: ModelConfig, fail: (p: string) => never): void {
   const config = isObject(topology) && isObject(topology.config) ? topology.config : undefined;
   const layers = config?.layers;
-  if (!Array.isArray(layers) || layers.length !== 3) fail('must have 3 layers (input, LSTM, dense)');
-  const [input, lstm, dense] = (layers as unknown[]).map((l) => (isObject(l) && isObject(l.config) ? l : undefined));
+  const kind = LAYER_CLASS[cell];
+  if (!Array.isArray(layers) || layers.length !== depth + 2) fail(`must have ${depth + 2} layers (input, ${depth} ${kind}, dense)`);
+  const checked = (layers as unknown[]).map((l) => (isObject(l) && isObject(l.config) ? l : undefined));
   const sameShape = (v: unknown, want: (number | null)[]) =>
     Array.isArray(v) && v.length === want.length && v.every((d, i) => d === want[i]);
+  const input = checked[0];
   if (input?.class_name !== 'InputLayer' || !sameShape((input.config as Obj).batch_input_shape, [null, null, V])) {
     fail(`layer 1 must be an input of ${V} characters`);
   }
-  if (lstm?.class_name !== 'LSTM' || (lstm.config as Obj).units !== H)
-    fail(`layer 2 must be an LSTM of ${H} units (the checkpoint's hidden size)`);
-  if (dense?.class_name !== 'Dense' || (dense.config as Obj).units !== V)
-    fail(`layer 3 must be a dense layer of ${V} units (the vocabulary)`);
+  for (let l = 0; l < depth; l++) {
+    const layer = checked[l + 1];
+    const config = layer?.config as Obj | undefined;
+    if (layer?.class_name !== kind || config?.units !== H || config?.name !== recurrentLayerName(cell, l)) {
+      fail(
+        `layer ${l + 2} must be ${kind === 'LSTM' ? 'an' : 'a'} ${kind} of ${H} units named ${recurrentLayerName(cell, l)} (the checkpoint's cell and hidden size)`,
+      );
+    }
+  }
+  const dense = checked[depth + 1];
+  if (dense?.class_name !== 'Dense' || (dense.config as Obj).units !== V || (dense.config as Obj).name !== OUTPUT_LAYER) {
+    fail(`layer ${depth + 2} must be a dense layer of ${V} units (the vocabulary) named ${OUTPUT_LAYER}`);
+  }
 }
 
 /** Refuses NaN and infinity: a model with them generates spaces, or nothing, without a word. */

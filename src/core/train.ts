@@ -1,5 +1,5 @@
 /**
- * The one training loop, for both models: truncated backprop through `numSteps` characters,
+ * The one training loop, for every model: truncated backprop through `numSteps` characters,
  * mean cross-entropy, gradients clipped by their global norm, then one optimizer step.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -7,8 +7,8 @@ import { makeBatches, type Batch } from './batches';
 import type { TrainConfig } from './config';
 import { generateText, yieldToEventLoop } from './generate';
 import { isReportEpoch, type EpochMetrics, type Report, type TrainPosition } from './metrics';
-import type { LanguageModel, LstmState } from './models';
-import { disposeState } from './models/types';
+import type { LanguageModel, RecurrentState } from './models';
+import { disposeState, keepState } from './models/types';
 import { makeOptimizer } from './optimizer';
 import { makeRng } from './random';
 import type { Corpus } from './vocab';
@@ -43,6 +43,14 @@ export class DivergedError extends Error {
   override readonly name = 'DivergedError';
 }
 
+/**
+ * Each batch draws its dropout masks from its own seed (never 0, which TF.js reads as none), so a
+ * resumed run drops what the uninterrupted one would have.
+ */
+export function batchSeed(seed: number, epoch: number, batch: number): number {
+  return (Math.imul(seed ^ Math.imul(epoch, 0x9e3779b1), 0x85ebca6b) ^ Math.imul(batch + 1, 0xc2b2ae35)) >>> 0 || 1;
+}
+
 /** Each epoch draws its window order from its own seed, so a resumed run needs no RNG state. */
 export function epochRng(seed: number, epoch: number): () => number {
   return makeRng((seed ^ Math.imul(epoch, 0x9e3779b1)) >>> 0);
@@ -72,7 +80,7 @@ export async function train(
         disposeState(state);
         state = model.zeroState(config.batchSize);
       }
-      const next = trainStep(model, optimizer, batch, state, config.clip, totals);
+      const next = trainStep(model, optimizer, batch, state, config.clip, totals, batchSeed(config.seed, epoch, done));
       disposeState(state);
       state = next;
       done++;
@@ -153,17 +161,18 @@ function trainStep(
   model: LanguageModel,
   optimizer: tf.Optimizer,
   batch: Batch,
-  state: LstmState,
+  state: RecurrentState,
   clip: number,
   totals: tf.Variable,
-): LstmState {
-  let next: LstmState | undefined;
+  seed: number,
+): RecurrentState {
+  let next: RecurrentState | undefined;
   tf.tidy(() => {
     const x = tf.tensor2d(batch.x, [batch.batchSize, batch.numSteps], 'int32');
     const y = tf.tensor2d(batch.y, [batch.batchSize, batch.numSteps], 'int32');
     const { value: loss, grads } = tf.variableGrads(() => {
-      const out = model.forward(x, state);
-      next = { h: tf.keep(out.state.h), c: tf.keep(out.state.c) };
+      const out = model.forward(x, state, { seed });
+      next = keepState(out.state);
       return crossEntropy(out.logits, y);
     }, model.variables as tf.Variable[]);
     const names = Object.keys(grads);

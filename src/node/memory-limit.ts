@@ -6,7 +6,7 @@
 import * as os from 'node:os';
 import { UsageError } from '../core/errors';
 import { modelParameterCount } from '../core/model-check';
-import type { OptimizerName } from '../core/config';
+import type { Cell, OptimizerName } from '../core/config';
 
 /** What one backend can hold. wasm32 addresses 4 GiB; the others are bounded by the machine. */
 export function backendMemoryLimit(backend: string): { bytes: number; what: string } {
@@ -15,6 +15,8 @@ export function backendMemoryLimit(backend: string): { bytes: number; what: stri
 }
 
 export interface TrainingSize {
+  readonly cell: Cell;
+  readonly layers: number;
   readonly vocabSize: number;
   readonly hidden: number;
   readonly batchSize: number;
@@ -26,13 +28,13 @@ export interface TrainingSize {
  * A lower bound on the bytes a training step holds (float32): the weights, their gradients and the
  * optimizer's slots (Adam: 2 per weight), plus the activations kept for backprop (per character of
  * the batch: the logits, their softmax and gradient over the vocabulary, and ~10 hidden-sized
- * gate values). Real use is higher (temporaries, the backend's own copies).
+ * gate values per layer). Real use is higher (temporaries, the backend's own copies).
  */
 export function trainingBytes(size: TrainingSize): { total: number; parameters: number; activations: number } {
   const params = modelParameterCount(size);
   const perWeight = 2 + (size.optimizer === 'adam' ? 2 : 0);
   const parameters = params * perWeight * 4;
-  const activations = size.batchSize * size.numSteps * (3 * size.vocabSize + 10 * size.hidden) * 4;
+  const activations = size.batchSize * size.numSteps * (3 * size.vocabSize + 10 * size.hidden * size.layers) * 4;
   return { total: parameters + activations, parameters, activations };
 }
 
@@ -42,11 +44,11 @@ export function checkTrainingFits(size: TrainingSize, backend: string): void {
   const limit = backendMemoryLimit(backend);
   if (need.total <= limit.bytes) return;
   throw new UsageError(
-    `${need.parameters >= need.activations ? `--hidden ${size.hidden} is` : `--batch-size ${size.batchSize} x --num-steps ${size.numSteps} is`} too large: ` +
+    `${need.parameters >= need.activations ? (size.layers > 1 ? `--hidden ${size.hidden} with --layers ${size.layers} is` : `--hidden ${size.hidden} is`) : `--batch-size ${size.batchSize} x --num-steps ${size.numSteps} is`} too large: ` +
       `training needs at least ${gb(need.total)} ` +
       `(${modelParameterCount(size).toLocaleString('en')} parameters with their gradients${size.optimizer === 'adam' ? " and adam's moments" : ''}: ${gb(need.parameters)}; ` +
       `activations of --batch-size ${size.batchSize} x --num-steps ${size.numSteps}: ${gb(need.activations)}), ` +
-      `and ${limit.what}; use a smaller --hidden, --batch-size or --num-steps`,
+      `and ${limit.what}; use a smaller --hidden, --layers, --batch-size or --num-steps`,
   );
 }
 

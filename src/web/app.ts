@@ -6,7 +6,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { setAccel, type AccelSetting } from '../accel';
-import { DEFAULT_CORPUS, DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig } from '../core/config';
+import {
+  DEFAULT_CORPUS,
+  DEFAULT_HIDDEN,
+  DEFAULT_OPTIMIZER,
+  DEFAULT_TRAIN,
+  LEGACY_MODEL,
+  type Impl,
+  type TrainConfig,
+} from '../core/config';
 import { firstLine, UsageError } from '../core/errors';
 import {
   CHECKPOINT_FILE,
@@ -239,14 +247,14 @@ export async function trainModels(
       prefixes,
       seed: settings.seed,
     };
-    const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden: settings.hidden }, config.seed);
+    const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: settings.hidden }, config.seed);
     const result = await train(model, corpus, config, {
       onBatch: (epoch, batch, batches) => callbacks.onBatch?.(impl, epoch, batch, batches),
       onEpoch: (metrics) => callbacks.onEpoch?.(impl, metrics),
       onReport: (report) => callbacks.onReport?.(impl, report),
       shouldStop: callbacks.shouldStop,
     });
-    if (result.stoppedAt?.state) tf.dispose([result.stoppedAt.state.h, result.stoppedAt.state.c]);
+    if (result.stoppedAt?.state) tf.dispose(result.stoppedAt.state);
     const info: CheckpointInfo = {
       model: model.config,
       train: config,

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig } from '../../core/config';
+import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig, LEGACY_MODEL } from '../../core/config';
 import { generateText } from '../../core/generate';
 import { median, type EpochMetrics } from '../../core/metrics';
 import { createModel } from '../../core/models';
@@ -122,7 +122,7 @@ async function benchImpl(
   // RSS is sampled per batch rather than read from resourceUsage().maxRSS, which is process-wide
   // and would charge the second impl with the first one's peak.
   let peakRss = process.memoryUsage.rss();
-  const model = createModel({ impl, vocabSize: corpus.vocab.chars.length, hidden }, config.seed);
+  const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden }, config.seed);
   // Ours, not train()'s, so it can be disposed: Adam's moment variables would otherwise count as leaked.
   const optimizer = makeOptimizer(config.optimizer, config.lr);
   let genCharsPerSecond: number;

@@ -11,7 +11,7 @@ import type { Argv } from 'yargs';
 import { lockModelDir, type Lock } from '../../node/lock';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
 import { checkOutDir, checkOutFile, makeDirs } from '../../node/out-path';
-import { DEFAULT_OPTIMIZER, IMPLS, type Impl } from '../../core/config';
+import { DEFAULT_OPTIMIZER, IMPLS, type Impl, lessonDefaults } from '../../core/config';
 import { firstLine, GateError, InterruptedError, UsageError } from '../../core/errors';
 import { generateText } from '../../core/generate';
 import { parameterCount } from '../../core/models';
@@ -129,7 +129,7 @@ async function compareLocked(
     for (const [i, impl] of IMPLS.entries()) {
       const out = dirs[i];
       const prefixed: Logger = { info: (line) => log.info(`[${impl}] ${line}`) };
-      const resume = args.resume && resumable(out, args.epochs, prefixed);
+      const resume = args.resume && resumable(out, args.epochs ?? lessonDefaults(args.cell ?? 'lstm', impl).epochs, prefixed);
       if (resume === 'done') continue;
       try {
         // optimizer and lr stay undefined unless given, so each impl gets its own defaults.

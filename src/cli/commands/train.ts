@@ -5,7 +5,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Argv } from 'yargs';
 import type { BackendChoice } from '../../backend/select';
 import { batchesPerEpoch } from '../../core/batches';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type TrainConfig } from '../../core/config';
+import { DEFAULT_TRAIN, lessonDefaults, type ModelConfig, type TrainConfig } from '../../core/config';
 import { firstLine, GateError, InterruptedError, UsageError } from '../../core/errors';
 import { CHECKPOINT_FILE, restoreTraining } from '../../core/checkpoint-format';
 import { median, type EpochMetrics, type Report, type TrainPosition } from '../../core/metrics';
@@ -22,15 +22,18 @@ import { VERSIONS } from '../../node/versions';
 import { noProgress, type Progress } from '../../terminal/progress';
 import { count } from '../../core/numbers';
 import type { Logger } from '../logger';
-import { nonNegative, positiveNumber, seedOf, startBackend, trainOptions, wholeNumber, type TrainArgs } from '../options';
+import { cellOf, nonNegative, positiveNumber, seedOf, startBackend, trainOptions, wholeNumber, type TrainArgs } from '../options';
 
 export const command = 'train';
-export const describe = 'train an LSTM language model on a corpus and save it';
+export const describe = 'train a character model (RNN, GRU or LSTM; scratch or builtin) on a corpus and save it';
 
 export function builder<T>(y: Argv<T>) {
   return y.options(trainOptions).example([
     ['$0 train --impl scratch', 'the lesson: hand-written LSTM, SGD lr 100, 160 epochs, bundled corpus'],
     ['$0 train --impl builtin --corpus jaychou_lyrics.txt.zip', "tf.layers.lstm with Adam on the lesson's own corpus"],
+    ['$0 train --cell gru', 'the GRU lesson: hand-written GRU, SGD lr 100, 160 epochs'],
+    ['$0 train --cell rnn --impl builtin', 'the RNN lesson: tf.layers.simpleRNN, Adam lr 0.001, 250 epochs'],
+    ['$0 train --layers 2 --dropout 0.2', 'two stacked LSTM layers, dropout between them'],
     ['$0 train --epochs 20 --report-every 5 --hidden 128', 'a quick run'],
   ]);
 }
@@ -39,6 +42,8 @@ export function builder<T>(y: Argv<T>) {
 export interface TrainSummary {
   readonly summary: true;
   readonly impl: string;
+  readonly cell: string;
+  readonly layers: number;
   readonly out: string;
   readonly backend: string;
   readonly parameters: number;
@@ -51,6 +56,8 @@ export interface TrainSummary {
 
 function summarise(run: {
   impl: string;
+  cell: string;
+  layers: number;
   out: string;
   backend: string;
   parameters: number;
@@ -61,6 +68,8 @@ function summarise(run: {
   return {
     summary: true,
     impl: run.impl,
+    cell: run.cell,
+    layers: run.layers,
     out: run.out,
     backend: run.backend,
     parameters: run.parameters,
@@ -78,10 +87,14 @@ function checkGate(perplexity: number, maxPerplexity: number | undefined): void 
   }
 }
 
-/** Checks the flags and fills in the per-impl defaults. */
+/** Checks the flags and fills in the defaults of the cell's lesson (explicit flags win). */
 export function trainConfigOf(args: TrainArgs): TrainConfig {
-  const optimizer = args.optimizer ?? DEFAULT_OPTIMIZER[args.impl].optimizer;
-  const lr = args.lr ?? (optimizer === DEFAULT_OPTIMIZER.scratch.optimizer ? DEFAULT_OPTIMIZER.scratch.lr : DEFAULT_OPTIMIZER.builtin.lr);
+  const lesson = lessonDefaults(args.cell ?? 'lstm', args.impl);
+  const optimizer = args.optimizer ?? lesson.optimizer;
+  // An optimizer other than the lesson's gets that optimizer's usual rate in the lessons.
+  const lr =
+    args.lr ??
+    (optimizer === lesson.optimizer ? lesson.lr : lessonDefaults(args.cell ?? 'lstm', optimizer === 'sgd' ? 'scratch' : 'builtin').lr);
   if (args.prefixes && (args.prefixes.length === 0 || args.prefixes.some((p) => p.length === 0)))
     throw new UsageError('--prefixes must be non-empty strings');
   return {
@@ -89,14 +102,14 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
     entry: args.entry,
     maxChars: wholeNumber('max-chars', args.maxChars, 0),
     valChars: nonNegative('val-chars', args.valChars),
-    epochs: wholeNumber('epochs', args.epochs),
+    epochs: wholeNumber('epochs', args.epochs ?? lesson.epochs),
     numSteps: wholeNumber('num-steps', args.numSteps),
     batchSize: wholeNumber('batch-size', args.batchSize),
     sampling: args.sampling,
     optimizer,
     lr: positiveNumber('lr', lr),
     clip: positiveNumber('clip', args.clip),
-    reportEvery: wholeNumber('report-every', args.reportEvery),
+    reportEvery: wholeNumber('report-every', args.reportEvery ?? lesson.reportEvery),
     predLen: wholeNumber('pred-len', args.predLen, 0),
     prefixes: args.prefixes ?? DEFAULT_TRAIN.prefixes,
     seed: seedOf(args.seed),
@@ -110,7 +123,7 @@ export function trainConfigOf(args: TrainArgs): TrainConfig {
  */
 export async function handler(args: TrainArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<TrainSummary> {
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
-  const out = withoutTrailingSlash(args.out ?? `models/${args.impl}`);
+  const out = withoutTrailingSlash(args.out ?? defaultOut(args));
   // Every path this run writes, checked before the long work; then one run at a time per --out.
   checkTrainPaths(out, args.metrics);
   const lock = lockModelDir('--out', out);
@@ -119,6 +132,12 @@ export async function handler(args: TrainArgs, log: Logger, progress: Progress =
   } finally {
     lock.release();
   }
+}
+
+/** models/scratch and models/builtin hold LSTMs, as before the series; other cells get models/gru-scratch and the like. */
+function defaultOut(args: TrainArgs): string {
+  const cell = args.cell ?? 'lstm';
+  return cell === 'lstm' ? `models/${args.impl}` : `models/${cell}-${args.impl}`;
 }
 
 /** --out is empty, missing or a model directory, and writable; --metrics a writable file. */
@@ -139,7 +158,7 @@ async function trainLocked(
   log.info(run.backend.description);
   const parameters = parameterCount(model);
   log.info(
-    `${args.resume ? 'resuming' : 'training'} ${model.config.impl} LSTM: ${count(parameters)} parameters, ` +
+    `${args.resume ? 'resuming' : 'training'} ${describeModel(model.config)}: ${count(parameters)} parameters, ` +
       `vocabulary ${model.config.vocabSize}, ${count(corpus.ids.length)} training characters` +
       (heldOut ? ` (+${count(heldOut.length)} held out)` : '') +
       `, ${config.epochs} epochs, ${config.optimizer} lr ${config.lr}, saving to ${out}`,
@@ -212,7 +231,8 @@ async function trainLocked(
         `interrupted in epoch ${epoch} after batch ${batch}; saved to ${out}; continue with: lstm-lyrics train --resume --out ${out}`,
       );
     }
-    const summary = summarise({ impl: model.config.impl, out, backend: run.backend.name, parameters, history, lastReport });
+    const { impl, cell, layers } = model.config;
+    const summary = summarise({ impl, cell, layers, out, backend: run.backend.name, parameters, history, lastReport });
     if (args.metrics) writeMetrics(() => fs.appendFileSync(args.metrics!, `${JSON.stringify(summary)}\n`));
     checkGate(summary.finalPerplexity, args.maxPerplexity);
     return summary;
@@ -220,6 +240,11 @@ async function trainLocked(
     stop?.removeEventListener('abort', onStop);
     model.dispose();
   }
+}
+
+/** "scratch GRU", "builtin LSTM, 2 layers, dropout 0.2": what a model is, in the banner. */
+export function describeModel({ impl, cell, layers, dropout }: ModelConfig): string {
+  return `${impl} ${cell.toUpperCase()}${layers > 1 ? `, ${layers} layers` : ''}${dropout > 0 ? `, dropout ${dropout}` : ''}`;
 }
 
 /** `epoch N, perplexity P, time T sec`, as the lesson prints it (plus held-out when asked for). */
@@ -243,6 +268,10 @@ interface Run {
 async function freshRun(args: TrainArgs, log: Logger): Promise<Run> {
   let config = trainConfigOf(args);
   const hidden = wholeNumber('hidden', args.hidden);
+  const shape = cellOf(args);
+  if (shape.dropout > 0 && shape.layers === 1) {
+    log.info(`--dropout ${shape.dropout} with one layer drops nothing: dropout acts between stacked layers (add --layers 2)`);
+  }
   // Input first, so a mistake costs one line on stderr and no backend start-up.
   const whole = loadCorpus(config.corpus, config);
   if (args.prefixes) {
@@ -259,6 +288,7 @@ async function freshRun(args: TrainArgs, log: Logger): Promise<Run> {
   batchesPerEpoch(config.sampling, corpus.ids.length, config.batchSize, config.numSteps); // throws if too short
   const backend = await startBackend(args);
   const size = {
+    ...shape,
     vocabSize: whole.vocab.chars.length,
     hidden,
     batchSize: config.batchSize,
@@ -266,7 +296,7 @@ async function freshRun(args: TrainArgs, log: Logger): Promise<Run> {
     optimizer: config.optimizer,
   };
   checkTrainingFits(size, backend.name);
-  const model = createModel({ impl: args.impl, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
+  const model = createModel({ impl: args.impl, ...shape, vocabSize: whole.vocab.chars.length, hidden }, config.seed);
   return { model, config, corpus, heldOut, backend, optimizer: makeOptimizer(config.optimizer, config.lr), history: [] };
 }
 
@@ -276,7 +306,18 @@ async function resumeRun(args: TrainArgs, out: string): Promise<Run> {
   if (meta.model.impl !== args.impl) {
     throw new UsageError(`${out} holds a ${meta.model.impl} model; resume it with --impl ${meta.model.impl}`);
   }
-  const config: TrainConfig = { ...meta.train, epochs: wholeNumber('epochs', args.epochs) };
+  // The network cannot change under a resumed run: a flag that differs from the saved model is a mistake.
+  const saved = meta.model;
+  for (const [flag, given, value] of [
+    ['cell', args.cell, saved.cell],
+    ['layers', args.layers, saved.layers],
+    ['dropout', args.dropout, saved.dropout],
+  ] as const) {
+    if (given !== undefined && given !== value) {
+      throw new UsageError(`${out} holds a model with --${flag} ${value}; resume it with --${flag} ${value} or without --${flag}`);
+    }
+  }
+  const config: TrainConfig = { ...meta.train, epochs: wholeNumber('epochs', args.epochs ?? meta.train.epochs) };
   const whole = loadCorpus(config.corpus, config);
   if (whole.sha256 !== meta.corpusSha256) {
     throw new UsageError(`${config.corpus} has changed since ${out} was trained on it (SHA-256 differs); cannot resume`);

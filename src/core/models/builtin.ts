@@ -1,97 +1,166 @@
 /**
- * The framework's LSTM: tf.layers.lstm and a dense output layer, fed one-hot characters like
- * nn.LSTM in the lesson. The layers live in a functional Layers model, so the model saves as a
- * standard TF.js Layers model that tf.loadLayersModel opens.
+ * The framework's cells: tf.layers.simpleRNN / gru / lstm, stacked, and a dense output layer, fed
+ * one-hot characters like nn.RNN / nn.GRU / nn.LSTM in the lessons. The layers live in a
+ * functional Layers model, so the model saves as a standard TF.js Layers model that
+ * tf.loadLayersModel opens.
+ *
+ * tf.layers.gru applies the reset gate before its product with the state, (R ⊙ H) W_hh, as the
+ * GRU lesson does; PyTorch's nn.GRU applies it after, R ⊙ (H W_hh + b_hh). So this GRU is the
+ * lesson's, and its curves differ slightly from nn.GRU's.
  */
 import * as tf from '@tensorflow/tfjs';
 import { arrayBufferOf, utf8Bytes, utf8Text } from '../bytes';
-import type { ModelConfig } from '../config';
-import { weightSeed } from './scratch';
-import { zeroState, type CharStepper, type LanguageModel, type LstmState, type ModelFiles } from './types';
+import type { Cell, ModelConfig } from '../config';
+import { dropoutMask } from './dropout';
+import { GATES, weightSeed } from './scratch';
+import { layerState, zeroState, type CharStepper, type LanguageModel, type ModelFiles, type RecurrentState, type Training } from './types';
 
 export const BUILTIN_MODEL_FILE = 'model.json';
 export const BUILTIN_WEIGHTS_FILE = 'weights.bin';
+export const OUTPUT_LAYER = 'output';
 
-export class BuiltinLstm implements LanguageModel {
+/** Each cell's TF.js layer class, as model.json names it. */
+export const LAYER_CLASS: Readonly<Record<Cell, string>> = { rnn: 'SimpleRNN', gru: 'GRU', lstm: 'LSTM' };
+
+/** Layer `layer`'s name (from 0): the cell's name, then `lstm_2`, `lstm_3`, ... One LSTM layer is 'lstm', as before stacking. */
+export function recurrentLayerName(cell: Cell, layer: number): string {
+  return layer === 0 ? cell : `${cell}_${layer + 1}`;
+}
+
+/** The weights the model saves, in order, with their shapes. */
+export function builtinWeightShapes({ cell, layers, vocabSize: V, hidden: H }: ModelConfig): { name: string; shape: number[] }[] {
+  const gates = GATES[cell].fused.length;
+  const shapes: { name: string; shape: number[] }[] = [];
+  for (let l = 0; l < layers; l++) {
+    const name = recurrentLayerName(cell, l);
+    shapes.push(
+      { name: `${name}/kernel`, shape: [l === 0 ? V : H, gates * H] },
+      { name: `${name}/recurrent_kernel`, shape: [H, gates * H] },
+      { name: `${name}/bias`, shape: [gates * H] },
+    );
+  }
+  shapes.push({ name: `${OUTPUT_LAYER}/kernel`, shape: [H, V] }, { name: `${OUTPUT_LAYER}/bias`, shape: [V] });
+  return shapes;
+}
+
+export class BuiltinModel implements LanguageModel {
   readonly variables: readonly tf.Variable[];
-  private readonly lstm: tf.layers.Layer;
+  private readonly recurrent: readonly tf.layers.Layer[];
   private readonly output: tf.layers.Layer;
 
-  /** `model` is chars → [logits, h, c], with layers named 'lstm' and 'output'. */
+  /** `model` is chars → [logits, ...state], with layers named by recurrentLayerName and 'output'. */
   constructor(
     readonly config: ModelConfig,
     readonly model: tf.LayersModel,
   ) {
-    this.lstm = model.getLayer('lstm');
-    this.output = model.getLayer('output');
+    this.recurrent = Array.from({ length: config.layers }, (_, l) => model.getLayer(recurrentLayerName(config.cell, l)));
+    this.output = model.getLayer(OUTPUT_LAYER);
     // LayerVariable.read() is the tf.Variable the layers compute with, so gradients reach it.
     this.variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   }
 
-  static create(config: ModelConfig, seed = 0): BuiltinLstm {
-    const { vocabSize: V, hidden: H } = config;
-    // nn.LSTM and nn.Linear initialise every weight U(-1/√fan, 1/√fan); matching it (rather than
-    // Keras' glorot/orthogonal) keeps the comparison with the lesson like for like.
-    const uniform = (fan: number, k: number) =>
-      tf.initializers.randomUniform({ minval: -1 / Math.sqrt(fan), maxval: 1 / Math.sqrt(fan), seed: weightSeed(seed, k) });
+  static create(config: ModelConfig, seed = 0): BuiltinModel {
+    const { cell, layers, vocabSize: V, hidden: H } = config;
+    // nn.RNN / nn.GRU / nn.LSTM and nn.Linear initialise every weight U(-1/√hidden, 1/√hidden);
+    // matching it (rather than Keras' glorot/orthogonal) keeps the comparison like for like.
+    const uniform = (k: number) =>
+      tf.initializers.randomUniform({ minval: -1 / Math.sqrt(H), maxval: 1 / Math.sqrt(H), seed: weightSeed(seed, k) });
     const chars = tf.input({ shape: [null, V], name: 'chars' });
-    const lstm = tf.layers.lstm({
-      units: H,
-      returnSequences: true,
-      returnState: true,
-      // tf.layers' default is hardSigmoid; the lesson's LSTM (and nn.LSTM) uses the sigmoid.
-      recurrentActivation: 'sigmoid',
-      kernelInitializer: uniform(H, 1),
-      recurrentInitializer: uniform(H, 2),
-      biasInitializer: uniform(H, 3),
-      name: 'lstm',
-    });
-    const [sequence, h, c] = lstm.apply(chars) as tf.SymbolicTensor[];
+    let x = chars;
+    const states: tf.SymbolicTensor[] = [];
+    for (let l = 0; l < layers; l++) {
+      // Seeds 1-3 for the first layer and 4-5 for the output, as before stacking; 6 on for the rest.
+      const k = l === 0 ? 1 : 3 * l + 3;
+      const options = {
+        units: H,
+        returnSequences: true,
+        returnState: true,
+        kernelInitializer: uniform(k),
+        recurrentInitializer: uniform(k + 1),
+        biasInitializer: uniform(k + 2),
+        name: recurrentLayerName(cell, l),
+      };
+      // tf.layers' default recurrent activation is hardSigmoid; the lessons (and PyTorch) use the sigmoid.
+      const layer =
+        cell === 'rnn'
+          ? tf.layers.simpleRNN(options)
+          : cell === 'gru'
+            ? tf.layers.gru({ ...options, recurrentActivation: 'sigmoid' })
+            : tf.layers.lstm({ ...options, recurrentActivation: 'sigmoid' });
+      const [sequence, ...state] = layer.apply(x) as tf.SymbolicTensor[];
+      x = sequence;
+      states.push(...state);
+    }
     const logits = tf.layers
-      .dense({ units: V, kernelInitializer: uniform(H, 4), biasInitializer: uniform(H, 5), name: 'output' })
-      .apply(sequence) as tf.SymbolicTensor;
+      .dense({ units: V, kernelInitializer: uniform(4), biasInitializer: uniform(5), name: OUTPUT_LAYER })
+      .apply(x) as tf.SymbolicTensor;
     // The saved graph starts from a zero state, as any user of the file expects; training and
-    // sampling call the same layers directly with the carried state instead.
-    return new BuiltinLstm(config, tf.model({ inputs: chars, outputs: [logits, h, c], name: 'lstm_lyrics' }));
+    // sampling call the same layers directly with the carried state instead. Dropout is not in
+    // it: it acts only in training, which forward() does (the checkpoint records the rate).
+    return new BuiltinModel(config, tf.model({ inputs: chars, outputs: [logits, ...states], name: 'lstm_lyrics' }));
   }
 
-  forward(inputs: tf.Tensor2D, state: LstmState): { logits: tf.Tensor3D; state: LstmState } {
+  forward(inputs: tf.Tensor2D, state: RecurrentState, training?: Training): { logits: tf.Tensor3D; state: RecurrentState } {
     return tf.tidy(() => {
-      const oneHot = tf.oneHot(inputs, this.config.vocabSize).toFloat();
-      const [sequence, h, c] = this.lstm.apply(oneHot, { initialState: [state.h, state.c] }) as tf.Tensor[];
-      const logits = this.output.apply(sequence) as tf.Tensor3D;
-      return { logits, state: { h: h as tf.Tensor2D, c: c as tf.Tensor2D } };
+      const { cell, layers, dropout, vocabSize, hidden } = this.config;
+      const [batchSize, numSteps] = inputs.shape;
+      let x = tf.oneHot(inputs, vocabSize).toFloat();
+      const next: tf.Tensor2D[] = [];
+      this.recurrent.forEach((layer, l) => {
+        const [sequence, ...s] = layer.apply(x, { initialState: layerState(state, cell, l) }) as tf.Tensor[];
+        next.push(...(s as tf.Tensor2D[]));
+        x = sequence;
+        if (training && dropout > 0 && l < layers - 1) {
+          // The scratch model's mask, time-major, turned batch-major.
+          x = x.mul(dropoutMask([numSteps, batchSize, hidden], dropout, training.seed, l).transpose([1, 0, 2]));
+        }
+      });
+      const logits = this.output.apply(x) as tf.Tensor3D;
+      return { logits, state: next };
     });
   }
 
-  zeroState(batchSize: number): LstmState {
-    return zeroState(batchSize, this.config.hidden);
+  zeroState(batchSize: number): RecurrentState {
+    return zeroState(this.config, batchSize);
   }
 
   /**
-   * The layers' step written out with their own weights and the very ops they call (LSTMCell.call
-   * with the sigmoid, then Dense.call), minus tf.layers' per-call bookkeeping (input checks,
-   * transposes to time-major and back, a one-hot row): the same logits bit for bit, tested.
+   * The layers' step written out with their own weights and the very ops their cells call
+   * (SimpleRNNCell / GRUCell / LSTMCell.call with the sigmoid, then Dense.call), minus tf.layers'
+   * per-call bookkeeping (input checks, transposes to time-major and back, a one-hot row): the
+   * same logits bit for bit, tested.
    */
   stepper(): CharStepper {
-    const [kernel, recurrentKernel, bias] = this.lstm.trainableWeights.map((w) => w.read());
+    const { cell } = this.config;
+    const cellStep = BUILTIN_STEPS[cell];
+    const weights = this.recurrent.map((layer) => {
+      const [kernel, recurrentKernel, bias] = layer.trainableWeights.map((w) => w.read()) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+      return { kernel, recurrentKernel, bias };
+    });
+    // GRUCell splits its recurrent kernel into [Z R | H] at every step; once is enough here.
+    const split = tf.tidy(() =>
+      cell === 'gru'
+        ? weights.map((w) => tf.split(w.recurrentKernel, [2 * this.config.hidden, this.config.hidden], 1) as tf.Tensor2D[])
+        : [],
+    );
     const [outKernel, outBias] = this.output.trainableWeights.map((w) => w.read());
     return {
       step: (ids, state) =>
         tf.tidy(() => {
-          // X·kernel for a one-hot X is row ids of the kernel. A matmul without bias or activation
-          // is the same product fused or not (one kernel fewer unfused).
-          const z = tf.add(tf.add(tf.gather(kernel, ids), tf.matMul(state.h, recurrentKernel as tf.Tensor2D)), bias);
-          const [zi, zf, zc, zo] = tf.split(z, 4, 1);
-          const i = tf.sigmoid(zi);
-          const f = tf.sigmoid(zf);
-          const c = tf.add(tf.mul(f, state.c), tf.mul(i, tf.tanh(zc))) as tf.Tensor2D;
-          const o = tf.sigmoid(zo);
-          const h = tf.mul(o, tf.tanh(c)) as tf.Tensor2D;
-          const logits = tf.fused.matMul({ a: h, b: outKernel as tf.Tensor2D, bias: outBias, activation: 'linear' }) as tf.Tensor2D;
-          return { logits, state: { h, c } };
+          const next: tf.Tensor2D[] = [];
+          let x: tf.Tensor2D | undefined;
+          weights.forEach((w, l) => {
+            // X·kernel for a one-hot X is row ids of the kernel. A matmul without bias or
+            // activation is the same product fused or not (one kernel fewer unfused).
+            const xKernel: tf.Tensor2D = x === undefined ? tf.gather(w.kernel, ids) : tf.matMul(x, w.kernel);
+            const s = cellStep(xKernel, layerState(state, cell, l), { ...w, split: split[l] });
+            next.push(...s);
+            x = s[0];
+          });
+          const logits = tf.fused.matMul({ a: x as tf.Tensor2D, b: outKernel as tf.Tensor2D, bias: outBias, activation: 'linear' });
+          return { logits: logits as tf.Tensor2D, state: next };
         }),
-      dispose: () => undefined, // arranges nothing: the layers' weights are used as they are
+      dispose: () => tf.dispose(split.flat()),
     };
   }
 
@@ -122,11 +191,46 @@ export class BuiltinLstm implements LanguageModel {
   }
 }
 
+/** A layer's weights as its cell's step uses them; `split` is the GRU's recurrent kernel as [Z R | H]. */
+interface CellWeights {
+  readonly recurrentKernel: tf.Tensor2D;
+  readonly bias: tf.Tensor1D;
+  readonly split?: tf.Tensor2D[];
+}
+
+/** One step of each tf.layers cell, op for op: `xKernel` is X·kernel, `state` the layer's [H] or [H, C]. */
+const BUILTIN_STEPS: Readonly<Record<Cell, (xKernel: tf.Tensor2D, state: tf.Tensor2D[], w: CellWeights) => tf.Tensor2D[]>> = {
+  // SimpleRNNCell: tanh((X·kernel + bias) + H·recurrent_kernel)
+  rnn: (xKernel, [h], w) => [tf.tanh(tf.add(tf.add(xKernel, w.bias), tf.matMul(h, w.recurrentKernel))) as tf.Tensor2D],
+  // GRUCell (no reset_after in TF.js): the reset gate multiplies H before the product.
+  gru: (xKernel, [h], w) => {
+    const [rk1, rk2] = w.split as tf.Tensor2D[];
+    const matrixX = tf.add(xKernel, w.bias);
+    const matrixInner = tf.matMul(h, rk1);
+    const [xZ, xR, xH] = tf.split(matrixX, 3, 1);
+    const [recurrentZ, recurrentR] = tf.split(matrixInner, 2, 1);
+    const z = tf.sigmoid(tf.add(xZ, recurrentZ));
+    const r = tf.sigmoid(tf.add(xR, recurrentR));
+    const hh = tf.tanh(tf.add(xH, tf.matMul(tf.mul(r, h), rk2)));
+    return [tf.add(tf.mul(z, h), tf.mul(tf.add(1, tf.neg(z)), hh)) as tf.Tensor2D];
+  },
+  // LSTMCell: gates i, f, c, o.
+  lstm: (xKernel, [h, cPrev], w) => {
+    const z = tf.add(tf.add(xKernel, tf.matMul(h, w.recurrentKernel)), w.bias);
+    const [zi, zf, zc, zo] = tf.split(z, 4, 1);
+    const i = tf.sigmoid(zi);
+    const f = tf.sigmoid(zf);
+    const c = tf.add(tf.mul(f, cPrev), tf.mul(i, tf.tanh(zc))) as tf.Tensor2D;
+    const o = tf.sigmoid(zo);
+    return [tf.mul(o, tf.tanh(c)) as tf.Tensor2D, c];
+  },
+};
+
 /** Reads model.json + weights.bin (see toFiles) with tf.loadLayersModel. */
-export async function builtinFromFiles(config: ModelConfig, files: ModelFiles): Promise<BuiltinLstm> {
+export async function builtinFromFiles(config: ModelConfig, files: ModelFiles): Promise<BuiltinModel> {
   const modelJson = JSON.parse(utf8Text(files[BUILTIN_MODEL_FILE])) as tf.io.ModelJSON;
   const weightData = arrayBufferOf(files[BUILTIN_WEIGHTS_FILE]);
   const artifacts = tf.io.getModelArtifactsForJSONSync(modelJson, modelJson.weightsManifest[0].weights, weightData);
   const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  return new BuiltinLstm(config, model);
+  return new BuiltinModel(config, model);
 }

@@ -1,13 +1,13 @@
 /** The one place that picks a model by name. */
 import type { ModelConfig } from '../config';
-import { BuiltinLstm, builtinFromFiles } from './builtin';
-import { ScratchLstm, scratchFromFiles } from './scratch';
+import { BuiltinModel, builtinFromFiles } from './builtin';
+import { ScratchModel, scratchFromFiles } from './scratch';
 import type { LanguageModel, ModelFiles } from './types';
 
-export type { LanguageModel, LstmState, ModelFiles } from './types';
+export type { LanguageModel, ModelFiles, RecurrentState, Training } from './types';
 
 export function createModel(config: ModelConfig, seed: number): LanguageModel {
-  return config.impl === 'scratch' ? new ScratchLstm(config, seed) : BuiltinLstm.create(config, seed);
+  return config.impl === 'scratch' ? new ScratchModel(config, seed) : BuiltinModel.create(config, seed);
 }
 
 export async function modelFromFiles(config: ModelConfig, files: ModelFiles): Promise<LanguageModel> {

@@ -1,31 +1,54 @@
 /**
- * The one contract both LSTMs honour, so the trainer and the text sampler never know which one
- * they drive.
+ * The one contract every model honours (each cell, each depth, scratch or builtin), so the
+ * trainer and the text sampler never know which one they drive.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from '../config';
+import type { Cell, ModelConfig } from '../config';
 
-/** Hidden and cell state of the LSTM, each [batch, hidden]. */
-// A type, not an interface, so tf.tidy accepts it as a TensorContainer.
-export type LstmState = {
-  readonly h: tf.Tensor2D;
-  readonly c: tf.Tensor2D;
-};
+/**
+ * The recurrent state, each tensor [batch, hidden], layer by layer from the input up: per layer
+ * H (RNN, GRU) or H then C (LSTM). One LSTM layer is [H, C], as the models saved before stacking
+ * wrote it.
+ */
+// An array, not a class, so tf.tidy accepts it as a TensorContainer.
+export type RecurrentState = tf.Tensor2D[];
+
+/** Tensors of state per layer: the LSTM carries H and C, the others only H. */
+export function stateTensorsPerLayer(cell: Cell): number {
+  return cell === 'lstm' ? 2 : 1;
+}
+
+/** Tensors in a model's state (see RecurrentState). */
+export function stateSize({ cell, layers }: Pick<ModelConfig, 'cell' | 'layers'>): number {
+  return layers * stateTensorsPerLayer(cell);
+}
+
+/** Layer `layer`'s part of the state. */
+export function layerState(state: RecurrentState, cell: Cell, layer: number): tf.Tensor2D[] {
+  const k = stateTensorsPerLayer(cell);
+  return state.slice(layer * k, (layer + 1) * k);
+}
 
 /** The files a model is saved as, by file name. */
 export type ModelFiles = Record<string, Uint8Array>;
+
+/** Given to forward() when training: dropout between layers is on, its masks drawn from `seed`. */
+export interface Training {
+  readonly seed: number;
+}
 
 export interface LanguageModel {
   readonly config: ModelConfig;
   /** What the optimizer updates. */
   readonly variables: readonly tf.Variable[];
   /**
-   * Runs the LSTM over `inputs` (int32 character ids, [batch, steps]) from `state`.
+   * Runs the network over `inputs` (int32 character ids, [batch, steps]) from `state`.
    * Returns next-character logits [batch, steps, vocab] and the state after the last step.
+   * With `training`, dropout (if the model has any) is applied between layers.
    */
-  forward(inputs: tf.Tensor2D, state: LstmState): { logits: tf.Tensor3D; state: LstmState };
+  forward(inputs: tf.Tensor2D, state: RecurrentState, training?: Training): { logits: tf.Tensor3D; state: RecurrentState };
   /** The all-zero state a sequence starts from. */
-  zeroState(batchSize: number): LstmState;
+  zeroState(batchSize: number): RecurrentState;
   /**
    * One character at a time, as generation runs: the weights arranged once (dispose it after),
    * each step a few kernels. Same numbers as forward() on a one-step sequence.
@@ -39,17 +62,21 @@ export interface LanguageModel {
 /** See LanguageModel.stepper. Valid until the model's weights change. */
 export interface CharStepper {
   /** `ids`: int32 [batch] character ids. Returns the next character's logits [batch, vocab] and the state after `ids`. */
-  step(ids: tf.Tensor1D, state: LstmState): { logits: tf.Tensor2D; state: LstmState };
+  step(ids: tf.Tensor1D, state: RecurrentState): { logits: tf.Tensor2D; state: RecurrentState };
   /** Frees what the stepper arranged (never the model's weights). */
   dispose(): void;
 }
 
-export function disposeState(state: LstmState): void {
-  state.h.dispose();
-  state.c.dispose();
+export function disposeState(state: RecurrentState): void {
+  tf.dispose(state);
 }
 
-/** The all-zero (h, c) that every sequence starts from. */
-export function zeroState(batchSize: number, hidden: number): LstmState {
-  return { h: tf.zeros([batchSize, hidden]), c: tf.zeros([batchSize, hidden]) };
+/** The all-zero state that every sequence starts from. */
+export function zeroState(config: Pick<ModelConfig, 'cell' | 'layers' | 'hidden'>, batchSize: number): RecurrentState {
+  return Array.from({ length: stateSize(config) }, () => tf.zeros([batchSize, config.hidden]) as tf.Tensor2D);
+}
+
+/** Keeps every tensor of a state past the tf.tidy it was made in. */
+export function keepState(state: RecurrentState): RecurrentState {
+  return state.map((t) => tf.keep(t));
 }
