@@ -37,6 +37,11 @@ export interface ModelConfig {
   readonly hidden: number;
 }
 
+/** "scratch GRU", "builtin LSTM, 2 layers, dropout 0.2": what a model is, in banners and labels. */
+export function describeModel({ impl, cell, layers, dropout }: Pick<ModelConfig, 'impl' | 'cell' | 'layers' | 'dropout'>): string {
+  return `${impl} ${cell.toUpperCase()}${layers > 1 ? `, ${layers} layers` : ''}${dropout > 0 ? `, dropout ${dropout}` : ''}`;
+}
+
 /** What a model saved before cells and layers existed was: one LSTM layer without dropout. */
 export const LEGACY_MODEL: Pick<ModelConfig, 'cell' | 'layers' | 'dropout'> = { cell: 'lstm', layers: 1, dropout: 0 };
 
