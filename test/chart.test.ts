@@ -98,6 +98,27 @@ describe('the perplexity chart', () => {
     expect(svg).not.toMatch(/NaN|Infinity/);
   });
 
+  it('across cells, colours by cell and dashes by impl (scratch solid, builtin dashed), one line per run', () => {
+    const series: PerplexitySeries[] = ['GRU', 'RNN'].flatMap((cell) =>
+      ['scratch', 'builtin'].map((impl) => ({ name: `${impl} ${cell}`, cell, impl, points: SERIES[0].points })),
+    );
+    // biome-ignore lint/suspicious/noExplicitAny: the spec read as the JSON vega-lite gets
+    const spec = perplexitySpec(series) as any;
+    expect(spec.encoding.color).toMatchObject({ field: 'cell', title: 'cell', sort: ['GRU', 'RNN'] });
+    expect(spec.encoding.strokeDash).toMatchObject({
+      field: 'line',
+      scale: {
+        domain: ['scratch', 'builtin'],
+        range: [
+          [1, 0],
+          [6, 4],
+        ],
+      },
+    });
+    expect(spec.encoding.detail).toMatchObject({ field: 'model' });
+    expect(spec.data.values).toHaveLength(4 * SERIES[0].points.length);
+  });
+
   it('writes the file whole, leaving no temporary file beside it', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'compare.svg');

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { saveCheckpoint } from '../src/node/model-dir';
-import { comparisonTable, withImpl, type CompareEntry } from '../src/cli/commands/compare';
+import { comparisonTable, withRun, type CompareEntry } from '../src/cli/commands/compare';
 import { displayWidth } from '../src/terminal/table';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, LEGACY_MODEL } from '../src/core/config';
 import { loadCorpus } from '../src/node/corpus-file';
@@ -38,6 +38,7 @@ describe('the comparison table', () => {
     label: impl,
     dir: `models/${impl}`,
     impl,
+    ...LEGACY_MODEL,
     parameters: 12_345,
     backend: 'wasm',
     corpus: 'song.txt',
@@ -113,8 +114,14 @@ describe('the comparison table', () => {
   });
 
   it('names one metrics file per run', () => {
-    expect(withImpl('runs/m.jsonl', 'scratch')).toBe('runs/m.scratch.jsonl');
-    expect(withImpl('metrics', 'builtin')).toBe('metrics.builtin');
+    expect(withRun('runs/m.jsonl', 'scratch')).toBe('runs/m.scratch.jsonl');
+    expect(withRun('metrics', 'builtin')).toBe('metrics.builtin');
+    expect(withRun('runs/m.jsonl', 'gru-builtin')).toBe('runs/m.gru-builtin.jsonl');
+  });
+
+  it('names the lesson whose optimizer a run kept', () => {
+    const rnn = comparisonTable([entry('builtin', { label: 'builtin RNN', cell: 'rnn', optimizer: 'adam', lr: 0.001 })]);
+    expect(row(rnn, 'optimizer')).toEqual(['adam lr 0.001 (rnn builtin default)']);
   });
 });
 
@@ -212,7 +219,7 @@ describe('compare --from: models saved earlier', () => {
   });
 
   it.each([
-    ['--impl', ['--impl', 'builtin'], /compare trains both impls; drop --impl/],
+    ['--cell', ['--cell', 'gru'], /^lstm-lyrics: compare takes its cells from --cells; use --cells gru$/],
     ['a directory without a model', ['--from', path.join(dir, 'nothing')], /no saved model in .*nothing/],
     ['--from without directories', ['--from'], /--from needs the model directories/],
   ])('exits 2 with one line for %s', async (_what, args, message) => {
@@ -271,12 +278,7 @@ describe('compare: training both', () => {
       const saved = JSON.parse(fs.readFileSync(path.join(out, impl, 'checkpoint.json'), 'utf8'));
       expect(saved.train).toMatchObject({ epochs: 2, seed: 0, batchSize: 4, numSteps: 8, ...DEFAULT_OPTIMIZER[impl as Impl] });
       expect(row(r.out, 'final perplexity')[impl === 'scratch' ? 0 : 1]).toBe(saved.history[1].perplexity.toFixed(3));
-      expect(
-        fs
-          .readFileSync(withImpl(metricsFile, impl as Impl), 'utf8')
-          .trim()
-          .split('\n'),
-      ).toHaveLength(3); // 2 epochs + summary
+      expect(fs.readFileSync(withRun(metricsFile, impl), 'utf8').trim().split('\n')).toHaveLength(3); // 2 epochs + summary
     }
     const generations = r.out.slice(r.out.indexOf('greedy generations after each prefix:') + 1, -1);
     expect(generations).toHaveLength(4);
@@ -309,5 +311,103 @@ describe('compare: training both', () => {
     expect(r.out).toContain(`[scratch] ${path.join(dir, 'scratch')} has already trained 1 epoch; kept as it is`);
     expect(r.out.some((l) => l.startsWith('[builtin] training builtin LSTM'))).toBe(true);
     expect(row(r.out, 'epochs')).toEqual(['1', '1']);
+  });
+});
+
+describe('compare --cells', () => {
+  const dir = tempDir();
+  const corpus = writeFile(dir, 'song.txt', REPETITIVE_LYRIC);
+  const small = ['--corpus', corpus, ...TINY, '--epochs', '2', '--report-every', '1'];
+
+  it("--cells gru,rnn trains four models, each with its lesson's optimizer, and the table and chart name every run", async () => {
+    const out = path.join(dir, 'series');
+    const metricsFile = path.join(dir, 'series.jsonl');
+    const r = await run(['compare', '--cells', 'gru,rnn', ...small, '--out', out, '--metrics', metricsFile]);
+    expect(r.err).toEqual([]);
+    expect(r.code).toBe(0);
+    const runs = ['gru-scratch', 'gru-builtin', 'rnn-scratch', 'rnn-builtin'];
+    for (const name of runs) expect(r.out.filter((l) => l.startsWith(`[${name}] epoch `))).toHaveLength(2);
+    const labels = ['scratch GRU', 'builtin GRU', 'scratch RNN', 'builtin RNN'];
+    expect(
+      r.out
+        .find((l) => l.startsWith('  '))!
+        .trim()
+        .split(/ {2,}/),
+    ).toEqual(labels);
+    expect(row(r.out, 'model directory')).toEqual(runs.map((name) => path.join(out, name)));
+    expect(row(r.out, 'optimizer')).toEqual([
+      'sgd lr 100 (gru scratch default)',
+      'adam lr 0.01 (gru builtin default)',
+      'sgd lr 100 (rnn scratch default)',
+      'adam lr 0.001 (rnn builtin default)',
+    ]);
+    for (const name of runs) {
+      const saved = JSON.parse(fs.readFileSync(path.join(out, name, 'checkpoint.json'), 'utf8'));
+      expect(saved.model).toMatchObject({ cell: name.split('-')[0], impl: name.split('-')[1], layers: 1 });
+      expect(saved.train.seed).toBe(0);
+      expect(fs.readFileSync(withRun(metricsFile, name), 'utf8').trim().split('\n')).toHaveLength(3); // 2 epochs + summary
+    }
+    const generations = r.out.slice(r.out.indexOf('greedy generations after each prefix:') + 1, -1);
+    expect(generations).toHaveLength(2 * 4);
+    expect(fs.readdirSync(out).sort()).toEqual(['compare.svg', ...[...runs].sort()]);
+    const svg = fs.readFileSync(path.join(out, 'compare.svg'), 'utf8');
+    for (const label of labels) expect(svg).toContain(`model: ${label}`);
+    // Colour by cell, dash by impl: scratch solid, builtin dashed.
+    expect(svg).toMatch(/legend titled 'cell' .* 2 values: GRU, RNN/);
+    expect(svg).toMatch(/legend titled 'impl' .* 2 values: scratch, builtin/);
+    expect(svg).toContain('stroke-dasharray');
+    expect(svg).toContain('scratch (solid): written by hand; builtin (dashed): tf.layers');
+  });
+
+  it('--impl trains only that impl of each cell, LSTMs where compare always put them', async () => {
+    const out = path.join(dir, 'builtin-only');
+    const r = await run(['compare', '--cells', 'lstm,gru', '--impl', 'builtin', ...small, '--out', out, '--json']);
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.out.join('\n'));
+    expect(result.entries.map((e: CompareEntry) => [e.label, e.dir])).toEqual([
+      ['builtin LSTM', path.join(out, 'builtin')],
+      ['builtin GRU', path.join(out, 'gru-builtin')],
+    ]);
+    expect(fs.readdirSync(out).sort()).toEqual(['builtin', 'compare.svg', 'gru-builtin']);
+  });
+
+  it('--from labels each run with its cell and impl, and two of one kind with their directories', async () => {
+    const out = path.join(dir, 'series');
+    const r = await run([
+      'compare',
+      '--from',
+      ...['gru-scratch', 'rnn-builtin', 'gru-scratch'].map((n) => path.join(out, n)),
+      '--out',
+      dir,
+      '--json',
+      '--backend',
+      'wasm',
+    ]);
+    expect(r.code).toBe(0);
+    const labels = JSON.parse(r.out.join('\n')).entries.map((e: CompareEntry) => e.label);
+    expect(labels).toEqual([
+      `scratch GRU (${path.join(out, 'gru-scratch')})`,
+      'builtin RNN',
+      `scratch GRU (${path.join(out, 'gru-scratch')})`,
+    ]);
+  });
+
+  it.each([
+    [
+      'an unknown cell',
+      ['--cells', 'gru,foo'],
+      /^lstm-lyrics: --cells must list cells from rnn, gru, lstm separated by commas, got "gru,foo"$/,
+    ],
+    ['an empty list', ['--cells', ''], /^lstm-lyrics: --cells must list cells from rnn, gru, lstm/],
+    ['a trailing comma', ['--cells', 'gru,'], /^lstm-lyrics: --cells must list cells from rnn, gru, lstm/],
+    ['a cell twice', ['--cells', 'gru,rnn,gru'], /^lstm-lyrics: --cells names gru twice$/],
+    ['an unknown impl', ['--impl', 'both'], /^lstm-lyrics: Invalid values: Argument: impl, Given: "both"/],
+    ['--layers 0', ['--cells', 'gru,rnn', '--layers', '0'], /^lstm-lyrics: --layers must be a whole number from 1/],
+  ])('exits 2 with one line, training nothing, for %s', async (_what, flags, message) => {
+    const out = path.join(dir, 'bad');
+    const r = await run(['compare', ...small, ...flags, '--out', out]);
+    expect(r.code).toBe(2);
+    expect(r.err).toEqual([expect.stringMatching(message)]);
+    expect(fs.existsSync(out)).toBe(false);
   });
 });

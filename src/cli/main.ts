@@ -95,7 +95,9 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     .scriptName('lstm-lyrics')
     // A flag given twice takes its last value (as most CLIs do), not an array of both.
     .parserConfiguration({ 'duplicate-arguments-array': false })
-    .usage('$0 <command> [options]\n\nA character-level LSTM that learns to write lyrics: written by hand, or tf.layers.lstm.')
+    .usage(
+      '$0 <command> [options]\n\nA character-level language model (RNN, GRU or LSTM) that learns to write lyrics: written by hand, or tf.layers.',
+    )
     .command(train.command, train.describe, train.builder, async (args) => {
       // With --json, stdout carries only the summary object, for machines.
       const summary = await train.handler(args, args.json ? io.err : io.out, io.progress, stop);

@@ -37,6 +37,16 @@ export interface ModelConfig {
   readonly hidden: number;
 }
 
+/** "scratch GRU", "builtin LSTM, 2 layers, dropout 0.2": what a model is, in banners and labels. */
+export function describeModel(model: Pick<ModelConfig, 'impl' | 'cell' | 'layers' | 'dropout'>): string {
+  return `${model.impl} ${describeCell(model)}`;
+}
+
+/** "GRU", "LSTM, 2 layers, dropout 0.2": the network whichever impl runs it. */
+export function describeCell({ cell, layers, dropout }: Pick<ModelConfig, 'cell' | 'layers' | 'dropout'>): string {
+  return `${cell.toUpperCase()}${layers > 1 ? `, ${layers} layers` : ''}${dropout > 0 ? `, dropout ${dropout}` : ''}`;
+}
+
 /** What a model saved before cells and layers existed was: one LSTM layer without dropout. */
 export const LEGACY_MODEL: Pick<ModelConfig, 'cell' | 'layers' | 'dropout'> = { cell: 'lstm', layers: 1, dropout: 0 };
 

@@ -1,6 +1,6 @@
 /**
- * `lstm-lyrics compare`: train both LSTMs with the same settings (or read runs saved earlier, with
- * --from), then print them side by side and chart their perplexity.
+ * `lstm-lyrics compare`: train both impls of each cell of --cells with the same settings (or read
+ * runs saved earlier, with --from), then print them side by side and chart their perplexity.
  *
  * Both modes end on the same path: read each saved checkpoint, load its model for the greedy
  * generations, build one table and one chart from that.
@@ -11,42 +11,53 @@ import type { Argv } from 'yargs';
 import { lockModelDir, type Lock } from '../../node/lock';
 import { loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
 import { checkOutDir, checkOutFile, makeDirs } from '../../node/out-path';
-import { DEFAULT_OPTIMIZER, IMPLS, type Impl, lessonDefaults } from '../../core/config';
+import { CELLS, type Cell, describeCell, describeModel, IMPLS, type Impl, lessonDefaults, type ModelConfig } from '../../core/config';
 import { firstLine, GateError, InterruptedError, UsageError } from '../../core/errors';
 import { generateText } from '../../core/generate';
 import { parameterCount } from '../../core/models';
 import { noProgress, type Progress } from '../../terminal/progress';
 import { isReportEpoch, median, type EpochMetrics } from '../../core/metrics';
-import { CHART_SUBTITLE, type PerplexitySeries } from '../../core/chart-spec';
+import { CELLS_SUBTITLE, CHART_SUBTITLE, type PerplexitySeries } from '../../core/chart-spec';
 import { unknownChars } from '../../core/vocab';
 import { writePerplexityChart } from '../../terminal/chart';
 import { count } from '../../core/numbers';
 import { displayWidth, formatTable, pad } from '../../terminal/table';
 import type { Logger } from '../logger';
-import { positiveNumber, seedOf, startBackend, trainOptions, type ArgsOf } from '../options';
+import { cellOf, positiveNumber, seedOf, startBackend, trainOptions, type ArgsOf } from '../options';
 import * as train from './train';
 
 export const command = 'compare';
-export const describe = 'train the hand-written and the built-in LSTM alike, then compare them in a table and a chart';
+export const describe = 'train the hand-written and the built-in model of each cell alike, then compare them in a table and a chart';
 
 export const CHART_FILE = 'compare.svg';
 const DEFAULT_OUT = 'models';
 
 export const compareOptions = {
   ...trainOptions,
-  // Every train flag applies to both runs, except the one that picks a single impl (refused if given).
-  impl: { choices: IMPLS, hidden: true },
-  out: { type: 'string', default: DEFAULT_OUT, describe: `directory for ${CHART_FILE} and the two models (<out>/scratch, <out>/builtin)` },
+  // Every train flag applies to every run; --impl (no default here) narrows the runs to one impl.
+  impl: { choices: IMPLS, describe: 'train only this impl', defaultDescription: 'both: scratch and builtin' },
+  // One cell is --cells with one name; two flags for it would only disagree.
+  cell: { choices: CELLS, hidden: true },
+  cells: {
+    type: 'string',
+    default: 'lstm',
+    describe: "the cells to train, comma-separated (e.g. lstm,gru,rnn); each gets its lesson's epochs, report interval and optimizer",
+  },
+  out: {
+    type: 'string',
+    default: DEFAULT_OUT,
+    describe: `directory for ${CHART_FILE} and the models: <out>/<impl> for lstm, <out>/<cell>-<impl> for the other cells`,
+  },
   metrics: {
     type: 'string',
-    describe: "write each run's JSON lines to this file with the impl added to its name (m.jsonl: m.scratch.jsonl, m.builtin.jsonl)",
+    describe: "write each run's JSON lines to this file with the run added to its name (m.jsonl: m.scratch.jsonl, m.gru-builtin.jsonl)",
   },
   json: { type: 'boolean', default: false, describe: 'print the comparison as JSON on stdout (training and table lines go to stderr)' },
-  'max-perplexity': { type: 'number', describe: 'regression gate: exit 3 if either final perplexity is above this' },
+  'max-perplexity': { type: 'number', describe: 'regression gate: exit 3 if any final perplexity is above this' },
   from: {
     type: 'string',
     array: true,
-    describe: 'compare models saved earlier instead of training (their directories; training flags are then ignored)',
+    describe: 'compare models saved earlier instead of training (their directories; training flags, --cells and --impl are then ignored)',
   },
 } as const;
 
@@ -56,23 +67,32 @@ export function builder<T>(y: Argv<T>) {
   return y.options(compareOptions).example([
     ['$0 compare', "the lesson's settings for both: 160 epochs each, models/compare.svg"],
     ['$0 compare --epochs 20 --report-every 5 --hidden 128 --out runs/quick', 'a quick comparison'],
+    ['$0 compare --cells lstm,gru,rnn', "the series: six models, each cell with its lesson's settings, one table and chart"],
+    ['$0 compare --cells gru,rnn --impl scratch --layers 2', 'two stacked hand-written GRUs and RNNs'],
     ['$0 compare --from models/scratch models/builtin', 'the table and chart of two earlier runs'],
   ]);
 }
 
 /** One column of the table: a saved model, as its checkpoint describes it. */
 export interface CompareEntry {
-  /** Column header and legend label: the impl, plus the directory when two columns share one. */
+  /**
+   * Column header and legend label: the impl when every model is a one-layer LSTM (as before the
+   * series), else the impl and network ("scratch GRU, 2 layers"); plus the directory when two
+   * columns would share one.
+   */
   readonly label: string;
   readonly dir: string;
   readonly impl: Impl;
+  readonly cell: Cell;
+  readonly layers: number;
+  readonly dropout: number;
   readonly parameters: number;
   readonly backend: string;
   readonly corpus: string;
   readonly hidden: number;
   readonly optimizer: string;
   readonly lr: number;
-  /** Whether optimizer and lr are this impl's defaults (the lesson's), not set by flags. */
+  /** Whether optimizer and lr are this cell and impl's lesson defaults, not set by flags. */
   readonly defaultOptimizer: boolean;
   readonly epochs: number;
   readonly finalPerplexity: number;
@@ -91,24 +111,67 @@ export interface CompareResult {
 }
 
 export async function handler(args: CompareArgs, log: Logger, progress: Progress = noProgress, stop?: AbortSignal): Promise<CompareResult> {
-  if (args.impl !== undefined) throw new UsageError('compare trains both impls; drop --impl (or run: lstm-lyrics train --impl ...)');
+  if (args.cell !== undefined) throw new UsageError(`compare takes its cells from --cells; use --cells ${args.cell}`);
   if (args.maxPerplexity !== undefined) positiveNumber('max-perplexity', args.maxPerplexity);
-  // Before any path is made or locked (each train run checks it again).
+  // Before any path is made or locked (each train run checks them again), so that a mistake
+  // cannot surface after the first runs have trained.
   seedOf(args.seed);
+  cellOf(args);
+  const runs = plannedRuns(args.out, cellsOf(args.cells), args.impl ? [args.impl] : IMPLS);
   // Every path written, checked before any training: the chart, and (when training) both models.
   const chart = path.join(args.out, CHART_FILE);
   checkOutDir('--out', args.out);
   checkOutFile('--out', chart);
   const locks: Lock[] = [];
   try {
-    return await compareLocked(args, chart, log, progress, locks, stop);
+    return await compareLocked(args, runs, chart, log, progress, locks, stop);
   } finally {
     locks.forEach((lock) => lock.release());
   }
 }
 
+/** One model compare trains: a cell and impl, its name (log prefix, metrics file) and directory. */
+interface PlannedRun {
+  readonly cell: Cell;
+  readonly impl: Impl;
+  readonly name: string;
+  readonly dir: string;
+}
+
+/**
+ * --cells: names from CELLS, comma-separated, each once. Spaces around the names are allowed
+ * (`--cells "lstm, gru"`).
+ */
+function cellsOf(value: string): Cell[] {
+  const names = value.split(',').map((name) => name.trim());
+  const cells: Cell[] = [];
+  for (const name of names) {
+    if (!(CELLS as readonly string[]).includes(name)) {
+      throw new UsageError(`--cells must list cells from ${CELLS.join(', ')} separated by commas, got ${JSON.stringify(value)}`);
+    }
+    if (cells.includes(name as Cell)) throw new UsageError(`--cells names ${name} twice`);
+    cells.push(name as Cell);
+  }
+  return cells;
+}
+
+/**
+ * Every cell with every impl, in that order. LSTMs keep the layout from before the series
+ * (<out>/scratch, <out>/builtin), so earlier comparisons still resume; other cells get
+ * <out>/<cell>-<impl>, as train's default --out does.
+ */
+function plannedRuns(out: string, cells: readonly Cell[], impls: readonly Impl[]): PlannedRun[] {
+  return cells.flatMap((cell) =>
+    impls.map((impl) => {
+      const name = cell === 'lstm' ? impl : `${cell}-${impl}`;
+      return { cell, impl, name, dir: path.join(out, name) };
+    }),
+  );
+}
+
 async function compareLocked(
   args: CompareArgs,
+  runs: readonly PlannedRun[],
   chart: string,
   log: Logger,
   progress: Progress,
@@ -123,18 +186,17 @@ async function compareLocked(
     for (const dir of dirs) readCheckpointMeta(resolveModelDir(dir)); // a wrong directory costs one line, no backend start-up
     await startBackend(args);
   } else {
-    dirs = IMPLS.map((impl) => path.join(args.out, impl));
-    IMPLS.forEach((impl, i) => train.checkTrainPaths(dirs[i], args.metrics && withImpl(args.metrics, impl)));
+    dirs = runs.map((run) => run.dir);
+    for (const run of runs) train.checkTrainPaths(run.dir, args.metrics && withRun(args.metrics, run.name));
     for (const dir of dirs) locks.push(lockModelDir('--out', dir));
-    for (const [i, impl] of IMPLS.entries()) {
-      const out = dirs[i];
-      const prefixed: Logger = { info: (line) => log.info(`[${impl}] ${line}`) };
-      const resume = args.resume && resumable(out, args.epochs ?? lessonDefaults(args.cell ?? 'lstm', impl).epochs, prefixed);
+    for (const { cell, impl, name, dir: out } of runs) {
+      const prefixed: Logger = { info: (line) => log.info(`[${name}] ${line}`) };
+      const resume = args.resume && resumable(out, args.epochs ?? lessonDefaults(cell, impl).epochs, prefixed);
       if (resume === 'done') continue;
       try {
-        // optimizer and lr stay undefined unless given, so each impl gets its own defaults.
+        // epochs, report interval, optimizer and lr stay undefined unless given, so each run gets its lesson's.
         await train.handler(
-          { ...args, impl, out, resume, metrics: args.metrics && withImpl(args.metrics, impl), maxPerplexity: undefined, json: false },
+          { ...args, cell, impl, out, resume, metrics: args.metrics && withRun(args.metrics, name), maxPerplexity: undefined, json: false },
           prefixed,
           progress,
           stop,
@@ -185,10 +247,10 @@ function resumable(out: string, epochs: number, log: Logger): boolean | 'done' {
   return true;
 }
 
-/** `m.jsonl` -> `m.scratch.jsonl`: one metrics file per run. */
-export function withImpl(file: string, impl: Impl): string {
+/** `m.jsonl` -> `m.scratch.jsonl`, `m.gru-builtin.jsonl`: one metrics file per run. */
+export function withRun(file: string, run: string): string {
   const ext = path.extname(file);
-  return `${file.slice(0, file.length - ext.length)}.${impl}${ext}`;
+  return `${file.slice(0, file.length - ext.length)}.${run}${ext}`;
 }
 
 /** Reads each saved model; generates each prefix (of all the runs' prefixes) greedily. */
@@ -196,7 +258,10 @@ export async function compareEntries(dirs: readonly string[]): Promise<CompareEn
   // Every checkpoint is read before any model is loaded, so a bad directory fails fast.
   const metas = dirs.map((dir) => readCheckpointMeta(resolveModelDir(dir)));
   const prefixes = [...new Set(metas.flatMap((meta) => meta.train.prefixes))];
-  const impls = metas.map((meta) => meta.model.impl);
+  // Before the series every model was a one-layer LSTM, and the impl named it; now the network may differ.
+  const plain = plainLstms(metas.map((meta) => meta.model));
+  const nameOf = (model: ModelConfig) => (plain ? model.impl : describeModel(model));
+  const names = metas.map((meta) => nameOf(meta.model));
   const entries: CompareEntry[] = [];
   for (const dir of dirs) {
     const { model, vocab, meta, dir: from } = await loadCheckpoint(dir);
@@ -210,14 +275,18 @@ export async function compareEntries(dirs: readonly string[]): Promise<CompareEn
     } finally {
       model.dispose();
     }
-    const impl = meta.model.impl;
+    const { impl, cell, layers, dropout } = meta.model;
     const { history, train: config } = meta;
     const last = history.at(-1);
-    const defaults = DEFAULT_OPTIMIZER[impl];
+    const defaults = lessonDefaults(cell, impl);
+    const name = nameOf(meta.model);
     entries.push({
-      label: impls.filter((i) => i === impl).length > 1 ? `${impl} (${dir})` : impl,
+      label: names.filter((n) => n === name).length > 1 ? `${name} (${dir})` : name,
       dir: from,
       impl,
+      cell,
+      layers,
+      dropout,
       parameters,
       backend: meta.backend,
       corpus: path.basename(config.corpus) + (config.maxChars > 0 ? `, first ${count(config.maxChars)} characters` : ''),
@@ -253,7 +322,13 @@ export function comparisonTable(entries: readonly Omit<CompareEntry, 'history'>[
     ['backend', ...entries.map((e) => e.backend)],
     ['corpus', ...entries.map((e) => e.corpus)],
     ['hidden units', ...entries.map((e) => String(e.hidden))],
-    ['optimizer', ...entries.map((e) => `${e.optimizer} lr ${e.lr}${e.defaultOptimizer ? ` (${e.impl} default)` : ' (set by flags)'}`)],
+    [
+      'optimizer',
+      ...entries.map(
+        (e) =>
+          `${e.optimizer} lr ${e.lr}${e.defaultOptimizer ? ` (${e.cell === 'lstm' ? '' : `${e.cell} `}${e.impl} default)` : ' (set by flags)'}`,
+      ),
+    ],
     ['epochs', ...entries.map((e) => String(e.epochs))],
     ...reportEpochs.map((epoch): [string, ...string[]] => [
       `perplexity at epoch ${epoch}`,
@@ -283,15 +358,23 @@ export function comparisonTable(entries: readonly Omit<CompareEntry, 'history'>[
   return lines;
 }
 
-/** One curve per model, for the chart. */
+/** One curve per model, for the chart; across cells (or depths), coloured by network and dashed by impl. */
 export function seriesOf(entries: readonly CompareEntry[]): PerplexitySeries[] {
+  const acrossCells = !plainLstms(entries);
   return entries.map((e) => ({
     name: e.label,
+    ...(acrossCells && { cell: describeCell(e), impl: e.impl }),
     points: e.history.map((m) => ({ epoch: m.epoch, perplexity: m.perplexity, heldOutPerplexity: m.heldOutPerplexity })),
   }));
 }
 
 function chartSubtitle(entries: readonly CompareEntry[]): string[] {
   const corpora = [...new Set(entries.map((e) => e.corpus))];
-  return corpora.length === 1 ? [CHART_SUBTITLE, `corpus: ${corpora[0]}`] : [CHART_SUBTITLE];
+  const about = plainLstms(entries) ? CHART_SUBTITLE : CELLS_SUBTITLE;
+  return corpora.length === 1 ? [about, `corpus: ${corpora[0]}`] : [about];
+}
+
+/** Whether every model is a one-layer LSTM without dropout, as every model was before the series. */
+function plainLstms(models: readonly Pick<ModelConfig, 'cell' | 'layers' | 'dropout'>[]): boolean {
+  return models.every((m) => m.cell === 'lstm' && m.layers === 1 && m.dropout === 0);
 }

@@ -1,6 +1,7 @@
 /** `lstm-lyrics generate`: write lyrics from a saved model. */
 import type { Argv } from 'yargs';
 import { latestModelDir, loadCheckpoint, readCheckpointMeta, resolveModelDir } from '../../node/model-dir';
+import { describeModel } from '../../core/config';
 import { encode, vocabularyOf } from '../../core/vocab';
 import { InterruptedError, UsageError } from '../../core/errors';
 import { streamText } from '../../core/generate';
@@ -61,7 +62,9 @@ export async function handler(
   const { model, vocab, dir: from } = await loadCheckpoint(dir);
   try {
     log.info(backend.description);
-    log.info(`model: ${from} (${meta.model.impl}, epoch ${meta.epoch}, perplexity ${meta.history.at(-1)?.perplexity.toFixed(3) ?? '?'})`);
+    log.info(
+      `model: ${from} (${describeModel(meta.model)}, epoch ${meta.epoch}, perplexity ${meta.history.at(-1)?.perplexity.toFixed(3) ?? '?'})`,
+    );
     // A signal while the model loaded: nothing printed yet, nothing to keep.
     if (stop?.aborted) throw new InterruptedError(`${String(stop.reason ?? 'stopped')}: stopped before generating`);
     await write(args.prefix);

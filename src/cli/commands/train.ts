@@ -5,7 +5,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Argv } from 'yargs';
 import type { BackendChoice } from '../../backend/select';
 import { batchesPerEpoch } from '../../core/batches';
-import { DEFAULT_TRAIN, lessonDefaults, type ModelConfig, type TrainConfig } from '../../core/config';
+import { DEFAULT_TRAIN, describeModel, lessonDefaults, type TrainConfig } from '../../core/config';
 import { firstLine, GateError, InterruptedError, UsageError } from '../../core/errors';
 import { CHECKPOINT_FILE, restoreTraining } from '../../core/checkpoint-format';
 import { median, type EpochMetrics, type Report, type TrainPosition } from '../../core/metrics';
@@ -240,11 +240,6 @@ async function trainLocked(
     stop?.removeEventListener('abort', onStop);
     model.dispose();
   }
-}
-
-/** "scratch GRU", "builtin LSTM, 2 layers, dropout 0.2": what a model is, in the banner. */
-export function describeModel({ impl, cell, layers, dropout }: ModelConfig): string {
-  return `${impl} ${cell.toUpperCase()}${layers > 1 ? `, ${layers} layers` : ''}${dropout > 0 ? `, dropout ${dropout}` : ''}`;
 }
 
 /** `epoch N, perplexity P, time T sec`, as the lesson prints it (plus held-out when asked for). */
