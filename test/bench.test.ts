@@ -4,8 +4,10 @@ import * as path from 'node:path';
 import { combineRounds, type ImplResult } from '../src/cli/bench/rounds';
 import { scaleNotes, scaleTable } from '../src/cli/bench/scale';
 import { handler, type BenchArgs } from '../src/cli/commands/bench';
-import { DEFAULT_REFERENCE_SCRIPT, parseResultLine, referenceEnv, referenceProblem } from '../src/node/pytorch-reference';
-import { REPETITIVE_LYRIC, tempDir, useWasm, writeFile } from './helpers';
+import { cellsOf } from '../src/cli/options';
+import { UsageError } from '../src/core/errors';
+import { DEFAULT_REFERENCE_SCRIPT, parseResultLine, referenceCommand, referenceEnv, referenceProblem } from '../src/node/pytorch-reference';
+import { REPETITIVE_LYRIC, spawnCli, tempDir, useWasm, writeFile } from './helpers';
 import { formatTable } from '../src/terminal/table';
 import { median } from '../src/core/metrics';
 
@@ -21,6 +23,64 @@ describe('bench helpers', () => {
       totalSeconds: 92.2,
       finalPerplexity: 3.6195,
     });
+  });
+
+  it("parses series.py's RESULT line (cell, layers, no total) and its GEN line", () => {
+    const out =
+      'epoch 2, perplexity 300.1\nGEN chars_per_s=512\nRESULT cell=gru impl=builtin layers=2 vocab=1027 epochs=2 median_epoch_s=0.410 final_perplexity=300.1234\n';
+    expect(parseResultLine(out)).toEqual({
+      impl: 'builtin',
+      cell: 'gru',
+      layers: 2,
+      vocab: 1027,
+      epochs: 2,
+      medianEpochSeconds: 0.41,
+      finalPerplexity: 300.1234,
+      generateCharsPerSecond: 512,
+    });
+  });
+
+  it('runs seed_lstm.py for the one-layer LSTM, series.py with cell, impl and layers for the rest', () => {
+    const scripts = { python: 'py', lstm: '/r/seed_lstm.py', series: '/r/series.py' };
+    const run = { corpusPath: '/c.zip', impl: 'builtin' as const, epochs: 4, genChars: 200 };
+    expect(referenceCommand(scripts, { ...run, cell: 'lstm', layers: 1 })).toEqual([
+      '/r/seed_lstm.py',
+      '/c.zip',
+      'builtin',
+      '4',
+      '1000',
+      '200',
+    ]);
+    expect(referenceCommand(scripts, { ...run, cell: 'lstm', layers: 2 })).toEqual([
+      '/r/series.py',
+      '/c.zip',
+      'lstm',
+      'builtin',
+      '4',
+      '1000',
+      '2',
+      '200',
+    ]);
+    expect(referenceCommand(scripts, { ...run, cell: 'rnn', layers: 1 })).toEqual([
+      '/r/series.py',
+      '/c.zip',
+      'rnn',
+      'builtin',
+      '4',
+      '1000',
+      '1',
+      '200',
+    ]);
+  });
+
+  it('reads --cell as one cell, all, or a comma list, each once, and refuses anything else', () => {
+    expect(cellsOf('lstm')).toEqual(['lstm']);
+    expect(cellsOf('all')).toEqual(['rnn', 'gru', 'lstm']);
+    expect(cellsOf('gru,rnn')).toEqual(['gru', 'rnn']);
+    expect(cellsOf('gru, GRU,lstm')).toEqual(['gru', 'lstm']);
+    expect(() => cellsOf('foo')).toThrow(new UsageError('--cell must be rnn, gru, lstm, all, or a comma list of them, got foo'));
+    expect(() => cellsOf('gru,foo')).toThrow(/got gru,foo$/);
+    expect(() => cellsOf('')).toThrow(/got nothing$/);
   });
 
   it('returns undefined when there is no usable RESULT line', () => {
@@ -58,6 +118,8 @@ describe('lstm-lyrics bench (handler in process)', () => {
     maxChars: 0,
     hidden: 8,
     impl: 'scratch',
+    cell: 'lstm',
+    layers: 1,
     reference: false,
     python: 'python3',
     referenceScript: DEFAULT_REFERENCE_SCRIPT,
@@ -79,12 +141,12 @@ describe('lstm-lyrics bench (handler in process)', () => {
     const result = await handler(tiny(), log);
     expect(result.results).toHaveLength(1);
     const [r] = result.results;
-    expect(r).toMatchObject({ impl: 'scratch', hidden: 8, epochs: 1, tensorsLeaked: 0 });
+    expect(r).toMatchObject({ cell: 'lstm', layers: 1, impl: 'scratch', hidden: 8, epochs: 1, tensorsLeaked: 0 });
     expect(r.medianEpochSeconds).toBeGreaterThan(0);
     expect(r.medianEpochCpuSeconds).toBeGreaterThan(0);
     expect(r.generateCharsPerSecond).toBeGreaterThan(0);
     expect(r.reference).toBeUndefined();
-    expect(lines.join('\n')).toMatch(/scratch\s+wasm/);
+    expect(lines.join('\n')).toMatch(/lstm\s+1\s+scratch\s+wasm/);
   });
 
   it('says why a missing reference script is skipped, before training, and still benchmarks', async () => {
@@ -162,19 +224,107 @@ describe('lstm-lyrics bench (handler in process)', () => {
     const order = lines.filter((l) => /^(training|running PyTorch)/.test(l));
     expect(order).toEqual(
       [1, 2, 3].flatMap((k) => [
-        `training scratch (round ${k} of 3): 1 warm-up + 1 timed epochs...`,
-        `running PyTorch reference scratch (round ${k} of 3): 2 epochs...`,
+        `training lstm scratch (round ${k} of 3): 1 warm-up + 1 timed epochs...`,
+        `running PyTorch reference lstm scratch (round ${k} of 3): 2 epochs...`,
       ]),
     );
     const r = result.results[0];
     expect(r.roundRatios).toHaveLength(3);
     expect(r.reference!.medianEpochSeconds).toBe(2);
     expect(r.reference!.ratio).toBe([...r.roundRatios!].sort((a, b) => a - b)[1]);
-    expect(lines.join('\n')).toMatch(/scratch: ours\/PyTorch by round \d+\.\d\dx, \d+\.\d\dx, \d+\.\d\dx/);
+    expect(lines.join('\n')).toMatch(/lstm scratch: ours\/PyTorch by round \d+\.\d\dx, \d+\.\d\dx, \d+\.\d\dx/);
+  });
+
+  it('--cell gru,rnn times a row per cell and impl, each with its numbers and no leaks', async () => {
+    const result = await handler(tiny({ cell: 'gru,rnn', impl: undefined }), log);
+    expect(result.results.map((r) => [r.cell, r.layers, r.impl])).toEqual([
+      ['gru', 1, 'scratch'],
+      ['gru', 1, 'builtin'],
+      ['rnn', 1, 'scratch'],
+      ['rnn', 1, 'builtin'],
+    ]);
+    for (const r of result.results) {
+      expect(r.tensorsLeaked).toBe(0);
+      expect(r.medianEpochSeconds).toBeGreaterThan(0);
+      expect(r.generateCharsPerSecond).toBeGreaterThan(0);
+      expect(Number.isFinite(r.finalPerplexity)).toBe(true);
+    }
+    const table = lines.join('\n');
+    for (const [cell, impl] of [
+      ['gru', 'scratch'],
+      ['gru', 'builtin'],
+      ['rnn', 'scratch'],
+      ['rnn', 'builtin'],
+    ]) {
+      expect(table).toMatch(new RegExp(`^${cell}\\s+1\\s+${impl}\\s+wasm\\s+on\\s+\\d+\\.\\d{3}\\s`, 'm'));
+    }
+  });
+
+  it('stacks --layers in every model', async () => {
+    const result = await handler(tiny({ cell: 'rnn', layers: 2, impl: 'builtin' }), log);
+    expect(result.results[0]).toMatchObject({ cell: 'rnn', layers: 2, impl: 'builtin', tensorsLeaked: 0 });
+    expect(lines.join('\n')).toMatch(/^rnn\s+2\s+builtin\s+wasm/m);
+  });
+
+  it('refuses a bad --cell or --layers before training', async () => {
+    await expect(handler(tiny({ cell: 'foo' }), log)).rejects.toThrow(UsageError);
+    await expect(handler(tiny({ layers: 0 }), log)).rejects.toThrow(new UsageError('--layers must be a whole number from 1 to 64, got 0'));
+    expect(lines.filter((l) => /^training/.test(l))).toEqual([]);
+  });
+
+  it('--reference runs series.py for other cells and depths, seed_lstm.py for the one-layer LSTM, and sets generation beside ours', async () => {
+    const dir = tempDir();
+    const calls = path.join(dir, 'calls');
+    // Stand-ins for both scripts (series.py found beside --reference-script, its default place).
+    const seed = writeFile(dir, 'seed_lstm.py', '');
+    writeFile(dir, 'series.py', '');
+    // A stand-in interpreter: records its arguments, then answers as the script named would.
+    const fake = writeFile(
+      dir,
+      'fake-python',
+      `${[
+        '#!/bin/sh',
+        'if [ "$1" = -c ]; then exit 0; fi',
+        `echo "$*" >> '${calls}'`,
+        'case "$1" in',
+        '  *series.py) echo "GEN chars_per_s=1000000"; echo "RESULT cell=$3 impl=$4 layers=$7 vocab=5 epochs=$5 median_epoch_s=0.5 final_perplexity=9.5" ;;',
+        '  *) echo "GEN chars_per_s=0.001"; echo "RESULT impl=$3 vocab=5 epochs=$4 median_epoch_s=1000 total_s=2.0 final_perplexity=9.5" ;;',
+        'esac',
+      ].join('\n')}\n`,
+    );
+    fs.chmodSync(fake, 0o755);
+    const result = await handler(tiny({ reference: true, python: fake, referenceScript: seed, cell: 'gru,lstm', impl: undefined }), log);
+    expect(fs.readFileSync(calls, 'utf8').trim().split('\n')).toEqual([
+      `${dir}/series.py ${corpus} gru scratch 2 1000 1 200`,
+      `${dir}/series.py ${corpus} gru builtin 2 1000 1 200`,
+      `${seed} ${corpus} scratch 2 1000 200`,
+      `${seed} ${corpus} builtin 2 1000 200`,
+    ]);
+    const [gru] = result.results;
+    expect(gru.reference).toMatchObject({ cell: 'gru', impl: 'scratch', layers: 1, epochs: 2, generateCharsPerSecond: 1e6, target: 1.0 });
+    expect(gru.reference!.ratio).toBeCloseTo(gru.medianEpochSeconds / 0.5);
+    expect(gru.reference!.generateRatio).toBeCloseTo(gru.generateCharsPerSecond / 1e6);
+    expect(gru.reference).toMatchObject({ generateMet: false }); // no one generates a million characters a second here
+    const lstm = result.results[3];
+    expect(lstm.reference).toMatchObject({ impl: 'builtin', totalSeconds: 2, target: 2.0, met: true, generateMet: true });
+    const out = lines.join('\n');
+    expect(out).toMatch(/PyTorch gen chars\/s\s+gen ours\/PyTorch\s+gen goal\s+gen met$/m);
+    expect(out).toMatch(/^gru\s+1\s+scratch\s.*\s1,000,000\s+\d+\.\d\dx\s+>=1\.0x\s+NO$/m);
+    expect(out).toMatch(/^goals: every scratch <=1\.0x .* every builtin <=2\.0x nn\.RNN \/ nn\.GRU \/ nn\.LSTM/m);
+
+    // Two layers: the LSTM too goes to series.py, which must then exist.
+    fs.writeFileSync(calls, '');
+    await handler(tiny({ reference: true, python: fake, referenceScript: seed, cell: 'lstm', layers: 2, impl: 'builtin' }), log);
+    expect(fs.readFileSync(calls, 'utf8').trim()).toBe(`${dir}/series.py ${corpus} lstm builtin 2 1000 2 200`);
+    fs.rmSync(path.join(dir, 'series.py'));
+    const skipped = await handler(tiny({ reference: true, python: fake, referenceScript: seed, cell: 'rnn' }), log);
+    expect(skipped.referenceNote).toBe(`${dir}/series.py not found (see --series-script)`);
   });
 
   it('combines rounds: medians of each measure and of the per-round ratios, largest peak RSS', () => {
     const ours = (seconds: number, rss: number): ImplResult => ({
+      cell: 'lstm',
+      layers: 1,
       impl: 'builtin',
       backend: 'wasm',
       accel: 'on',
@@ -261,14 +411,28 @@ describe('lstm-lyrics bench (the CLI command)', () => {
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
     const result = JSON.parse(lines[0]);
-    expect(result.results[0]).toMatchObject({ impl: 'builtin', hidden: 8, tensorsLeaked: 0 });
+    expect(result.results[0]).toMatchObject({ cell: 'lstm', layers: 1, impl: 'builtin', hidden: 8, tensorsLeaked: 0 });
     expect(result.referenceNote).toMatch(/cannot run \/no\/such\/python/);
     expect(r.stderr).toMatch(/builtin\s+wasm/);
   });
 });
 
+describe('lstm-lyrics bench: bad --cell and --layers', () => {
+  it.each([
+    [['--cell', 'foo'], '--cell must be rnn, gru, lstm, all, or a comma list of them, got foo'],
+    [['--layers', '0'], '--layers must be a whole number from 1 to 64, got 0'],
+  ])('bench %j exits 2 with one line', (flags, message) => {
+    const r = spawnCli(['bench', '--backend', 'wasm', ...flags]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(message);
+  });
+});
+
 describe('bench --scale', () => {
   const row = (impl: 'scratch' | 'builtin', chars: number, vocab: number, hidden: number, seconds: number, rss: number) => ({
+    cell: 'lstm' as const,
+    layers: 1,
     impl,
     backend: 'wasm',
     accel: 'on' as const,
@@ -294,14 +458,16 @@ describe('bench --scale', () => {
       { ...row('builtin', 63_282, 2582, 256, 25.3, 900), medianEpochCpuSeconds: 40 },
     ]);
     expect(notes).toEqual([
-      'scratch hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): CPU time per character x1.76, matmul work per character x1.76 (linear in characters); peak RSS x1.03 (flat)',
-      'builtin hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): CPU time per character x3.16, matmul work per character x1.76 (NOT linear in characters); peak RSS x2.25 (NOT flat)',
+      'lstm scratch hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): CPU time per character x1.76, matmul work per character x1.76 (linear in characters); peak RSS x1.03 (flat)',
+      'lstm builtin hidden 256, 10,000 -> 63,282 characters (vocabulary 1,027 -> 2,582): CPU time per character x3.16, matmul work per character x1.76 (NOT linear in characters); peak RSS x2.25 (NOT flat)',
     ]);
   });
 
   it('tabulates ms per 1k characters', () => {
     const table = scaleTable([row('scratch', 10_000, 1027, 128, 0.5, 250)]).split('\n');
-    expect(table[0]).toMatch(/^impl\s+chars\s+vocab\s+hidden\s+s\/epoch\s+CPU s\/epoch\s+ms per 1k chars\s+peak RSS MiB\s+tensors left$/);
-    expect(table[2]).toMatch(/^scratch\s+10,000\s+1,027\s+128\s+0\.500\s+0\.500\s+50\.0\s+250\s+0$/);
+    expect(table[0]).toMatch(
+      /^cell\s+layers\s+impl\s+chars\s+vocab\s+hidden\s+s\/epoch\s+CPU s\/epoch\s+ms per 1k chars\s+peak RSS MiB\s+tensors left$/,
+    );
+    expect(table[2]).toMatch(/^lstm\s+1\s+scratch\s+10,000\s+1,027\s+128\s+0\.500\s+0\.500\s+50\.0\s+250\s+0$/);
   });
 });

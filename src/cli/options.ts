@@ -171,6 +171,19 @@ export function cellOf(args: { cell?: Cell; layers?: number; dropout?: number })
   return { cell: args.cell ?? 'lstm', layers, dropout };
 }
 
+/**
+ * bench's --cell: one cell, `all`, or a comma list (`gru,rnn`), in the order given, each once.
+ * Anything else is a usage error naming what was given.
+ */
+export function cellsOf(value: string): Cell[] {
+  const names = value.split(',').map((n) => n.trim().toLowerCase());
+  const cells = names.flatMap((n) => (n === 'all' ? [...CELLS] : CELLS.filter((c) => c === n)));
+  if (names.some((n) => n !== 'all' && !CELLS.includes(n as Cell)) || cells.length === 0) {
+    throw new UsageError(`--cell must be ${CELLS.join(', ')}, all, or a comma list of them, got ${value === '' ? 'nothing' : value}`);
+  }
+  return [...new Set(cells)];
+}
+
 export function positiveNumber(flag: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${flag} must be a number > 0, got ${value}`);
   return value;

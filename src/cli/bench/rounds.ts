@@ -1,7 +1,7 @@
 /**
- * `bench` without --scale: times each impl (a warm-up epoch, then the timed ones, then greedy
- * generation), --rounds times, each round followed by the PyTorch reference with --reference, and
- * combines the rounds into one row per impl of the result table.
+ * `bench` without --scale: times each cell x impl (a warm-up epoch, then the timed ones, then
+ * greedy generation), --rounds times, each round followed by its PyTorch lesson with --reference,
+ * and combines the rounds into one row per cell x impl of the result table.
  *
  * Apart from the command module so that the measuring and the arithmetic over rounds can be read
  * (and tested) without the option wiring around them.
@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { DEFAULT_HIDDEN, DEFAULT_OPTIMIZER, DEFAULT_TRAIN, type Impl, type TrainConfig, LEGACY_MODEL } from '../../core/config';
+import { type Cell, DEFAULT_HIDDEN, DEFAULT_TRAIN, type Impl, lessonDefaults, type TrainConfig } from '../../core/config';
 import { generateText } from '../../core/generate';
 import { median, type EpochMetrics } from '../../core/metrics';
 import { createModel } from '../../core/models';
@@ -18,7 +18,13 @@ import { makeOptimizer } from '../../core/optimizer';
 import { train } from '../../core/train';
 import { unknownChars, type Corpus } from '../../core/vocab';
 import { loadCorpus } from '../../node/corpus-file';
-import { OPENBLAS_VARS_UNSET, referenceProblem, runReference, type ReferenceResult } from '../../node/pytorch-reference';
+import {
+  OPENBLAS_VARS_UNSET,
+  type ReferenceResult,
+  type ReferenceScripts,
+  referenceProblem,
+  runReference,
+} from '../../node/pytorch-reference';
 import { count } from '../../core/numbers';
 import { formatTable } from '../../terminal/table';
 import type { Logger } from '../logger';
@@ -27,12 +33,21 @@ import { startBackend, type BackendArgs } from '../options';
 /** --accel for bench: on, off, or both side by side. */
 export type BenchAccel = 'on' | 'off' | 'both';
 
-/** The goal per impl: ours / PyTorch median seconds per epoch at most this, on the same machine and corpus. */
+/**
+ * The goal per impl, for every cell and depth: ours / PyTorch median seconds per epoch at most
+ * this, on the same machine and corpus (scratch against the lesson's scratch code, builtin against
+ * nn.RNN / nn.GRU / nn.LSTM with the same num_layers). Printed, never asserted: a benchmark.
+ */
 export const TARGET_RATIO: Readonly<Record<Impl, number>> = { scratch: 1.0, builtin: 2.0 };
+/** The generation goal: ours / PyTorch greedy characters per second at least this. */
+export const GEN_TARGET_RATIO = 1.0;
 const GEN_PREFIX = '分开';
-const GEN_CHARS = 200;
+/** Greedy characters timed after training, ours and (with --reference) PyTorch's alike. */
+export const GEN_CHARS = 200;
 
 export interface ImplResult {
+  readonly cell: Cell;
+  readonly layers: number;
   readonly impl: Impl;
   readonly backend: string;
   /** Whether our speed-ups (src/accel) were on. */
@@ -54,9 +69,21 @@ export interface ImplResult {
   /** tf.memory().numTensors after disposing everything, minus before: anything but 0 leaks. */
   readonly tensorsLeaked: number;
   readonly generateCharsPerSecond: number;
-  reference?: ReferenceResult & { readonly ratio: number; readonly target: number; readonly met: boolean };
+  reference?: ReferenceResult & {
+    readonly ratio: number;
+    readonly target: number;
+    readonly met: boolean;
+    /** Ours / PyTorch generated characters per second (median over rounds), when PyTorch timed it. */
+    readonly generateRatio?: number;
+    readonly generateMet?: boolean;
+  };
   /** With --rounds above 1: ours/PyTorch of each round, in order (the ratio above is their median). */
   roundRatios?: number[];
+}
+
+/** `lstm scratch`, `gru builtin, 2 layers`: a row's name in progress lines and notes. */
+export function rowLabel(r: { cell: Cell; impl: Impl; layers: number }): string {
+  return `${r.cell} ${r.impl}${r.layers > 1 ? `, ${r.layers} layers` : ''}`;
 }
 
 /** What `bench` returns, and what --json prints. */
@@ -74,10 +101,25 @@ export interface BenchResult {
 
 export function resultTable(results: readonly ImplResult[]): string {
   const withRef = results.some((r) => r.reference);
-  const header = ['impl', 'backend', 'accel', 's/epoch', 'CPU s/epoch', 'chars/s', 'peak RSS MiB', 'tensors left', 'gen chars/s'];
-  if (withRef) header.push('PyTorch s/epoch*', 'ours/PyTorch', 'target', 'met');
+  const header = [
+    'cell',
+    'layers',
+    'impl',
+    'backend',
+    'accel',
+    's/epoch',
+    'CPU s/epoch',
+    'chars/s',
+    'peak RSS MiB',
+    'tensors left',
+    'gen chars/s',
+  ];
+  if (withRef)
+    header.push('PyTorch s/epoch*', 'ours/PyTorch', 'goal', 'met', 'PyTorch gen chars/s', 'gen ours/PyTorch', 'gen goal', 'gen met');
   const rows = results.map((r) => {
     const row = [
+      r.cell,
+      String(r.layers),
       r.impl,
       r.backend,
       r.accel,
@@ -91,8 +133,18 @@ export function resultTable(results: readonly ImplResult[]): string {
     if (r.reference) {
       const ref = r.reference;
       row.push(ref.medianEpochSeconds.toFixed(3), `${ref.ratio.toFixed(2)}x`, `<=${ref.target.toFixed(1)}x`, ref.met ? 'yes' : 'NO');
+      if (ref.generateCharsPerSecond !== undefined && ref.generateRatio !== undefined) {
+        row.push(
+          count(ref.generateCharsPerSecond),
+          `${ref.generateRatio.toFixed(2)}x`,
+          `>=${GEN_TARGET_RATIO.toFixed(1)}x`,
+          ref.generateMet ? 'yes' : 'NO',
+        );
+      } else {
+        row.push('-', '-', '-', '-');
+      }
     } else if (withRef) {
-      row.push('-', '-', '-', '-');
+      row.push('-', '-', '-', '-', '-', '-', '-', '-');
     }
     return row;
   });
@@ -100,6 +152,8 @@ export function resultTable(results: readonly ImplResult[]): string {
 }
 
 async function benchImpl(
+  cell: Cell,
+  layers: number,
   impl: Impl,
   corpus: Corpus,
   corpusPath: string,
@@ -108,9 +162,13 @@ async function benchImpl(
   backend: string,
   accel: 'on' | 'off',
 ): Promise<ImplResult> {
+  // Each cell trains with its own lesson's optimizer and rate (nn.RNN's Adam runs at 0.001, not
+  // 0.01): the same work per step either way, but the perplexity printed is then the lesson's.
+  const { optimizer: optimizerName, lr } = lessonDefaults(cell, impl);
   const config: TrainConfig = {
     ...DEFAULT_TRAIN,
-    ...DEFAULT_OPTIMIZER[impl],
+    optimizer: optimizerName,
+    lr,
     corpus: corpusPath,
     epochs: epochs + 1, // the first is a warm-up (kernel set-up, allocator growth), dropped below
     // train() reports after the last epoch whatever reportEvery says; no prefixes makes that free.
@@ -122,7 +180,8 @@ async function benchImpl(
   // RSS is sampled per batch rather than read from resourceUsage().maxRSS, which is process-wide
   // and would charge the second impl with the first one's peak.
   let peakRss = process.memoryUsage.rss();
-  const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden }, config.seed);
+  // No dropout: PyTorch's reference has none, and it would only add work to the timed epochs.
+  const model = createModel({ impl, cell, layers, dropout: 0, vocabSize: corpus.vocab.chars.length, hidden }, config.seed);
   // Ours, not train()'s, so it can be disposed: Adam's moment variables would otherwise count as leaked.
   const optimizer = makeOptimizer(config.optimizer, config.lr);
   let genCharsPerSecond: number;
@@ -156,6 +215,8 @@ async function benchImpl(
   const seconds = median(timed.map((m) => m.seconds));
   const charsPerEpoch = timed[0].charsPerSecond * timed[0].seconds; // batches x batch size x steps
   return {
+    cell,
+    layers,
     impl,
     backend,
     accel,
@@ -173,7 +234,7 @@ async function benchImpl(
   };
 }
 
-/** One round of one impl: ours, and PyTorch's right after it (with --reference). */
+/** One round of one cell x impl: ours, and PyTorch's right after it (with --reference). */
 interface Round {
   ours: ImplResult;
   reference?: ReferenceResult;
@@ -201,6 +262,15 @@ export function combineRounds(runs: readonly Round[]): ImplResult {
   const ratios = runs.map((r, i) => r.ours.medianEpochSeconds / references[i].medianEpochSeconds);
   const ratio = median(ratios);
   const target = TARGET_RATIO[combined.impl];
+  // Generation likewise: the median of each round's ours/PyTorch, when every round timed it.
+  const genRates = references.map((r) => r.generateCharsPerSecond).filter((x): x is number => x !== undefined);
+  const generate =
+    genRates.length === runs.length
+      ? (() => {
+          const generateRatio = median(runs.map((r, i) => r.ours.generateCharsPerSecond / genRates[i]));
+          return { generateCharsPerSecond: median(genRates), generateRatio, generateMet: generateRatio >= GEN_TARGET_RATIO };
+        })()
+      : undefined;
   return {
     ...combined,
     reference: {
@@ -209,35 +279,45 @@ export function combineRounds(runs: readonly Round[]): ImplResult {
       ratio,
       target,
       met: ratio <= target,
+      ...generate,
     },
     ...(runs.length > 1 && { roundRatios: ratios }),
   };
 }
 
 /**
- * Trains each impl for a warm-up and `run.epochs` timed epochs, then (with `run.reference`) runs
- * the PyTorch lesson as long, `run.rounds` times. The table and notes go to `log`; progress to `note`.
+ * Trains each cell x impl for a warm-up and `run.epochs` timed epochs, then (with `run.reference`)
+ * runs its PyTorch lesson as long, `run.rounds` times. The table and notes go to `log`; progress to `note`.
  */
 export async function benchRounds(
   args: Omit<BackendArgs, 'accel'> & { readonly accel: BenchAccel },
   run: {
     impls: Impl[];
+    cells: Cell[];
+    layers: number;
     epochs: number;
     rounds: number;
     maxChars: number;
     hidden: number;
     corpusPath: string;
     machine: BenchResult['machine'];
-    /** With --reference: the interpreter and the script to run. */
-    reference?: { python: string; script: string };
+    /** With --reference: the interpreter and the scripts to run. */
+    reference?: ReferenceScripts;
   },
   log: Logger,
   note: Logger,
 ): Promise<BenchResult> {
-  const { epochs, rounds, maxChars, hidden, corpusPath, machine } = run;
+  const { epochs, rounds, maxChars, hidden, layers, corpusPath, machine } = run;
   const loadBefore = os.loadavg()[0];
-  // Before the minutes of training: a reference that cannot run is said at once.
-  const referenceNote = run.reference ? referenceProblem(run.reference.python, run.reference.script) : undefined;
+  // Before the minutes of training: a reference that cannot run is said at once. Only the scripts
+  // this run calls must exist: seed_lstm.py for the one-layer LSTM, series.py for the rest.
+  const needed = run.reference
+    ? [
+        ...(run.cells.some((c) => c === 'lstm' && layers === 1) ? [{ path: run.reference.lstm, flag: 'reference-script' }] : []),
+        ...(run.cells.some((c) => c !== 'lstm' || layers > 1) ? [{ path: run.reference.series, flag: 'series-script' }] : []),
+      ]
+    : [];
+  const referenceNote = run.reference ? referenceProblem(run.reference.python, needed) : undefined;
   if (referenceNote) log.info(`reference skipped: ${referenceNote}`);
   const backend = await startBackend({ ...args, accel: args.accel === 'both' ? 'on' : args.accel });
   log.info(backend.description);
@@ -247,13 +327,13 @@ export async function benchRounds(
     );
   const corpus = loadCorpus(corpusPath, { maxChars });
   log.info(
-    `corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); hidden ${hidden}; ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up`,
+    `corpus: ${corpusPath} (${count(corpus.ids.length)} characters, vocabulary ${corpus.vocab.chars.length}); hidden ${hidden}; ${layers} layer${layers === 1 ? '' : 's'}; ${epochs} timed epoch${epochs === 1 ? '' : 's'} after 1 warm-up; each cell with its lesson's optimizer and learning rate`,
   );
 
   const reference = referenceNote ? undefined : run.reference;
   if (reference) {
     log.info(
-      `reference: ${reference.python} ${reference.script}, with ${OPENBLAS_VARS_UNSET.join(' and ')} unset in its environment (they slow OpenBLAS down on these machines)`,
+      `reference: ${reference.python} ${needed.map((s) => s.path).join(' and ')}, with ${OPENBLAS_VARS_UNSET.join(' and ')} unset in its environment (they slow OpenBLAS down on these machines)`,
     );
     if (maxChars !== DEFAULT_TRAIN.maxChars || hidden !== DEFAULT_HIDDEN) {
       note.info(
@@ -263,45 +343,52 @@ export async function benchRounds(
   }
   const results: ImplResult[] = [];
   const stock: Round[] = [];
-  for (const impl of run.impls) {
-    const runs: Round[] = [];
-    for (let k = 1; k <= rounds; k++) {
-      const round = rounds > 1 ? ` (round ${k} of ${rounds})` : '';
-      note.info(`training ${impl}${round}: 1 warm-up + ${epochs} timed epochs...`);
-      const ours = await benchImpl(impl, corpus, corpusPath, epochs, hidden, backend.name, backend.accel.on ? 'on' : 'off');
-      // Right after ours, so both see the machine as it is then; never alongside: on a 2-core
-      // machine they would slow each other down.
-      let theirs: ReferenceResult | undefined;
-      if (reference) {
-        note.info(`running PyTorch reference ${impl}${round}: ${epochs + 1} epochs...`);
-        theirs = runReference(reference.python, reference.script, corpusPath, impl, epochs + 1);
-        if (theirs.vocab !== ours.vocab)
-          note.info(`warning: PyTorch read a vocabulary of ${theirs.vocab}, ours ${ours.vocab}: not the same task`);
+  for (const cell of run.cells) {
+    for (const impl of run.impls) {
+      const label = rowLabel({ cell, impl, layers });
+      const runs: Round[] = [];
+      for (let k = 1; k <= rounds; k++) {
+        const round = rounds > 1 ? ` (round ${k} of ${rounds})` : '';
+        note.info(`training ${label}${round}: 1 warm-up + ${epochs} timed epochs...`);
+        const ours = await benchImpl(cell, layers, impl, corpus, corpusPath, epochs, hidden, backend.name, backend.accel.on ? 'on' : 'off');
+        // Right after ours, so both see the machine as it is then; never alongside: on a 2-core
+        // machine they would slow each other down.
+        let theirs: ReferenceResult | undefined;
+        if (reference) {
+          note.info(`running PyTorch reference ${label}${round}: ${epochs + 1} epochs...`);
+          theirs = runReference(reference, { corpusPath, cell, impl, layers, epochs: epochs + 1, genChars: GEN_CHARS });
+          if (theirs.vocab !== ours.vocab)
+            note.info(`warning: PyTorch read a vocabulary of ${theirs.vocab}, ours ${ours.vocab}: not the same task`);
+        }
+        runs.push({ ours, reference: theirs });
+        if (args.accel === 'both') {
+          note.info(`training ${label}${round} with --accel off, in a fresh process...`);
+          const child = benchInChild([
+            '--cell',
+            cell,
+            '--layers',
+            String(layers),
+            '--impl',
+            impl,
+            '--epochs',
+            String(epochs),
+            '--corpus',
+            corpusPath,
+            '--max-chars',
+            String(maxChars),
+            '--hidden',
+            String(hidden),
+            '--backend',
+            args.backend,
+            '--accel',
+            'off',
+          ]);
+          stock.push({ ours: child.results[0] });
+        }
       }
-      runs.push({ ours, reference: theirs });
-      if (args.accel === 'both') {
-        note.info(`training ${impl}${round} with --accel off, in a fresh process...`);
-        const child = benchInChild([
-          '--impl',
-          impl,
-          '--epochs',
-          String(epochs),
-          '--corpus',
-          corpusPath,
-          '--max-chars',
-          String(maxChars),
-          '--hidden',
-          String(hidden),
-          '--backend',
-          args.backend,
-          '--accel',
-          'off',
-        ]);
-        stock.push({ ours: child.results[0] });
-      }
+      results.push(combineRounds(runs));
+      if (stock.length > 0) results.push(combineRounds(stock.splice(0)));
     }
-    results.push(combineRounds(runs));
-    if (stock.length > 0) results.push(combineRounds(stock.splice(0)));
   }
 
   log.info('');
@@ -318,18 +405,21 @@ export async function benchRounds(
   );
   if (results.some((r) => r.reference)) {
     log.info(`* PyTorch's median is over all ${epochs + 1} of its epochs, its first (warm-up) included; ours excludes the warm-up.`);
+    log.info(
+      `goals: every scratch <=${TARGET_RATIO.scratch.toFixed(1)}x its PyTorch lesson's s/epoch; every builtin <=${TARGET_RATIO.builtin.toFixed(1)}x nn.RNN / nn.GRU / nn.LSTM (stacked: the same num_layers); generation >=${GEN_TARGET_RATIO.toFixed(1)}x PyTorch's chars/s (greedy ${GEN_CHARS} characters; PyTorch's under torch.no_grad()). A benchmark: it reports them, never fails on them.`,
+    );
   }
   for (const on of results.filter((r) => r.accel === 'on')) {
-    const off = results.find((r) => r.accel === 'off' && r.impl === on.impl);
+    const off = results.find((r) => r.accel === 'off' && r.impl === on.impl && r.cell === on.cell && r.layers === on.layers);
     if (off)
       log.info(
-        `${on.impl}: accel off / on ${(off.medianEpochSeconds / on.medianEpochSeconds).toFixed(2)}x the seconds per epoch, ${(on.generateCharsPerSecond / off.generateCharsPerSecond).toFixed(2)}x the generated characters per second; final perplexity ${on.finalPerplexity.toFixed(4)} on, ${off.finalPerplexity.toFixed(4)} off`,
+        `${rowLabel(on)}: accel off / on ${(off.medianEpochSeconds / on.medianEpochSeconds).toFixed(2)}x the seconds per epoch, ${(on.generateCharsPerSecond / off.generateCharsPerSecond).toFixed(2)}x the generated characters per second; final perplexity ${on.finalPerplexity.toFixed(4)} on, ${off.finalPerplexity.toFixed(4)} off`,
       );
   }
   for (const r of results) {
     if (r.roundRatios)
       log.info(
-        `${r.impl}: ours/PyTorch by round ${r.roundRatios.map((x) => `${x.toFixed(2)}x`).join(', ')}; the table shows the median of each column over the ${rounds} rounds, and of these ratios.`,
+        `${rowLabel(r)}: ours/PyTorch by round ${r.roundRatios.map((x) => `${x.toFixed(2)}x`).join(', ')}; the table shows the median of each column over the ${rounds} rounds, and of these ratios.`,
       );
   }
   return {
