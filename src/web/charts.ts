@@ -57,13 +57,13 @@ export async function drawSelectedCurves(state: PageState, name: string): Promis
         (m.name === name || (!entries.get(name)?.local && !entries.get(m.name)?.local && parent(m.name) === parent(name))),
     );
   group.sort((a, b) => (a.name === name ? -1 : b.name === name ? 1 : a.name.localeCompare(b.name)));
-  // Each curve by its impl ("scratch"); where that repeats, by impl and cell ("builtin GRU" beside
-  // "builtin LSTM ×2"); where even that repeats, by its name as well.
-  const unique = (label: (m: ModelSummary) => string, m: ModelSummary) => group.filter((o) => label(o) === label(m)).length === 1;
-  const byImpl = (m: ModelSummary) => m.impl!;
-  const byShape = (m: ModelSummary) => `${m.impl} ${describeShape(m)}`;
+  // Each curve by its impl ("scratch") where every curve has the same cell; by impl and cell
+  // ("builtin GRU" beside "scratch LSTM ×2") where they differ; by its name as well where even
+  // that repeats.
+  const sameShape = new Set(group.map((m) => describeShape(m))).size === 1;
+  const label = (m: ModelSummary) => (sameShape ? m.impl! : `${m.impl} ${describeShape(m)}`);
   const series: PerplexitySeries[] = group.map((m) => ({
-    name: unique(byImpl, m) ? byImpl(m) : unique(byShape, m) ? byShape(m) : `${byShape(m)} (${m.name})`,
+    name: group.filter((o) => label(o) === label(m)).length === 1 ? label(m) : `${label(m)} (${m.name})`,
     points: m.history!,
   }));
   await drawChart($('chart'), series, group.length > 1 ? group.map((m) => m.name).join(' and ') : name);
