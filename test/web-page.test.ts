@@ -1,9 +1,10 @@
 /**
  * The page in real (headless) Chromium, driven by playwright-core: it loads without console
- * errors, lists the models (unreadable ones too), generates exactly the CLI's greedy text for both
- * impls, repeats a seeded sample, fills #generated from a link, trains both impls (perplexity falls,
- * the chart gets its points), keeps a stopped model, and downloads a zip the CLI reads. And the
- * --export folder works from a plain static server.
+ * errors, lists the models (unreadable ones too) with their cells, generates exactly the CLI's
+ * greedy text for both impls and for a GRU, an RNN and a stacked LSTM, repeats a seeded sample,
+ * fills #generated from a link, trains a GRU with both impls (perplexity falls, the chart gets its
+ * points; the cell's lesson fills the form, bad layers or dropout are refused), keeps a stopped
+ * model, and downloads a zip the CLI reads. And the --export folder works from a plain static server.
  *
  * Skips, saying so, only when no Chromium is installed (CI installs one: see .ci/run).
  */
@@ -18,7 +19,7 @@ import { main, type Io } from '../src/cli/main';
 import { contentTypeOf } from '../src/node/page-server';
 import { colorsFor } from '../src/terminal/colors';
 import { noProgress } from '../src/terminal/progress';
-import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
+import { REPETITIVE_LYRIC, TINY, tempDir, writeFile } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'lstm-lyrics.js');
@@ -74,6 +75,13 @@ function staticServer(dir: string): http.Server {
   });
 }
 
+/** series/NAME (in the list's order): trained with --impl IMPL --cell CELL and the extra flags; the table's cell column for it. */
+const SERIES: readonly [string, string, string, string[], string][] = [
+  ['gru', 'scratch', 'gru', [], 'GRU'],
+  ['lstm2', 'builtin', 'lstm', ['--layers', '2', '--dropout', '0.3'], 'LSTM ×2, dropout 0.3'],
+  ['rnn', 'builtin', 'rnn', [], 'RNN'],
+];
+
 describeIfChromium('the page in Chromium', () => {
   let browser: Browser;
   let models: string;
@@ -115,6 +123,35 @@ describeIfChromium('the page in Chromium', () => {
         'wasm',
       ]);
     }
+    // The series' other cells and a stacked LSTM, saved by the CLI (series/ sorts after runs/, so
+    // runs/builtin stays the first readable model, the one the page selects).
+    for (const [name, impl, cell, extra] of SERIES) {
+      cli([
+        'train',
+        ...TINY,
+        '--hidden',
+        '16',
+        '--epochs',
+        '4',
+        '--report-every',
+        '4',
+        '--impl',
+        impl,
+        '--cell',
+        cell,
+        ...extra,
+        '--corpus',
+        corpus,
+        '--out',
+        path.join(models, 'series', name),
+      ]);
+    }
+    // A model saved before checkpoints recorded a cell: runs/scratch without cell, layers, dropout.
+    fs.cpSync(path.join(models, 'runs', 'scratch'), path.join(models, 'saved-before-cells'), { recursive: true });
+    const older = path.join(models, 'saved-before-cells', 'checkpoint.json');
+    const meta = JSON.parse(fs.readFileSync(older, 'utf8'));
+    for (const key of ['cell', 'layers', 'dropout']) delete meta.model[key];
+    fs.writeFileSync(older, JSON.stringify(meta));
     fs.mkdirSync(path.join(models, 'half-saved'));
     fs.writeFileSync(path.join(models, 'half-saved', 'weights.bin'), 'x');
     const lines: string[] = [];
@@ -163,10 +200,19 @@ describeIfChromium('the page in Chromium', () => {
     const rows = await page.$$eval('#models tbody tr', (trs) =>
       trs.map((tr) => ({ name: tr.getAttribute('data-name'), text: tr.textContent })),
     );
-    expect(rows.map((r) => r.name)).toEqual(['half-saved', 'runs/builtin', 'runs/scratch']);
+    expect(rows.map((r) => r.name)).toEqual([
+      'half-saved',
+      'runs/builtin',
+      'runs/scratch',
+      'saved-before-cells',
+      ...SERIES.map(([name]) => `series/${name}`),
+    ]);
     expect(rows[0].text).toContain('unreadable: no checkpoint.json');
     expect(rows[1].text).toContain('builtin');
     expect(rows[1].text).toContain('lyric.txt');
+    // The cell column (the third): every cell, the stacked one's layers and dropout; the older model an LSTM.
+    const cells = await page.$$eval('#models tbody tr:not(.unreadable) td:nth-child(3)', (tds) => tds.map((td) => td.textContent));
+    expect(cells).toEqual(['LSTM', 'LSTM', 'LSTM', ...SERIES.map(([, , , , shown]) => shown)]);
     // The first readable model is selected, and its curve drawn with its sibling's (as compare saves them).
     await page.waitForSelector('#chart svg', { timeout: WAIT });
     expect(Number(await page.getAttribute('#chart', 'data-points'))).toBe(12 + 30);
@@ -186,6 +232,25 @@ describeIfChromium('the page in Chromium', () => {
       await page.close();
     },
   );
+
+  it("a GRU, an RNN and a 2-layer LSTM with dropout: the page's greedy text equals lstm-lyrics generate", async () => {
+    const { page, errors } = await open(base);
+    await page.waitForSelector('#models-status[data-state="ready"]', { timeout: WAIT });
+    for (const [name, impl, , , shown] of SERIES) {
+      const model = `series/${name}`;
+      await page.click(`#models tbody tr[data-name="${model}"]`);
+      await page.waitForSelector(`#selected[data-model="${model}"]`, { timeout: WAIT });
+      expect(await page.textContent('#selected')).toContain(`${model}: ${impl} ${shown},`);
+      await page.fill('#prefix', '分开');
+      await page.fill('#length', '40');
+      await page.fill('#temperature', '0');
+      await page.click('#generate-button');
+      await page.waitForSelector(`#generated[data-state="done"][data-model="${model}"]`, { timeout: WAIT });
+      expect(await page.textContent('#generated')).toBe(cliGenerate(path.join(models, 'series', name), '分开', 40));
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 
   it('?accel=off runs stock TF.js, says so, and generates what lstm-lyrics generate --accel off does', async () => {
     const { page, errors } = await open(`${link('runs/scratch', { prefix: '不分开', length: 30 })}&accel=off`);
@@ -239,10 +304,50 @@ describeIfChromium('the page in Chromium', () => {
     }
   }
 
-  it('trains both impls in the page: perplexity falls, the chart gets every epoch, Download gives a zip that lstm-lyrics generate reads', async () => {
+  /** The train form's field values, by id. */
+  async function formValues(page: Page, ids: readonly string[]): Promise<Record<string, string>> {
+    return Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await page.inputValue(`#${id}`)])));
+  }
+
+  it("trains a GRU with both impls in the page: the cell's lesson fills the form, bad layers or dropout are refused, perplexity falls, the chart gets every epoch, Download gives a zip that lstm-lyrics generate reads", async () => {
     const { page, errors } = await open(base);
     await page.waitForSelector('#models-status[data-state="ready"]', { timeout: WAIT });
+    const lessonFields = ['epochs', 'report-every', 'lr-scratch', 'lr-builtin'];
+    // At first the LSTM lesson's; picking the RNN puts in its own (as train --cell rnn).
+    expect(await formValues(page, lessonFields)).toEqual({
+      epochs: '160',
+      'report-every': '40',
+      'lr-scratch': '100',
+      'lr-builtin': '0.01',
+    });
+    await page.check('#cell-rnn');
+    expect(await formValues(page, lessonFields)).toEqual({
+      epochs: '250',
+      'report-every': '50',
+      'lr-scratch': '100',
+      'lr-builtin': '0.001',
+    });
+    // What the user typed (epochs, report every) stays when the cell changes; the rest follows the GRU's lesson.
     await setUpTraining(page, 6);
+    await page.check('#cell-gru');
+    expect(await formValues(page, lessonFields)).toEqual({ epochs: '6', 'report-every': '2', 'lr-scratch': '100', 'lr-builtin': '0.01' });
+
+    // Layers and dropout are checked as the CLI checks them: one line, and nothing trains.
+    for (const [layers, dropout, message] of [
+      ['0', '0', 'layers must be a whole number from 1 to 64, got 0'],
+      ['1.5', '0', 'layers must be a whole number from 1 to 64, got 1.5'],
+      ['2', '1', 'dropout must be a number from 0 to below 1, got 1'],
+    ]) {
+      await page.fill('#layers', layers);
+      await page.fill('#dropout', dropout);
+      await page.click('#train-button');
+      await page.waitForSelector('#train-problem:not([hidden])', { timeout: WAIT });
+      expect(await page.textContent('#train-problem')).toBe(message);
+      expect(await page.getAttribute('#progress', 'data-state')).toBe('error');
+      expect(await page.locator('#progress .run').count()).toBe(0);
+    }
+    await page.fill('#layers', '1');
+    await page.fill('#dropout', '0');
     await page.click('#train-button');
     await page.waitForSelector('#progress[data-state="done"]', { timeout: 180_000 });
     for (const impl of ['scratch', 'builtin']) {
@@ -256,22 +361,30 @@ describeIfChromium('the page in Chromium', () => {
 
     const unzipped = tempDir();
     for (const impl of ['scratch', 'builtin']) {
-      await page.click(`#models tbody tr[data-name="this page #1: ${impl}"]`);
-      await page.waitForSelector(`#selected[data-model="this page #1: ${impl}"]`, { timeout: WAIT });
+      const name = `this page #1: ${impl} GRU`;
+      await page.click(`#models tbody tr[data-name="${name}"]`);
+      await page.waitForSelector(`#selected[data-model="${name}"]`, { timeout: WAIT });
+      expect(await page.textContent(`#models tbody tr[data-name="${name}"] td:nth-child(3)`)).toBe('GRU');
       await page.fill('#prefix', '不分开');
       await page.fill('#length', '30');
       await page.fill('#temperature', '0');
       await page.click('#generate-button');
-      await page.waitForSelector(`#generated[data-state="done"][data-model="this page #1: ${impl}"]`, { timeout: WAIT });
+      await page.waitForSelector(`#generated[data-state="done"][data-model="${name}"]`, { timeout: WAIT });
       const pageText = (await page.textContent('#generated'))!;
 
       const [download] = await Promise.all([page.waitForEvent('download'), page.click(`#trained button[data-impl="${impl}"]`)]);
-      expect(download.suggestedFilename()).toBe(`lstm-lyrics-${impl}.zip`);
+      expect(download.suggestedFilename()).toBe(`lstm-lyrics-${impl}-gru.zip`);
       const zipFile = path.join(unzipped, `${impl}.zip`);
       await download.saveAs(zipFile);
       new AdmZip(zipFile).extractAllTo(unzipped, true);
-      const dir = path.join(unzipped, `lstm-lyrics-${impl}`);
-      expect(fs.existsSync(path.join(dir, 'checkpoint.json'))).toBe(true);
+      const dir = path.join(unzipped, `lstm-lyrics-${impl}-gru`);
+      expect(JSON.parse(fs.readFileSync(path.join(dir, 'checkpoint.json'), 'utf8')).model).toMatchObject({
+        impl,
+        cell: 'gru',
+        layers: 1,
+        dropout: 0,
+        hidden: 16,
+      });
       expect(cliGenerate(dir, '不分开', 30)).toBe(pageText);
     }
     expect(errors).toEqual([]);
@@ -294,7 +407,7 @@ describeIfChromium('the page in Chromium', () => {
     await page.waitForSelector('#progress[data-state="stopped"]', { timeout: WAIT });
     expect(await page.textContent('#progress')).toMatch(/scratch: stopped after \d+ epochs/);
     expect(await page.textContent('#models')).toContain('lyric.txt');
-    await page.waitForSelector('#selected[data-model$=": scratch"]', { timeout: WAIT });
+    await page.waitForSelector('#selected[data-model$=": scratch LSTM"]', { timeout: WAIT });
     await page.fill('#length', '20');
     await page.click('#generate-button');
     expect(Array.from(await generatedText(page))).toHaveLength(3 + 20);

@@ -136,6 +136,21 @@ describe('the model list', () => {
     expect(byName.escape).toMatchObject({ readable: false, reason: 'a link out of the models folder' });
   });
 
+  it("says each model's cell, layers and dropout; one saved before they existed lists as one LSTM layer", () => {
+    const byName = Object.fromEntries(listModels(models).map((m) => [m.name, m]));
+    expect(byName['runs/scratch']).toMatchObject({ cell: 'lstm', layers: 1, dropout: 0 });
+    // An older checkpoint: the same model with no cell, layers or dropout in checkpoint.json.
+    const older = path.join(tempDir(), 'models');
+    fs.cpSync(path.join(models, 'runs', 'scratch'), path.join(older, 'old'), { recursive: true });
+    const file = path.join(older, 'old', 'checkpoint.json');
+    const meta = JSON.parse(fs.readFileSync(file, 'utf8'));
+    for (const key of ['cell', 'layers', 'dropout']) delete meta.model[key];
+    fs.writeFileSync(file, JSON.stringify(meta));
+    expect(listModels(older)).toEqual([
+      expect.objectContaining({ name: 'old', readable: true, impl: 'scratch', cell: 'lstm', layers: 1, dropout: 0 }),
+    ]);
+  });
+
   it('is empty, not an error, for a folder that does not exist', () => {
     expect(listModels(path.join(tempDir(), 'nothing'))).toEqual([]);
   });

@@ -9,7 +9,7 @@ import { BACKEND_PREFERENCES, selectBackend, type BackendChoice, type BackendPre
 import { MAX_AUTO_THREADS, type ThreadsSetting } from '../backend/threads';
 import { CELLS, DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Cell, type Impl, type Sampling } from '../core/config';
 import { UsageError } from '../core/errors';
-import { MAX_LAYERS } from '../core/model-check';
+import { shapeProblem } from '../core/model-check';
 
 /** The corpus that ships in corpus/, found relative to the installed package, not the cwd. */
 export const BUNDLED_CORPUS = path.resolve(__dirname, '..', '..', 'corpus', 'songci300.txt');
@@ -161,13 +161,9 @@ export function seedOf(value: number): number {
 /** --cell, --layers, --dropout checked: what a fresh model is, besides its vocabulary and size. */
 export function cellOf(args: { cell?: Cell; layers?: number; dropout?: number }): { cell: Cell; layers: number; dropout: number } {
   const layers = args.layers ?? 1;
-  if (!Number.isInteger(layers) || layers < 1 || layers > MAX_LAYERS) {
-    throw new UsageError(`--layers must be a whole number from 1 to ${MAX_LAYERS}, got ${Number.isNaN(layers) ? 'not a number' : layers}`);
-  }
   const dropout = args.dropout ?? 0;
-  if (!Number.isFinite(dropout) || dropout < 0 || dropout >= 1) {
-    throw new UsageError(`--dropout must be a number from 0 to below 1, got ${Number.isNaN(dropout) ? 'not a number' : dropout}`);
-  }
+  const problem = shapeProblem(layers, dropout, { layers: '--layers', dropout: '--dropout' });
+  if (problem) throw new UsageError(problem);
   return { cell: args.cell ?? 'lstm', layers, dropout };
 }
 

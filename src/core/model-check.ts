@@ -53,6 +53,26 @@ export function modelFilesOf(impl: ModelConfig['impl']): readonly string[] {
 /** The most stacked layers a model may have: far beyond what trains on a CPU, well short of absurd. */
 export const MAX_LAYERS = 64;
 
+/**
+ * What is wrong with a fresh model's depth and dropout, in one line that names each setting as the
+ * caller spells it (`--layers` in the CLI, `layers` in the page); undefined when nothing is. One
+ * rule for both, so the page refuses exactly what the CLI refuses.
+ */
+export function shapeProblem(
+  layers: number,
+  dropout: number,
+  names: { readonly layers: string; readonly dropout: string } = { layers: 'layers', dropout: 'dropout' },
+): string | undefined {
+  const shown = (v: number) => (Number.isNaN(v) ? 'not a number' : String(v));
+  if (!Number.isInteger(layers) || layers < 1 || layers > MAX_LAYERS) {
+    return `${names.layers} must be a whole number from 1 to ${MAX_LAYERS}, got ${shown(layers)}`;
+  }
+  if (!Number.isFinite(dropout) || dropout < 0 || dropout >= 1) {
+    return `${names.dropout} must be a number from 0 to below 1, got ${shown(dropout)}`;
+  }
+  return undefined;
+}
+
 /** The shape of a network, what its size follows from. */
 export type ModelShape = Pick<ModelConfig, 'cell' | 'layers' | 'vocabSize' | 'hidden'>;
 

@@ -29,6 +29,10 @@ export interface ReadableModel {
   readonly name: string;
   readonly readable: true;
   readonly impl: string;
+  /** The recurrent cell, its stacked layers and dropout; a checkpoint saved before they existed lists as one LSTM layer. */
+  readonly cell: string;
+  readonly layers: number;
+  readonly dropout: number;
   readonly hidden: number;
   readonly vocabSize: number;
   readonly epochs: number;
@@ -113,6 +117,9 @@ function describeModel(dir: string, name: string, rootReal: string, cache: Check
       name,
       readable: true,
       impl: meta.model.impl,
+      cell: meta.model.cell,
+      layers: meta.model.layers,
+      dropout: meta.model.dropout,
       hidden: meta.model.hidden,
       vocabSize: meta.model.vocabSize,
       epochs: meta.epoch,

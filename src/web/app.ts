@@ -6,15 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { setAccel, type AccelSetting } from '../accel';
-import {
-  DEFAULT_CORPUS,
-  DEFAULT_HIDDEN,
-  DEFAULT_OPTIMIZER,
-  DEFAULT_TRAIN,
-  LEGACY_MODEL,
-  type Impl,
-  type TrainConfig,
-} from '../core/config';
+import { DEFAULT_CORPUS, DEFAULT_TRAIN, lessonDefaults, type Cell, type Impl, type TrainConfig } from '../core/config';
 import { firstLine, UsageError } from '../core/errors';
 import {
   CHECKPOINT_FILE,
@@ -32,6 +24,7 @@ import { batchesPerEpoch } from '../core/batches';
 import { train } from '../core/train';
 import { utf8Text } from '../core/bytes';
 import { corpusFromText, defaultPrefixes, type Corpus, type Vocabulary } from '../core/vocab';
+import type { PageTrainSettings } from './settings';
 import { zipFiles } from './zip';
 
 export type BackendName = 'wasm' | 'webgl' | 'cpu';
@@ -88,6 +81,10 @@ export interface ModelSummary {
   readonly readable: boolean;
   readonly reason?: string;
   readonly impl?: Impl;
+  /** Absent from a list written before cells and layers existed: one LSTM layer (LEGACY_MODEL). */
+  readonly cell?: Cell;
+  readonly layers?: number;
+  readonly dropout?: number;
   readonly hidden?: number;
   readonly vocabSize?: number;
   readonly epochs?: number;
@@ -155,31 +152,6 @@ export function generate(loaded: LoadedModel, request: GenerateRequest, onChar: 
   );
 }
 
-/** The training settings the page offers, with the lesson's defaults. */
-export interface PageTrainSettings {
-  readonly hidden: number;
-  readonly numSteps: number;
-  readonly batchSize: number;
-  readonly epochs: number;
-  readonly maxChars: number;
-  readonly lr: Readonly<Record<Impl, number>>;
-  readonly clip: number;
-  readonly reportEvery: number;
-  readonly seed: number;
-}
-
-export const PAGE_TRAIN_DEFAULTS: PageTrainSettings = {
-  hidden: DEFAULT_HIDDEN,
-  numSteps: DEFAULT_TRAIN.numSteps,
-  batchSize: DEFAULT_TRAIN.batchSize,
-  epochs: DEFAULT_TRAIN.epochs,
-  maxChars: DEFAULT_TRAIN.maxChars,
-  lr: { scratch: DEFAULT_OPTIMIZER.scratch.lr, builtin: DEFAULT_OPTIMIZER.builtin.lr },
-  clip: DEFAULT_TRAIN.clip,
-  reportEvery: DEFAULT_TRAIN.reportEvery,
-  seed: DEFAULT_TRAIN.seed,
-};
-
 /** The bundled corpus, served read-only beside the page. */
 export async function fetchBundledCorpus(): Promise<{ bytes: Uint8Array; name: string }> {
   const res = await fetch(DEFAULT_CORPUS);
@@ -240,14 +212,24 @@ export async function trainModels(
       epochs: settings.epochs,
       numSteps: settings.numSteps,
       batchSize: settings.batchSize,
-      optimizer: DEFAULT_OPTIMIZER[impl].optimizer,
+      optimizer: lessonDefaults(settings.cell, impl).optimizer,
       lr: settings.lr[impl],
       clip: settings.clip,
       reportEvery: settings.reportEvery,
       prefixes,
       seed: settings.seed,
     };
-    const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: settings.hidden }, config.seed);
+    const model = createModel(
+      {
+        impl,
+        cell: settings.cell,
+        layers: settings.layers,
+        dropout: settings.dropout,
+        vocabSize: corpus.vocab.chars.length,
+        hidden: settings.hidden,
+      },
+      config.seed,
+    );
     const result = await train(model, corpus, config, {
       onBatch: (epoch, batch, batches) => callbacks.onBatch?.(impl, epoch, batch, batches),
       onEpoch: (metrics) => callbacks.onEpoch?.(impl, metrics),

@@ -6,7 +6,9 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { expressionInterpreter } from 'vega-interpreter';
 import { perplexitySpec, type PerplexitySeries } from '../core/chart-spec';
+import type { ModelSummary } from './app';
 import { $ } from './dom';
+import { describeShape } from './settings';
 import type { PageState } from './state';
 
 /** Each chart element's live view, finalized before the element is drawn again. */
@@ -55,9 +57,13 @@ export async function drawSelectedCurves(state: PageState, name: string): Promis
         (m.name === name || (!entries.get(name)?.local && !entries.get(m.name)?.local && parent(m.name) === parent(name))),
     );
   group.sort((a, b) => (a.name === name ? -1 : b.name === name ? 1 : a.name.localeCompare(b.name)));
-  const impls = group.map((m) => m.impl);
+  // Each curve by its impl ("scratch") where every curve has the same cell; by impl and cell
+  // ("builtin GRU" beside "scratch LSTM ×2") where they differ; by its name as well where even
+  // that repeats.
+  const sameShape = new Set(group.map((m) => describeShape(m))).size === 1;
+  const label = (m: ModelSummary) => (sameShape ? m.impl! : `${m.impl} ${describeShape(m)}`);
   const series: PerplexitySeries[] = group.map((m) => ({
-    name: impls.filter((i) => i === m.impl).length > 1 ? `${m.impl} (${m.name})` : m.impl!,
+    name: group.filter((o) => label(o) === label(m)).length === 1 ? label(m) : `${label(m)} (${m.name})`,
     points: m.history!,
   }));
   await drawChart($('chart'), series, group.length > 1 ? group.map((m) => m.name).join(' and ') : name);

@@ -2,7 +2,8 @@
 import { modelZip, type TrainedModel } from './app';
 
 export async function download(trained: TrainedModel): Promise<void> {
-  const folder = `lstm-lyrics-${trained.impl}`;
+  // The impl and the cell: a GRU and an LSTM trained in one page download under different names.
+  const folder = `lstm-lyrics-${trained.impl}-${trained.model.config.cell}`;
   const bytes = await modelZip(trained, folder);
   const url = URL.createObjectURL(new Blob([bytes as unknown as BlobPart], { type: 'application/zip' }));
   const a = document.createElement('a');

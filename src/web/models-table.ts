@@ -8,6 +8,7 @@ import { drawSelectedCurves } from './charts';
 import { $ } from './dom';
 import { download } from './download';
 import { checkPrefix } from './generate-panel';
+import { describeShape } from './settings';
 import type { PageState } from './state';
 
 export function renderModels(state: PageState): void {
@@ -18,11 +19,12 @@ export function renderModels(state: PageState): void {
     row.dataset.name = m.name;
     if (!m.readable) {
       row.className = 'unreadable';
-      row.append(cell(m.name), cell(`unreadable: ${m.reason ?? 'unknown reason'}`, 7));
+      row.append(cell(m.name), cell(`unreadable: ${m.reason ?? 'unknown reason'}`, 8));
     } else {
       row.append(
         cell(m.name),
         cell(m.impl ?? ''),
+        cell(describeShape(m)),
         cell(String(m.hidden), 1, true),
         cell(String(m.vocabSize), 1, true),
         cell(String(m.epochs), 1, true),
@@ -88,7 +90,7 @@ export async function select(state: PageState, name: string): Promise<boolean> {
   if (state.selected !== name) return false;
   const m = entry.summary;
   $('selected').textContent =
-    `${name}: ${m.impl}, ${m.hidden} hidden units, ${m.vocabSize} characters, ${m.epochs} epochs${m.perplexity == null ? '' : `, perplexity ${m.perplexity.toFixed(3)}`}.`;
+    `${name}: ${m.impl} ${describeShape(m)}, ${m.hidden} hidden units, ${m.vocabSize} characters, ${m.epochs} epochs${m.perplexity == null ? '' : `, perplexity ${m.perplexity.toFixed(3)}`}.`;
   $('selected').dataset.model = name;
   ($('generate-button') as HTMLButtonElement).disabled = false;
   ($('link-button') as HTMLButtonElement).disabled = !!entry.local;

@@ -3,17 +3,21 @@
  * corpus), the run with its progress bars, samples and live chart, the Stop button, and the
  * trained models' downloads, which join the models table.
  */
-import type { Impl } from '../core/config';
+import { CELLS, type Cell, type Impl } from '../core/config';
 import { firstLine } from '../core/errors';
 import type { EpochMetrics } from '../core/metrics';
-import { PAGE_TRAIN_DEFAULTS, corpusOfBytes, fetchBundledCorpus, trainModels, type PageTrainSettings } from './app';
+import { shapeProblem } from '../core/model-check';
+import { corpusOfBytes, fetchBundledCorpus, trainModels } from './app';
 import { drawChart } from './charts';
 import { $ } from './dom';
 import { download } from './download';
 import { renderModels, select } from './models-table';
+import { describeShape, PAGE_TRAIN_DEFAULTS, pageTrainDefaults, type PageTrainSettings } from './settings';
 import type { PageState } from './state';
 
 const TRAIN_FIELDS: readonly [string, (s: PageTrainSettings) => number][] = [
+  ['layers', (s) => s.layers],
+  ['dropout', (s) => s.dropout],
   ['max-chars', (s) => s.maxChars],
   ['hidden', (s) => s.hidden],
   ['num-steps', (s) => s.numSteps],
@@ -26,12 +30,47 @@ const TRAIN_FIELDS: readonly [string, (s: PageTrainSettings) => number][] = [
   ['train-seed', (s) => s.seed],
 ];
 
+/** The fields whose default depends on the cell's lesson (lessonDefaults); the rest are the same in every lesson. */
+const LESSON_FIELDS: readonly [string, (s: PageTrainSettings) => number][] = [
+  ['epochs', (s) => s.epochs],
+  ['report-every', (s) => s.reportEvery],
+  ['lr-scratch', (s) => s.lr.scratch],
+  ['lr-builtin', (s) => s.lr.builtin],
+];
+
 export function fillTrainDefaults(): void {
   for (const [id, get] of TRAIN_FIELDS) ($(id) as HTMLInputElement).value = String(get(PAGE_TRAIN_DEFAULTS));
+  ($(`cell-${PAGE_TRAIN_DEFAULTS.cell}`) as HTMLInputElement).checked = true;
 }
 
-/** The form's listeners: Train and Stop. */
+function checkedCell(): Cell {
+  return CELLS.find((c) => ($(`cell-${c}`) as HTMLInputElement).checked) ?? PAGE_TRAIN_DEFAULTS.cell;
+}
+
+/**
+ * Picking a cell puts its lesson's epochs, report interval and learning rates in the form, as
+ * `train --cell` does, except in the fields the user has typed in: what they chose stays.
+ * (Setting .value fires no input event, so only the user's edits mark a field.)
+ */
+function wireCellDefaults(): void {
+  for (const [id] of LESSON_FIELDS) {
+    $(id).addEventListener('input', () => {
+      $(id).dataset.edited = 'true';
+    });
+  }
+  for (const cell of CELLS) {
+    $(`cell-${cell}`).addEventListener('change', () => {
+      const defaults = pageTrainDefaults(checkedCell());
+      for (const [id, get] of LESSON_FIELDS) {
+        if ($(id).dataset.edited !== 'true') ($(id) as HTMLInputElement).value = String(get(defaults));
+      }
+    });
+  }
+}
+
+/** The form's listeners: the cell's defaults, Train and Stop. */
 export function wireTrainPanel(state: PageState): void {
+  wireCellDefaults();
   $('train-form').addEventListener('submit', (e) => {
     e.preventDefault();
     void runTraining(state);
@@ -50,7 +89,15 @@ function readTrainSettings(): PageTrainSettings {
     }
     return v;
   };
+  const layers = Number(($('layers') as HTMLInputElement).value);
+  const dropout = Number(($('dropout') as HTMLInputElement).value);
+  // The CLI's rule for --layers and --dropout, word for word but for the dashes.
+  const problem = shapeProblem(layers, dropout);
+  if (problem) throw new Error(problem);
   return {
+    cell: checkedCell(),
+    layers,
+    dropout,
     maxChars: num('max-chars', true, 0),
     hidden: num('hidden', true, 1),
     numSteps: num('num-steps', true, 1),
@@ -95,7 +142,8 @@ async function runTraining(state: PageState): Promise<void> {
     stopButton.disabled = false;
     state.stopRequested = false;
     const run = ++state.trainedRuns;
-    const localName = (impl: Impl) => `this page #${run}: ${impl}`;
+    // "this page #1: scratch GRU ×2": the run, and what was trained (as train's banner says it).
+    const localName = (impl: Impl) => `this page #${run}: ${impl} ${describeShape(settings)}`;
     const series = new Map<Impl, EpochMetrics[]>(impls.map((impl) => [impl, []]));
     const drawTrainChart = () =>
       drawChart(
@@ -176,6 +224,9 @@ async function runTraining(state: PageState): Promise<void> {
           name,
           readable: true,
           impl: t.impl,
+          cell: t.model.config.cell,
+          layers: t.model.config.layers,
+          dropout: t.model.config.dropout,
           hidden: t.model.config.hidden,
           vocabSize: t.model.config.vocabSize,
           epochs: t.info.epoch,
@@ -195,7 +246,7 @@ async function runTraining(state: PageState): Promise<void> {
         button.type = 'button';
         button.className = 'download';
         button.dataset.impl = t.impl;
-        button.textContent = `Download ${t.impl} (.zip)`;
+        button.textContent = `Download ${t.impl} ${describeShape(t.model.config)} (.zip)`;
         button.addEventListener('click', () => void download(t));
         div.append(button, ` a model directory for lstm-lyrics generate --model (unzip it first)`);
         return div;
