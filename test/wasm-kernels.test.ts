@@ -613,6 +613,70 @@ describe('tensors saved for backprop on wasm', () => {
   });
 });
 
+describe('the same Slice or SplitV of the same data (tf.layers.gru splits its weight at every step) on wasm', () => {
+  const dataOf = (t: tf.Tensor) => t.dataId;
+
+  test('shares the outputs of the last one while they live, and leaks nothing', () => {
+    const w = tf.variable(tf.tensor2d(values(8 * 12, 61), [8, 12]));
+    expectNoLeak(() => {
+      const [a1, b1] = tf.split(w, [8, 4], 1);
+      const [a2, b2] = tf.split(w, [8, 4], 1);
+      expect([dataOf(a2), dataOf(b2)]).toEqual([dataOf(a1), dataOf(b1)]);
+      expect(a2.dataSync()).toEqual(a1.dataSync());
+      const s1 = tf.slice(w, [2, 3], [4, 5]);
+      const s2 = tf.slice(w, [2, 3], [4, 5]);
+      expect(dataOf(s2)).toBe(dataOf(s1));
+      // Another split, slice or shape of the same data is another result.
+      expect(dataOf(tf.split(w, [4, 8], 1)[0])).not.toBe(dataOf(a1));
+      expect(dataOf(tf.slice(w, [2, 3], [4, 4]))).not.toBe(dataOf(s1));
+      const asRows = w.reshape([12, 8]);
+      const [r1] = tf.split(asRows, [8, 4], 0);
+      expect(dataOf(r1)).not.toBe(dataOf(a1));
+      expect(Array.from(r1.dataSync())).toEqual(Array.from(w.dataSync().slice(0, 64)));
+    });
+    w.dispose();
+  });
+
+  test('recomputes once the last outputs are disposed, and after a variable is assigned', async () => {
+    const run = () => {
+      const w = tf.variable(tf.tensor2d(values(6 * 9, 62), [6, 9]));
+      const first = tf.split(w, 3, 1);
+      tf.dispose(first);
+      const again = tf.split(w, 3, 1); // the first outputs are gone: copies again
+      w.assign(w.mul(2));
+      const assigned = tf.split(w, 3, 1); // new data under the variable
+      const sliced = [tf.slice(w, [1, 1], [2, 2]), tf.slice(w, [1, 1], [2, 2])];
+      const out = tf.concat([...again, ...assigned, ...sliced].map((t) => t.flatten()));
+      w.dispose();
+      return out;
+    };
+    expectClose(await on('wasm', run), await on('cpu', run), 0);
+  });
+
+  test('the gradients of a loop that splits a weight at every step (as GRUCell) equal cpu, and nothing leaks', async () => {
+    const run = () => {
+      const h0 = tf.tensor2d(values(3 * 4, 63), [3, 4]);
+      const w = tf.variable(tf.tensor2d(values(4 * 12, 64), [4, 12]));
+      const { value, grads } = tf.variableGrads(() => {
+        let h = h0;
+        for (let t = 0; t < 5; t++) {
+          const [w1, w2] = tf.split(w, [8, 4], 1);
+          const [z, r] = tf.split(tf.sigmoid(h.matMul(w1)), 2, 1);
+          h = z.mul(h).add(tf.tanh(r.mul(h).matMul(w2)));
+        }
+        return h.square().sum() as tf.Scalar;
+      }, [w]);
+      const out = tf.concat([value.reshape([1]), grads[w.name].flatten()]);
+      w.dispose();
+      return out;
+    };
+    expectClose(await on('wasm', run), await on('cpu', run));
+    expectNoLeak(() => {
+      run();
+    });
+  });
+});
+
 describe('Square (as Multiply) on wasm equals cpu', () => {
   // x·x in float32 is one correctly rounded product on both: the same bits, not merely close.
   const cases: [string, () => tf.Tensor][] = [

@@ -53,9 +53,11 @@ export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.K
     const { begin, size } = args.attrs as unknown as tf.SliceAttrs;
     const [begin_, size_] = tf.slice_util.parseSliceParams(x, begin, size);
     const wasm = args.backend as BackendWasm;
-    const out = wasm.makeOutput(size_, x.dtype);
-    copyBlock(heap(wasm, x), x.shape, begin_, size_, heap(wasm, out));
-    return out;
+    return repeated(wasm, x, `Slice [${x.shape}] ${begin_} ${size_}`, () => {
+      const out = wasm.makeOutput(size_, x.dtype);
+      copyBlock(heap(wasm, x), x.shape, begin_, size_, heap(wasm, out));
+      return [out];
+    })[0];
   },
 
   [tf.Unpack]: (original) => (args) => {
@@ -84,7 +86,10 @@ export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.K
       const size = x.shape.map((d, k) => (k === $axis ? s : d));
       return { begin, size, shape: size };
     });
-    return copyBlocks(args.backend as BackendWasm, x, blocks);
+    const wasm = args.backend as BackendWasm;
+    return repeated(wasm, x, `SplitV [${x.shape}] ${blocks.map((b) => `${b.begin}+${b.size}`).join(' ')}`, () =>
+      copyBlocks(wasm, x, blocks),
+    );
   },
 
   [tf.GatherV2]: (original) => (args) => {
@@ -107,6 +112,36 @@ export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.K
     return out;
   },
 };
+
+/**
+ * The last outputs of the same Slice or SplitV of the same data, while they live.
+ *
+ * tf.layers.gru splits its recurrent kernel in two at every time step (tfjs-layers' GRUCell.call),
+ * so each step multiplied by fresh copies: 35 copies a batch, and in backprop neither the per-step
+ * weight gradients (step-gradients.ts groups products by their operand's data) nor the transpose
+ * cache (wasm-kernels.ts, keyed the same way) saw one weight; each step paid for its own transposed
+ * copy, product, concat of the split's gradient and weight-sized addition. A dataId's data never
+ * changes while it lives (see transposedOperand in wasm-kernels.ts), so the same slices of it are
+ * the same values: the outputs share the data of the previous call's outputs (as Identity and
+ * Reshape share theirs) if those are still alive. Nothing is held here: an entry whose outputs have
+ * all been disposed is recomputed, and one whose input is gone is collected with its dataId.
+ */
+const lastSlices = new WeakMap<object, { key: string; outs: tf.TensorInfo[] }>();
+
+function repeated(wasm: BackendWasm, x: tf.TensorInfo, key: string, compute: () => tf.TensorInfo[]): tf.TensorInfo[] {
+  // The key holds x's shape: reshapes share a dataId.
+  const last = lastSlices.get(x.dataId);
+  // has(), not get(): get() of a missing dataId would pull it over from another backend.
+  if (last && last.key === key && last.outs.every((o) => wasm.dataIdMap.has(o.dataId))) {
+    return last.outs.map((o) => {
+      wasm.incRef(o.dataId);
+      return { ...o };
+    });
+  }
+  const outs = compute();
+  lastSlices.set(x.dataId, { key, outs: outs.map(({ dataId, shape, dtype }) => ({ dataId, shape, dtype })) });
+  return outs;
+}
 
 /** x itself as the output: its data, counted once more. */
 function share(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {

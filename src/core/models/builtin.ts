@@ -143,6 +143,10 @@ export class BuiltinModel implements LanguageModel {
         ? weights.map((w) => tf.split(w.recurrentKernel, [2 * this.config.hidden, this.config.hidden], 1) as tf.Tensor2D[])
         : [],
     );
+    // The RNN and GRU cells add the bias to X·kernel first: for the first layer's one-hot X that is
+    // row ids of kernel + bias, added up front (the same additions, once instead of per character).
+    const biasFirst = cell !== 'lstm';
+    const firstKernel = biasFirst ? tf.tidy(() => tf.add(weights[0].kernel, weights[0].bias) as tf.Tensor2D) : weights[0].kernel;
     const [outKernel, outBias] = this.output.trainableWeights.map((w) => w.read());
     return {
       step: (ids, state) =>
@@ -152,7 +156,9 @@ export class BuiltinModel implements LanguageModel {
           weights.forEach((w, l) => {
             // X·kernel for a one-hot X is row ids of the kernel. A matmul without bias or
             // activation is the same product fused or not (one kernel fewer unfused).
-            const xKernel: tf.Tensor2D = x === undefined ? tf.gather(w.kernel, ids) : tf.matMul(x, w.kernel);
+            let xKernel: tf.Tensor2D;
+            if (x === undefined) xKernel = tf.gather(firstKernel, ids);
+            else xKernel = biasFirst ? tf.add(tf.matMul(x, w.kernel), w.bias) : tf.matMul(x, w.kernel);
             const s = cellStep(xKernel, layerState(state, cell, l), { ...w, split: split[l] });
             next.push(...s);
             x = s[0];
@@ -160,7 +166,7 @@ export class BuiltinModel implements LanguageModel {
           const logits = tf.fused.matMul({ a: x as tf.Tensor2D, b: outKernel as tf.Tensor2D, bias: outBias, activation: 'linear' });
           return { logits: logits as tf.Tensor2D, state: next };
         }),
-      dispose: () => tf.dispose(split.flat()),
+      dispose: () => tf.dispose([...split.flat(), ...(biasFirst ? [firstKernel] : [])]),
     };
   }
 
@@ -198,21 +204,23 @@ interface CellWeights {
   readonly split?: tf.Tensor2D[];
 }
 
-/** One step of each tf.layers cell, op for op: `xKernel` is X·kernel, `state` the layer's [H] or [H, C]. */
+/**
+ * One step of each tf.layers cell, the same float operations element by element: `xKernel` is
+ * X·kernel + bias for the RNN and GRU (which add the bias first), X·kernel for the LSTM; `state`
+ * is the layer's [H] or [H, C].
+ */
 const BUILTIN_STEPS: Readonly<Record<Cell, (xKernel: tf.Tensor2D, state: tf.Tensor2D[], w: CellWeights) => tf.Tensor2D[]>> = {
   // SimpleRNNCell: tanh((X·kernel + bias) + H·recurrent_kernel)
-  rnn: (xKernel, [h], w) => [tf.tanh(tf.add(tf.add(xKernel, w.bias), tf.matMul(h, w.recurrentKernel))) as tf.Tensor2D],
-  // GRUCell (no reset_after in TF.js): the reset gate multiplies H before the product.
-  gru: (xKernel, [h], w) => {
+  rnn: (matrixX, [h], w) => [tf.tanh(tf.add(matrixX, tf.matMul(h, w.recurrentKernel))) as tf.Tensor2D],
+  // GRUCell (no reset_after in TF.js): the reset gate multiplies H before the product. Z and R
+  // side by side, as in the kernels: one addition and one sigmoid for both; 1 - z is 1 + (-z).
+  gru: (matrixX, [h], w) => {
     const [rk1, rk2] = w.split as tf.Tensor2D[];
-    const matrixX = tf.add(xKernel, w.bias);
-    const matrixInner = tf.matMul(h, rk1);
-    const [xZ, xR, xH] = tf.split(matrixX, 3, 1);
-    const [recurrentZ, recurrentR] = tf.split(matrixInner, 2, 1);
-    const z = tf.sigmoid(tf.add(xZ, recurrentZ));
-    const r = tf.sigmoid(tf.add(xR, recurrentR));
+    const units = h.shape[1];
+    const [xZR, xH] = tf.split(matrixX, [2 * units, units], 1);
+    const [z, r] = tf.split(tf.sigmoid(tf.add(xZR, tf.matMul(h, rk1))), 2, 1);
     const hh = tf.tanh(tf.add(xH, tf.matMul(tf.mul(r, h), rk2)));
-    return [tf.add(tf.mul(z, h), tf.mul(tf.add(1, tf.neg(z)), hh)) as tf.Tensor2D];
+    return [tf.add(tf.mul(z, h), tf.mul(tf.sub(1, z), hh)) as tf.Tensor2D];
   },
   // LSTMCell: gates i, f, c, o.
   lstm: (xKernel, [h, cPrev], w) => {

@@ -93,10 +93,10 @@ type CellStep = (xw: tf.Tensor2D, state: tf.Tensor2D[], w: LayerWeights) => tf.T
 export const CELL_STEPS: Readonly<Record<Cell, CellStep>> = {
   rnn: (xw, [h], w) => [tf.tanh(xw.add(h.matMul(w.W_h))) as tf.Tensor2D],
   gru: (xw, [h], w) => {
-    const [xz, xr, xh] = tf.split(xw, 3, 1);
-    const [hz, hr] = tf.split(h.matMul(w.W_h), 2, 1);
-    const Z = tf.sigmoid(xz.add(hz));
-    const R = tf.sigmoid(xr.add(hr));
+    // Z and R side by side, as their weights: one addition and one sigmoid for both (the same
+    // float operations, element by element, as one per gate).
+    const [xzr, xh] = tf.split(xw, [2 * h.shape[1], h.shape[1]], 1);
+    const [Z, R] = tf.split(tf.sigmoid(xzr.add(h.matMul(w.W_h))), 2, 1);
     const H_tilde = tf.tanh(xh.add(R.mul(h).matMul(w.W_hh as tf.Tensor2D)));
     return [Z.mul(h).add(tf.sub(1, Z).mul(H_tilde)) as tf.Tensor2D];
   },
