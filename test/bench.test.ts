@@ -7,7 +7,7 @@ import { handler, type BenchArgs } from '../src/cli/commands/bench';
 import { cellsOf } from '../src/cli/options';
 import { UsageError } from '../src/core/errors';
 import { DEFAULT_REFERENCE_SCRIPT, parseResultLine, referenceCommand, referenceEnv, referenceProblem } from '../src/node/pytorch-reference';
-import { REPETITIVE_LYRIC, spawnCli, tempDir, useWasm, writeFile } from './helpers';
+import { REPETITIVE_LYRIC, spawnCli, tempDir, useWasm, writeFile, fakePython } from './helpers';
 import { formatTable } from '../src/terminal/table';
 import { median } from '../src/core/metrics';
 
@@ -178,18 +178,11 @@ describe('lstm-lyrics bench (handler in process)', () => {
   it('runs the reference without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, and leaves ours alone', async () => {
     const dir = tempDir();
     // A stand-in interpreter: passes the torch probe and prints a RESULT line naming what it saw.
-    const fake = writeFile(
-      dir,
-      'fake-python',
-      `${[
-        '#!/bin/sh',
-        'if [ "$1" = -c ]; then exit 0; fi',
-        'echo "epoch 1 ..."',
-        // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell script, whose ${VAR:-unset} is the shell's
-        'echo "RESULT impl=$3 vocab=${OPENBLAS_CORETYPE:-unset}${OPENBLAS_L2_SIZE:-unset} epochs=$4 median_epoch_s=0.5 total_s=1.0 final_perplexity=9.5"',
-      ].join('\n')}\n`,
-    );
-    fs.chmodSync(fake, 0o755);
+    const fake = fakePython(dir, 'fake-python', [
+      'echo "epoch 1 ..."',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell script, whose ${VAR:-unset} is the shell's
+      'echo "RESULT impl=$3 vocab=${OPENBLAS_CORETYPE:-unset}${OPENBLAS_L2_SIZE:-unset} epochs=$4 median_epoch_s=0.5 total_s=1.0 final_perplexity=9.5"',
+    ]);
     const saved = { ...process.env };
     process.env.OPENBLAS_CORETYPE = 'Haswell';
     process.env.OPENBLAS_L2_SIZE = '512';
@@ -209,17 +202,10 @@ describe('lstm-lyrics bench (handler in process)', () => {
     const dir = tempDir();
     const counter = path.join(dir, 'runs');
     // PyTorch takes 1, 2, 3... seconds an epoch in successive runs.
-    const fake = writeFile(
-      dir,
-      'fake-python',
-      `${[
-        '#!/bin/sh',
-        'if [ "$1" = -c ]; then exit 0; fi',
-        `n=$(cat '${counter}' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '${counter}'`,
-        'echo "RESULT impl=$3 vocab=5 epochs=$4 median_epoch_s=$n total_s=1.0 final_perplexity=9.5"',
-      ].join('\n')}\n`,
-    );
-    fs.chmodSync(fake, 0o755);
+    const fake = fakePython(dir, 'fake-python', [
+      `n=$(cat '${counter}' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '${counter}'`,
+      'echo "RESULT impl=$3 vocab=5 epochs=$4 median_epoch_s=$n total_s=1.0 final_perplexity=9.5"',
+    ]);
     const result = await handler(tiny({ reference: true, python: fake, referenceScript: fake, rounds: 3 }), log);
     const order = lines.filter((l) => /^(training|running PyTorch)/.test(l));
     expect(order).toEqual(
@@ -279,20 +265,13 @@ describe('lstm-lyrics bench (handler in process)', () => {
     const seed = writeFile(dir, 'seed_lstm.py', '');
     writeFile(dir, 'series.py', '');
     // A stand-in interpreter: records its arguments, then answers as the script named would.
-    const fake = writeFile(
-      dir,
-      'fake-python',
-      `${[
-        '#!/bin/sh',
-        'if [ "$1" = -c ]; then exit 0; fi',
-        `echo "$*" >> '${calls}'`,
-        'case "$1" in',
-        '  *series.py) echo "GEN chars_per_s=1000000"; echo "RESULT cell=$3 impl=$4 layers=$7 vocab=5 epochs=$5 median_epoch_s=0.5 final_perplexity=9.5" ;;',
-        '  *) echo "GEN chars_per_s=0.001"; echo "RESULT impl=$3 vocab=5 epochs=$4 median_epoch_s=1000 total_s=2.0 final_perplexity=9.5" ;;',
-        'esac',
-      ].join('\n')}\n`,
-    );
-    fs.chmodSync(fake, 0o755);
+    const fake = fakePython(dir, 'fake-python', [
+      `echo "$*" >> '${calls}'`,
+      'case "$1" in',
+      '  *series.py) echo "GEN chars_per_s=1000000"; echo "RESULT cell=$3 impl=$4 layers=$7 vocab=5 epochs=$5 median_epoch_s=0.5 final_perplexity=9.5" ;;',
+      '  *) echo "GEN chars_per_s=0.001"; echo "RESULT impl=$3 vocab=5 epochs=$4 median_epoch_s=1000 total_s=2.0 final_perplexity=9.5" ;;',
+      'esac',
+    ]);
     const result = await handler(tiny({ reference: true, python: fake, referenceScript: seed, cell: 'gru,lstm', impl: undefined }), log);
     expect(fs.readFileSync(calls, 'utf8').trim().split('\n')).toEqual([
       `${dir}/series.py ${corpus} gru scratch 2 1000 1 200`,

@@ -7,36 +7,16 @@
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { GREEDY, PREFIX_CHUNK, generateText, streamText, type SamplingOptions } from '../src/core/generate';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, LEGACY_MODEL } from '../src/core/config';
-import { createModel, type LanguageModel } from '../src/core/models';
+import { IMPLS } from '../src/core/config';
+import type { LanguageModel } from '../src/core/models';
 import { makeRng } from '../src/core/random';
-import { train } from '../src/core/train';
 import { buildVocabulary, encode, type Corpus } from '../src/core/vocab';
-import { REPETITIVE_LYRIC, TINY, spawnCli, startCli, tempDir, useWasm, writeFile } from './helpers';
+import { REPETITIVE_LYRIC, TINY, spawnCli, startCli, tempDir, trainedModel, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);
 
 const vocab = buildVocabulary(REPETITIVE_LYRIC);
 const corpus = { vocab, ids: encode(vocab, REPETITIVE_LYRIC) } as Corpus;
-
-async function trainedModel(impl: (typeof IMPLS)[number]): Promise<LanguageModel> {
-  const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: vocab.chars.length, hidden: 16 }, 2);
-  const config = {
-    ...DEFAULT_TRAIN,
-    ...DEFAULT_OPTIMIZER[impl],
-    corpus: 'test',
-    epochs: 2,
-    batchSize: 4,
-    numSteps: 8,
-    clip: 1,
-    lr: impl === 'scratch' ? 10 : 0.01,
-    prefixes: [],
-    predLen: 0,
-    reportEvery: 10,
-  };
-  await train(model, corpus, config);
-  return model;
-}
 
 /** `promise`'s value, or 'late' after `ms` (the timer cleared either way, so jest can exit). */
 async function within<T>(ms: number, promise: Promise<T>): Promise<T | 'late'> {
@@ -54,7 +34,7 @@ const sampled = (): SamplingOptions => ({ temperature: 0.8, topK: 5, rng: makeRn
 describe.each(IMPLS)('streamText (%s)', (impl) => {
   let model: LanguageModel;
   beforeAll(async () => {
-    model = await trainedModel(impl);
+    model = await trainedModel(impl, corpus, 2);
   });
   afterAll(() => model.dispose());
 

@@ -1,14 +1,12 @@
 /** The text sampler: the same text as one forward() per character, with fewer kernels and reads. */
 import * as tf from '@tensorflow/tfjs';
 import { GREEDY, generateText, pickCharacter, type SamplingOptions } from '../src/core/generate';
-import { IMPLS, LEGACY_MODEL } from '../src/core/config';
-import { createModel, type LanguageModel } from '../src/core/models';
+import { IMPLS } from '../src/core/config';
+import type { LanguageModel } from '../src/core/models';
 import { disposeState } from '../src/core/models/types';
 import { makeRng } from '../src/core/random';
-import { train } from '../src/core/train';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN } from '../src/core/config';
 import { buildVocabulary, decode, encode, type Corpus } from '../src/core/vocab';
-import { REPETITIVE_LYRIC, onBackend, useWasm } from './helpers';
+import { REPETITIVE_LYRIC, onBackend, trainedModel, useWasm } from './helpers';
 
 beforeAll(useWasm);
 
@@ -33,26 +31,6 @@ function referenceText(model: LanguageModel, corpus: Corpus, prefix: string, len
   return decode(corpus.vocab, out);
 }
 
-/** A model trained a little, so its greedy text is not one character repeated. */
-async function trainedModel(impl: (typeof IMPLS)[number], corpus: Corpus): Promise<LanguageModel> {
-  const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 2);
-  const config = {
-    ...DEFAULT_TRAIN,
-    ...DEFAULT_OPTIMIZER[impl],
-    corpus: 'test',
-    epochs: 3,
-    batchSize: 4,
-    numSteps: 8,
-    clip: 1,
-    lr: impl === 'scratch' ? 10 : 0.01,
-    prefixes: [],
-    predLen: 0,
-    reportEvery: 10,
-  };
-  await train(model, corpus, config);
-  return model;
-}
-
 const text = REPETITIVE_LYRIC;
 const vocab = buildVocabulary(text);
 const corpus: Corpus = { vocab, ids: encode(vocab, text) } as Corpus;
@@ -61,7 +39,7 @@ describe.each(['wasm', 'cpu'] as const)('generateText on %s', (backend) => {
   describe.each(IMPLS)('%s', (impl) => {
     let model: LanguageModel;
     beforeAll(async () => {
-      await onBackend(backend, async () => (model = await trainedModel(impl, corpus)));
+      await onBackend(backend, async () => (model = await trainedModel(impl, corpus, 3)));
     });
     afterAll(() => model.dispose());
 

@@ -12,6 +12,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import type { Io } from '../src/cli/main';
+import type { Impl } from '../src/core/config';
+import type { LanguageModel } from '../src/core/models';
+import type { Corpus } from '../src/core/vocab';
 
 const tempDirs: string[] = [];
 
@@ -214,4 +217,40 @@ export function startCli(args: readonly string[], options: SpawnOptions = {}): C
         ? Promise.resolve(false)
         : new Promise<boolean>((settle) => waiting.push({ pattern, settle }));
   return { child, printed, exited };
+}
+
+/**
+ * A one-layer LSTM of 16 units trained `epochs` epochs on `corpus` with its impl's lesson optimizer
+ * (tiny windows, a loose clip), so its greedy text is not one character repeated.
+ */
+export async function trainedModel(impl: Impl, corpus: Corpus, epochs: number): Promise<LanguageModel> {
+  const { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, LEGACY_MODEL } = await import('../src/core/config');
+  const { createModel } = await import('../src/core/models');
+  const { train } = await import('../src/core/train');
+  const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 16 }, 2);
+  const config = {
+    ...DEFAULT_TRAIN,
+    ...DEFAULT_OPTIMIZER[impl],
+    corpus: 'test',
+    epochs,
+    batchSize: 4,
+    numSteps: 8,
+    clip: 1,
+    lr: impl === 'scratch' ? 10 : 0.01,
+    prefixes: [],
+    predLen: 0,
+    reportEvery: 10,
+  };
+  await train(model, corpus, config);
+  return model;
+}
+
+/**
+ * A stand-in Python interpreter at DIR/NAME: it passes the torch probe (`-c ...`), then runs
+ * `lines` of shell, which see the reference script and its arguments as $1, $2, ...
+ */
+export function fakePython(dir: string, name: string, lines: readonly string[]): string {
+  const file = writeFile(dir, name, `${['#!/bin/sh', 'if [ "$1" = -c ]; then exit 0; fi', ...lines].join('\n')}\n`);
+  fs.chmodSync(file, 0o755);
+  return file;
 }

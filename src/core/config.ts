@@ -114,10 +114,10 @@ export function lessonDefaults(cell: Cell, impl: Impl): LessonDefaults {
   return { ...schedule, optimizer: 'adam', lr: cell === 'rnn' ? 0.001 : 0.01 };
 }
 
-/** The LSTM lesson's optimizers (lessonDefaults('lstm', impl)). */
+/** The LSTM lesson's optimizers, from lessonDefaults so the two never disagree. */
 export const DEFAULT_OPTIMIZER: Readonly<Record<Impl, { optimizer: OptimizerName; lr: number }>> = {
-  scratch: { optimizer: 'sgd', lr: 100 },
-  builtin: { optimizer: 'adam', lr: 0.01 },
+  scratch: { optimizer: lessonDefaults('lstm', 'scratch').optimizer, lr: lessonDefaults('lstm', 'scratch').lr },
+  builtin: { optimizer: lessonDefaults('lstm', 'builtin').optimizer, lr: lessonDefaults('lstm', 'builtin').lr },
 };
 
 /** The corpus bundled with the tool (Song-dynasty ci, public domain; see corpus/README.md). */
