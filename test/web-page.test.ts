@@ -8,72 +8,27 @@
  *
  * Skips, saying so, only when no Chromium is installed (CI installs one: see .ci/run).
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import type { Browser, Page } from 'playwright-core';
-import { main, type Io } from '../src/cli/main';
-import { contentTypeOf } from '../src/node/page-server';
-import { colorsFor } from '../src/terminal/colors';
-import { noProgress } from '../src/terminal/progress';
+import { main } from '../src/cli/main';
 import { REPETITIVE_LYRIC, TINY, tempDir, writeFile } from './helpers';
+import {
+  cli,
+  cliGenerate,
+  describeIfChromium,
+  generatedText,
+  io,
+  launchChromium,
+  openPage,
+  servePage,
+  staticServer,
+  WAIT,
+} from './web-harness';
 
-const ROOT = path.resolve(__dirname, '..');
-const BIN = path.join(ROOT, 'bin', 'lstm-lyrics.js');
-/** Generous: the page loads a 2 MB bundle and starts wasm on a busy 2-core machine. */
-const WAIT = 90_000;
 jest.setTimeout(240_000);
-
-function findChromium(): string | undefined {
-  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
-  const onPath = spawnSync('sh', ['-c', 'command -v chromium || command -v chromium-browser || command -v google-chrome'], {
-    encoding: 'utf8',
-  }).stdout.trim();
-  return [...candidates, onPath].find((c): c is string => !!c && fs.existsSync(c));
-}
-
-const CHROMIUM = findChromium();
-if (!CHROMIUM) {
-  console.warn(
-    'web-page.test.ts: SKIPPED: no Chromium found (/usr/bin/chromium, CHROMIUM_PATH); install it with: apt-get install -y chromium',
-  );
-}
-const describeIfChromium = CHROMIUM ? describe : describe.skip;
-
-function cli(args: string[]): string {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: ROOT });
-  if (r.status !== 0) throw new Error(`lstm-lyrics ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** What `lstm-lyrics generate` prints, less the final line break. */
-function cliGenerate(model: string, prefix: string, length: number, extra: string[] = []): string {
-  return cli(['generate', '--model', model, '--prefix', prefix, '--length', String(length), '--backend', 'wasm', ...extra]).replace(
-    /\n$/,
-    '',
-  );
-}
-
-function io(lines: string[], stop: AbortSignal): Io {
-  const logger = { info: (l: string) => lines.push(l) };
-  return { out: logger, err: logger, progress: noProgress, errColors: colorsFor({ isTTY: false }), stop };
-}
-
-/** Serves a folder as any static host would: files by path, a content type, nothing else. */
-function staticServer(dir: string): http.Server {
-  return http.createServer((req, res) => {
-    const rel = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
-    const file = path.join(dir, rel.endsWith('/') ? `${rel}index.html` : rel);
-    if (!file.startsWith(dir) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'Content-Type': contentTypeOf(file) }).end(fs.readFileSync(file));
-  });
-}
 
 /** series/NAME (in the list's order): trained with --impl IMPL --cell CELL and the extra flags; the table's cell column for it. */
 const SERIES: readonly [string, string, string, string[], string][] = [
@@ -82,13 +37,12 @@ const SERIES: readonly [string, string, string, string[], string][] = [
   ['rnn', 'builtin', 'rnn', [], 'RNN'],
 ];
 
-describeIfChromium('the page in Chromium', () => {
+describeIfChromium('web-page.test.ts')('the page in Chromium', () => {
   let browser: Browser;
   let models: string;
   let corpus: string;
   let base: string;
-  const stopServer = new AbortController();
-  let serving: Promise<number>;
+  let server: Awaited<ReturnType<typeof servePage>>;
 
   beforeAll(async () => {
     const dir = tempDir();
@@ -154,37 +108,17 @@ describeIfChromium('the page in Chromium', () => {
     fs.writeFileSync(older, JSON.stringify(meta));
     fs.mkdirSync(path.join(models, 'half-saved'));
     fs.writeFileSync(path.join(models, 'half-saved', 'weights.bin'), 'x');
-    const lines: string[] = [];
-    serving = main(['serve', '--models', models, '--port', '0'], io(lines, stopServer.signal));
-    while (!lines.some((l) => l.startsWith('serving '))) await new Promise((r) => setTimeout(r, 20));
-    base = /http:\/\/\S+\//.exec(lines.join('\n'))![0];
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    server = await servePage(models);
+    base = server.base;
+    browser = await launchChromium();
   }, 240_000);
 
   afterAll(async () => {
     await browser?.close();
-    stopServer.abort();
-    await serving;
+    await server?.stop();
   });
 
-  /** A fresh page that records console errors and uncaught exceptions. */
-  async function open(url: string): Promise<{ page: Page; errors: string[] }> {
-    const page = await browser.newPage({ acceptDownloads: true });
-    const errors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(url);
-    await page.waitForSelector('#backend[data-state="ready"]', { timeout: WAIT });
-    return { page, errors };
-  }
-
-  async function generatedText(page: Page): Promise<string> {
-    await page.waitForSelector('#generated[data-state="done"]', { timeout: WAIT });
-    return (await page.textContent('#generated')) ?? '';
-  }
+  const open = (url: string) => openPage(browser, url);
 
   function link(model: string, params: Record<string, string | number>): string {
     return `${base}?${new URLSearchParams({ model, ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])) })}`;
