@@ -19,10 +19,10 @@ export function renderModels(state: PageState): void {
     row.dataset.name = m.name;
     if (!m.readable) {
       row.className = 'unreadable';
-      row.append(cell(m.name), cell(`unreadable: ${m.reason ?? 'unknown reason'}`, 8));
+      row.append(nameCell(m.name), cell(`unreadable: ${m.reason ?? 'unknown reason'}`, 8));
     } else {
       row.append(
-        cell(m.name),
+        nameCell(m.name),
         cell(m.impl ?? ''),
         cell(describeShape(m)),
         cell(String(m.hidden), 1, true),
@@ -35,7 +35,7 @@ export function renderModels(state: PageState): void {
           1,
           true,
         ),
-        cell(m.corpus ?? ''),
+        Object.assign(cell(m.corpus ?? ''), { className: 'corpus' }),
         cell(m.savedAt ? m.savedAt.slice(0, 16).replace('T', ' ') : ''),
       );
       if (local) {
@@ -49,15 +49,59 @@ export function renderModels(state: PageState): void {
         });
         row.lastElementChild!.append(' ', button);
       }
-      row.tabIndex = 0;
+      row.tabIndex = -1;
       row.setAttribute('aria-selected', String(m.name === state.selected));
       row.addEventListener('click', () => void select(state, m.name));
       row.addEventListener('keydown', (e) => {
-        if (e.key === 'Enter' || e.key === ' ') void select(state, m.name);
+        if (e.target !== row) return; // a key on a button in the row is the button's
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault(); // Space would also scroll the table's box
+          void select(state, m.name);
+        } else if (moveRowFocus(row, e.key)) {
+          e.preventDefault();
+        }
       });
     }
     body.append(row);
   }
+  rovingTabStop();
+}
+
+/**
+ * The table is a grid of selectable rows (role=grid in index.html): one Tab stop, the selected row
+ * (or the first), so Tab passes a hundred models in one step; the arrows, Home and End move
+ * between rows, and Enter or Space selects.
+ */
+function selectableRows(): HTMLElement[] {
+  return [...$('models').querySelectorAll<HTMLElement>('tbody tr[aria-selected]')];
+}
+
+function rovingTabStop(focused?: HTMLElement): void {
+  const rows = selectableRows();
+  const stop = focused ?? rows.find((r) => r.getAttribute('aria-selected') === 'true') ?? rows[0];
+  for (const r of rows) r.tabIndex = r === stop ? 0 : -1;
+}
+
+/** Moves the focus for ArrowUp/ArrowDown/Home/End; false for any other key. */
+function moveRowFocus(row: HTMLElement, key: string): boolean {
+  const rows = selectableRows();
+  const at = rows.indexOf(row);
+  const to = { ArrowUp: at - 1, ArrowDown: at + 1, Home: 0, End: rows.length - 1 }[key];
+  if (to === undefined) return false;
+  const target = rows[Math.max(0, Math.min(rows.length - 1, to))];
+  rovingTabStop(target);
+  target.focus();
+  return true;
+}
+
+/** The model's name, free to wrap after each `/` (runs/compare/scratch) when its column is narrow. */
+function nameCell(name: string): HTMLTableCellElement {
+  const td = document.createElement('td');
+  name.split('/').forEach((part, i) => {
+    if (i > 0) td.append('/', document.createElement('wbr'));
+    td.append(part);
+  });
+  return td;
 }
 
 function cell(text: string, span = 1, numeric = false): HTMLTableCellElement {
@@ -74,8 +118,8 @@ export async function select(state: PageState, name: string): Promise<boolean> {
   if (!entry?.summary.readable) return false;
   state.selected = name;
   state.generationToken++;
-  for (const row of $('models').querySelectorAll('tbody tr'))
-    row.setAttribute('aria-selected', String((row as HTMLElement).dataset.name === name));
+  for (const row of selectableRows()) row.setAttribute('aria-selected', String(row.dataset.name === name));
+  rovingTabStop(selectableRows().find((r) => r === document.activeElement));
   ($('generate-button') as HTMLButtonElement).disabled = true;
   $('selected').textContent = `Loading ${name}…`;
   entry.loaded ??= entry.local ? Promise.resolve(entry.local) : loadModel(name);
