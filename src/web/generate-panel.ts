@@ -84,6 +84,9 @@ export async function runGeneration(state: PageState, request: GenerateRequest):
   out.replaceChildren(prefix, rest);
   out.dataset.state = 'running';
   out.dataset.model = state.selected;
+  // #generated is a polite live region: busy while characters stream in, so a screen reader reads
+  // the text once it is whole instead of one character at a time.
+  out.setAttribute('aria-busy', 'true');
   try {
     await generate(loaded, request, (char) => {
       if (token !== state.generationToken) throw new Cancelled();
@@ -93,6 +96,9 @@ export async function runGeneration(state: PageState, request: GenerateRequest):
   } catch (err) {
     if (err instanceof Cancelled) return;
     showGenerated('error', firstLine(err));
+  } finally {
+    // Unless a newer generation has taken #generated over (it replaced the prefix span).
+    if (out.firstChild === prefix) out.removeAttribute('aria-busy');
   }
 }
 
@@ -100,6 +106,7 @@ export function showGenerated(status: string, message: string): void {
   const out = $('generated');
   out.textContent = message;
   out.dataset.state = status;
+  out.removeAttribute('aria-busy');
 }
 
 function showLink(state: PageState, request: GenerateRequest): void {

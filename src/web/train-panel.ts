@@ -273,6 +273,7 @@ function progressRow(impl: Impl): HTMLElement & { update(fraction: number, text:
   const bar = document.createElement('progress');
   bar.max = 1;
   bar.value = 0;
+  bar.setAttribute('aria-label', `${impl} training progress`);
   row.append(text, bar);
   row.update = (fraction, line) => {
     bar.value = fraction;
