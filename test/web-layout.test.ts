@@ -6,7 +6,8 @@
  * scrolled into view inside the table's own box and is then wholly visible (not clipped by a
  * scrolling ancestor, not under the sticky header or first column), the page never scrolls
  * sideways, the table's box does not push the generate form far down, and both forms fit the
- * window. And what a screen reader needs: every control and button has a name (found again by
+ * window, also with a column of three buttons in every row and a long message under a field (what
+ * per-row actions and per-field messages will add). And what a screen reader needs: every control and button has a name (found again by
  * getByLabel / getByRole), the table is a named grid of selectable rows with one Tab stop, the
  * arrows and Enter pick a model, focus is visible, #generated is a polite live region that is busy
  * while text streams in, the status lines are role=status, headings go in order, and .note text
@@ -179,6 +180,31 @@ describeIfChromium('web-layout.test.ts')('the page with 100 models: layout and a
       await page.close();
     },
   );
+
+  it('at 390x844 the layout still holds with a column of three buttons in every row and a long message under a field', async () => {
+    const { page, errors } = await open(390, 844);
+    // What per-row actions (Rename, Delete, Download) and per-field messages add to the markup.
+    await page.evaluate(() => {
+      document.querySelector('#models thead tr')!.append(Object.assign(document.createElement('th'), { textContent: 'actions' }));
+      document.querySelectorAll('#models tbody tr').forEach((row) => {
+        const td = document.createElement('td');
+        for (const label of ['Rename', 'Delete', 'Download'])
+          td.append(Object.assign(document.createElement('button'), { type: 'button', textContent: label }), ' ');
+        row.append(td);
+      });
+      const message = Object.assign(document.createElement('span'), {
+        className: 'problem',
+        textContent: `hidden must be a whole number from 1 to 4096, not ${'9'.repeat(60)}`,
+      });
+      document.getElementById('hidden')!.after(message);
+    });
+    const last = page.locator('#models tbody tr').last();
+    expect(await hiddenBy(last.locator('td').last())).toBe('');
+    expect(await hiddenBy(page.locator('#models thead th').last())).toBe('');
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 
   it('every control and button has a name a screen reader reads, and getByLabel / getByRole find it by that name', async () => {
     const { page, errors } = await open(390, 844);
