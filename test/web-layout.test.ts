@@ -330,6 +330,7 @@ describeIfChromium('web-layout.test.ts')('the page with 100 models: layout and a
         return { id: note.id || note.textContent!.slice(0, 20), ratio: Math.round(((l1 + 0.05) / (l2 + 0.05)) * 100) / 100 };
       });
     });
+    console.log(`.note contrast: ${[...new Set(ratios.map((r) => r.ratio))].join(', ')} to 1`);
     expect(ratios.length).toBeGreaterThan(3);
     expect(ratios.filter((r) => r.ratio < 4.5)).toEqual([]);
     expect(errors).toEqual([]);
