@@ -42,7 +42,8 @@ export function wireGeneratePanel(state: PageState): void {
 /** The form checked: the request, or undefined with every problem shown next to its field. */
 export function readGenerateForm(): GenerateRequest | undefined {
   const text = Object.fromEntries(GENERATE_FIELDS.map((id) => [id, id === 'prefix' ? ($(id) as HTMLInputElement).value : fieldText(id)]));
-  return checked(text as Record<GenerateField, string>);
+  const result = checked(text as Record<GenerateField, string>);
+  return result.ok ? result.value : undefined;
 }
 
 /**
@@ -59,21 +60,22 @@ export function readLinkRequest(params: URLSearchParams): GenerateRequest | unde
     // message says what the link gave instead.
     input.value = text[id];
   }
-  const request = checked(text);
-  if (!request) {
-    const wrong = GENERATE_FIELDS.filter((id) => $(id).getAttribute('aria-invalid') === 'true');
+  const result = checked(text);
+  if (!result.ok) {
+    const wrong = GENERATE_FIELDS.filter((id) => result.problems[id] !== undefined);
     showGenerated(
       'error',
       `Nothing generated: the link's ${wrong.join(', ')} ${wrong.length === 1 ? 'is' : 'are'} not valid (see beside ${wrong.length === 1 ? 'it' : 'them'}).`,
     );
   }
-  return request;
+  return result.ok ? result.value : undefined;
 }
 
-function checked(text: Record<GenerateField, string>): GenerateRequest | undefined {
+/** The fields checked, each problem shown beside its field (and the others' cleared). */
+function checked(text: Record<GenerateField, string>): ReturnType<typeof checkGenerateInputs> {
   const result = checkGenerateInputs(text);
   showFieldProblems(GENERATE_FIELDS, result.ok ? {} : result.problems);
-  return result.ok ? result.value : undefined;
+  return result;
 }
 
 /** Names, inline, the prefix characters the model's vocabulary lacks; true if there are none. */

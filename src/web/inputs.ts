@@ -16,10 +16,11 @@ import type { PageTrainSettings } from './settings';
 
 /**
  * The most characters one generation in the page may ask for, from the form or a link. A link
- * generates as soon as it is opened, and the page writes about a thousand characters a second, so
- * without a cap `length=1000000000` keeps a tab busy for days. 100,000 characters (a couple of
- * minutes, far beyond any lyric) is the one limit; the CLI, which streams to a file and stops on
- * Ctrl-C, has none.
+ * generates as soon as it is opened, and the page writes at most about a thousand characters a
+ * second (measured in headless Chromium with a tiny model: 980 a second; the event loop's turn
+ * every few characters is the limit, and larger models are slower), so without a cap
+ * `length=1000000000` keeps a tab busy for days. 100,000 characters (a couple of minutes, far
+ * beyond any lyric) is the one limit; the CLI, which streams to a file and stops on Ctrl-C, has none.
  */
 export const MAX_PAGE_LENGTH = 100_000;
 
@@ -33,7 +34,7 @@ export type Problems<F extends string> = Partial<Record<F, string>>;
 export const GENERATE_FIELDS = ['prefix', 'length', 'temperature', 'top-k', 'seed'] as const;
 export type GenerateField = (typeof GENERATE_FIELDS)[number];
 
-/** What the generate form asks for; seed undefined draws one. */
+/** What the generate form asks for (app.ts's GenerateRequest); seed undefined draws one, as --seed left out. */
 export interface GenerateInputs {
   readonly prefix: string;
   readonly length: number;
