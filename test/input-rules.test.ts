@@ -221,11 +221,14 @@ describe("the page's checks (src/web/inputs.ts)", () => {
     expect(huge.bytes).toBeGreaterThan(WASM_HEAP_BYTES);
     const need = trainingBytes({ ...size, hidden: 100_000, optimizer: 'sgd' });
     expect(huge.text).toBe(
-      `Too large: these hidden units are more than the page can hold: training needs at least ${formatBytes(need.total)} ` +
+      `Too large: training 100,000 hidden units needs at least ${formatBytes(need.total)} ` +
         `(40,707,401,414 parameters in each model, with their gradients: ${formatBytes(need.parameters)}; activations of a batch: ${formatBytes(need.activations)}), ` +
         'and the wasm backend holds at most 4 GiB (its 32-bit heap); use fewer hidden units or layers, a smaller batch size or fewer steps.',
     );
     expect(huge.text).not.toMatch(/--|Adam/);
+    // Where the activations are most of it, the batch is named instead.
+    const wide = trainingMemory({ ...settings, hidden: 8, batchSize: 100_000, numSteps: 1000 }, ['builtin'], 1414, wasm);
+    expect(wide.text).toMatch(/^Too large: training a batch of 100,000 × 1,000 steps needs at least [\d.]+ GB \(.* and Adam's moments: /);
     // Without a known limit (a backend other than wasm, no deviceMemory), it estimates and lets it through.
     expect(pageMemoryLimit('webgl')).toBeUndefined();
     expect(trainingMemory({ ...settings, hidden: 100_000 }, ['scratch'], 1414, undefined).fits).toBe(true);

@@ -159,7 +159,7 @@ describeIfChromium('web-inputs.test.ts')('the page checks its inputs', () => {
     await page.waitForSelector('#train-estimate[data-state="too-large"]', { timeout: WAIT });
     const refusal = (await page.textContent('#train-estimate')) ?? '';
     expect(refusal).toMatch(
-      /^Too large: these hidden units are more than the page can hold: training needs at least [\d.]+ GB \([\d,]+ parameters in each model, .*the wasm backend holds at most 4 GiB .*; use fewer hidden units or layers, a smaller batch size or fewer steps\.$/,
+      /^Too large: training 100,000 hidden units needs at least [\d.]+ GB \([\d,]+ parameters in each model, .*the wasm backend holds at most 4 GiB .*; use fewer hidden units or layers, a smaller batch size or fewer steps\.$/,
     );
     expect(refusal).not.toMatch(/--/);
     await page.click('#train-button');

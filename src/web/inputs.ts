@@ -201,15 +201,13 @@ export function trainingMemory(
   if (!limit || bytes <= limit.bytes) return { bytes, fits: true, text: `Training needs about ${formatBytes(bytes)} of memory.` };
   const what =
     parameters >= activations
-      ? settings.layers > 1
-        ? 'these hidden units and layers are'
-        : 'these hidden units are'
-      : 'this batch size and these steps are';
+      ? `${count(settings.hidden)} hidden units${settings.layers > 1 ? ` in ${settings.layers} layers` : ''}`
+      : `a batch of ${count(settings.batchSize)} × ${count(settings.numSteps)} steps`;
   return {
     bytes,
     fits: false,
     text:
-      `Too large: ${what} more than the page can hold: training needs at least ${formatBytes(bytes)} ` +
+      `Too large: training ${what} needs at least ${formatBytes(bytes)} ` +
       `(${count(modelParameterCount(size))} parameters in each model, with their gradients${impls.includes('builtin') ? " and Adam's moments" : ''}: ${formatBytes(parameters)}; ` +
       `activations of a batch: ${formatBytes(activations)}), and ${limit.what}; use fewer hidden units or layers, a smaller batch size or fewer steps.`,
   };
