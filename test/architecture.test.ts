@@ -46,6 +46,7 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
 const CORE_ORDER = [
   'errors',
   'numbers',
+  'input-rules',
   'config',
   'random',
   'bytes',
@@ -57,6 +58,7 @@ const CORE_ORDER = [
   'generate',
   'train',
   'model-check',
+  'training-memory',
   'checkpoint-format',
   'chart-spec',
 ];

@@ -3,7 +3,8 @@ import { CELLS, DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, LEGACY_MODEL } from '../sr
 import { UsageError } from '../src/core/errors';
 import { createModel, parameterCount } from '../src/core/models';
 import { modelParameterCount } from '../src/core/model-check';
-import { checkTrainingFits, trainingBytes } from '../src/node/memory-limit';
+import { checkTrainingFits } from '../src/node/memory-limit';
+import { trainingBytes } from '../src/core/training-memory';
 import { useWasm } from './helpers';
 
 beforeAll(useWasm);

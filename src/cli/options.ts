@@ -9,6 +9,7 @@ import { BACKEND_PREFERENCES, selectBackend, type BackendChoice, type BackendPre
 import { MAX_AUTO_THREADS, type ThreadsSetting } from '../backend/threads';
 import { CELLS, DEFAULT_HIDDEN, DEFAULT_TRAIN, IMPLS, OPTIMIZERS, SAMPLINGS, type Cell, type Impl, type Sampling } from '../core/config';
 import { UsageError } from '../core/errors';
+import { nonNegativeProblem, positiveNumberProblem, seedProblem, wholeNumberProblem } from '../core/input-rules';
 import { shapeProblem } from '../core/model-check';
 
 /** The corpus that ships in corpus/, found relative to the installed package, not the cwd. */
@@ -139,12 +140,9 @@ export function threadsOf(value: string | number): ThreadsSetting {
   return n;
 }
 
-/** A whole number >= min; flags like --epochs 2.5 or --epochs abc are usage errors. */
+/** A whole number >= min; flags like --epochs 2.5 or --epochs abc are usage errors (the rule: core/input-rules). */
 export function wholeNumber(flag: string, value: number, min = 1): number {
-  if (!Number.isInteger(value) || value < min) {
-    throw new UsageError(`--${flag} must be a whole number >= ${min}, got ${Number.isNaN(value) ? 'not a number' : value}`);
-  }
-  return value;
+  return checked(wholeNumberProblem(`--${flag}`, value, min), value);
 }
 
 /**
@@ -152,10 +150,7 @@ export function wholeNumber(flag: string, value: number, min = 1): number {
  * abc, 1.5, NaN or -1 are usage errors, never silently some other seed.
  */
 export function seedOf(value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new UsageError(`--seed must be a whole number >= 0, got ${Number.isNaN(value) ? 'not a number' : value}`);
-  }
-  return value;
+  return checked(seedProblem('--seed', value), value);
 }
 
 /** --cell, --layers, --dropout checked: what a fresh model is, besides its vocabulary and size. */
@@ -181,12 +176,16 @@ export function cellsOf(value: string): Cell[] {
 }
 
 export function positiveNumber(flag: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${flag} must be a number > 0, got ${value}`);
-  return value;
+  return checked(positiveNumberProblem(`--${flag}`, value), value);
 }
 
 export function nonNegative(flag: string, value: number): number {
-  if (!Number.isFinite(value) || value < 0) throw new UsageError(`--${flag} must be a number >= 0, got ${value}`);
+  return checked(nonNegativeProblem(`--${flag}`, value), value);
+}
+
+/** `value`, or the rule's one line as a usage error. */
+function checked(problem: string | undefined, value: number): number {
+  if (problem) throw new UsageError(problem);
   return value;
 }
 

@@ -47,13 +47,23 @@ export function randomBatches(ids: Int32Array, batchSize: number, numSteps: numb
   return batches;
 }
 
+/**
+ * The fewest characters that make one batch: consecutive sampling cuts `batchSize` rows that each
+ * need `numSteps` + 1 characters (inputs and the targets one on); random sampling needs
+ * `batchSize` windows and one more character for the last target. batchesPerEpoch is at least 1
+ * exactly from this length on.
+ */
+export function minimumCorpusLength(sampling: Sampling, batchSize: number, numSteps: number): number {
+  return sampling === 'consecutive' ? batchSize * (numSteps + 1) : batchSize * numSteps + 1;
+}
+
 /** Batches in an epoch of `length` characters; a UsageError if not even one fits. */
 export function batchesPerEpoch(sampling: Sampling, length: number, batchSize: number, numSteps: number): number {
   const count =
     sampling === 'consecutive'
       ? Math.floor((Math.floor(length / batchSize) - 1) / numSteps)
       : Math.floor(Math.floor((length - 1) / numSteps) / batchSize);
-  if (count < 1) throw tooShort(length, sampling === 'consecutive' ? batchSize * (numSteps + 1) : batchSize * numSteps + 1);
+  if (count < 1) throw tooShort(length, minimumCorpusLength(sampling, batchSize, numSteps));
   return count;
 }
 

@@ -24,6 +24,7 @@ import { batchesPerEpoch } from '../core/batches';
 import { train } from '../core/train';
 import { utf8Text } from '../core/bytes';
 import { corpusFromText, defaultPrefixes, type Corpus, type Vocabulary } from '../core/vocab';
+import type { GenerateInputs } from './inputs';
 import type { PageTrainSettings } from './settings';
 import { zipFiles } from './zip';
 
@@ -127,14 +128,8 @@ export async function loadModel(name: string): Promise<LoadedModel> {
   return { model, vocab, info: meta };
 }
 
-export interface GenerateRequest {
-  readonly prefix: string;
-  readonly length: number;
-  readonly temperature: number;
-  readonly topK: number;
-  /** As --seed: the same seed repeats a sample; undefined draws one. */
-  readonly seed?: number;
-}
+/** A generation's settings, as the generate form and a link give them once checked (inputs.ts). */
+export type GenerateRequest = GenerateInputs;
 
 /**
  * What `lstm-lyrics generate` prints, a character at a time: the same sampler, the same seeded

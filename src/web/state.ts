@@ -12,6 +12,12 @@ export interface Entry {
   loaded?: Promise<LoadedModel>;
 }
 
+/** A corpus being read (or read) for training: the memory estimate and Train share one read. */
+export interface CorpusRead {
+  readonly bytes: Promise<{ bytes: Uint8Array; name: string }>;
+  done?: { bytes: Uint8Array; name: string };
+}
+
 export interface PageState {
   /** The models table's rows by name: the server's list, then the runs trained in this page. */
   readonly entries: Map<string, Entry>;
@@ -21,12 +27,31 @@ export interface PageState {
   backendName: string;
   /** Bumped by every generation and selection; a running generation that sees a newer number stops. */
   generationToken: number;
+  /** The generationToken of the generation writing into #generated, if one is. */
+  generating: number | undefined;
+  /** Set by the generate form's Stop to the generation it stops; that generation reads it every character. */
+  stopGeneration: number | undefined;
   /** Set by the Stop button; the running training reads it between batches. */
   stopRequested: boolean;
+  /** The bundled corpus, fetched once for the train form. */
+  bundledCorpus?: CorpusRead;
+  /** The .txt file picked in the train form, read once. */
+  fileCorpus?: { readonly file: File; readonly read: CorpusRead };
+  /** The last vocabulary the memory estimate counted, so typing in a field does not count it again. */
+  vocabEstimate?: { readonly of: Uint8Array; readonly maxChars: number; readonly count: number | undefined };
   /** How many trainings this page has started (names its models: "this page #N: impl"). */
   trainedRuns: number;
 }
 
 export function createState(): PageState {
-  return { entries: new Map(), selected: undefined, backendName: 'unknown', generationToken: 0, stopRequested: false, trainedRuns: 0 };
+  return {
+    entries: new Map(),
+    selected: undefined,
+    backendName: 'unknown',
+    generationToken: 0,
+    generating: undefined,
+    stopGeneration: undefined,
+    stopRequested: false,
+    trainedRuns: 0,
+  };
 }

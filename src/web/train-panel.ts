@@ -1,21 +1,33 @@
 /**
- * One job: training in the page: the train form (its defaults, reading and checking it, the
- * corpus), the run with its progress bars, samples and live chart, the Stop button, and the
- * trained models' downloads, which join the models table.
+ * One job: training in the page: the train form (its defaults, reading and checking it with the
+ * CLI's rules, each problem beside its field, the memory estimate beside Train, the corpus), the
+ * run with its progress bars, samples and live chart, the Stop button, and the trained models'
+ * downloads, which join the models table.
  */
+import { utf8Text } from '../core/bytes';
 import { CELLS, type Cell, type Impl } from '../core/config';
 import { firstLine } from '../core/errors';
 import type { EpochMetrics } from '../core/metrics';
-import { shapeProblem } from '../core/model-check';
 import { corpusOfBytes, fetchBundledCorpus, trainModels } from './app';
 import { drawChart } from './charts';
 import { $ } from './dom';
 import { download } from './download';
+import { fieldText, showFieldProblem, showFieldProblems } from './field-problems';
+import {
+  checkTrainInputs,
+  corpusLengthProblem,
+  pageMemoryLimit,
+  TRAIN_FIELDS,
+  type TrainField,
+  trainingMemory,
+  vocabularySize,
+} from './inputs';
 import { renderModels, select } from './models-table';
 import { describeShape, PAGE_TRAIN_DEFAULTS, pageTrainDefaults, type PageTrainSettings } from './settings';
-import type { PageState } from './state';
+import type { CorpusRead, PageState } from './state';
 
-const TRAIN_FIELDS: readonly [string, (s: PageTrainSettings) => number][] = [
+/** Each number field's value in a set of settings (the fields' ids are TRAIN_FIELDS). */
+const FIELD_VALUES: readonly [TrainField, (s: PageTrainSettings) => number][] = [
   ['layers', (s) => s.layers],
   ['dropout', (s) => s.dropout],
   ['max-chars', (s) => s.maxChars],
@@ -39,7 +51,7 @@ const LESSON_FIELDS: readonly [string, (s: PageTrainSettings) => number][] = [
 ];
 
 export function fillTrainDefaults(): void {
-  for (const [id, get] of TRAIN_FIELDS) ($(id) as HTMLInputElement).value = String(get(PAGE_TRAIN_DEFAULTS));
+  for (const [id, get] of FIELD_VALUES) ($(id) as HTMLInputElement).value = String(get(PAGE_TRAIN_DEFAULTS));
   ($(`cell-${PAGE_TRAIN_DEFAULTS.cell}`) as HTMLInputElement).checked = true;
 }
 
@@ -68,7 +80,7 @@ function wireCellDefaults(): void {
   }
 }
 
-/** The form's listeners: the cell's defaults, Train and Stop. */
+/** The form's listeners: the cell's defaults, each field's check and the memory estimate as one types, Train and Stop. */
 export function wireTrainPanel(state: PageState): void {
   wireCellDefaults();
   $('train-form').addEventListener('submit', (e) => {
@@ -79,64 +91,157 @@ export function wireTrainPanel(state: PageState): void {
     state.stopRequested = true;
     ($('stop-button') as HTMLButtonElement).disabled = true;
   });
+  // Every change of the form (a field, the cell, the impls, the corpus) checks it again.
+  for (const event of ['input', 'change']) $('train-form').addEventListener(event, () => updateTrainEstimate(state));
 }
 
-function readTrainSettings(): PageTrainSettings {
-  const num = (id: string, whole: boolean, min: number) => {
-    const v = Number(($(id) as HTMLInputElement).value);
-    if (!Number.isFinite(v) || v < min || (whole && !Number.isInteger(v))) {
-      throw new Error(`${id.replace('-', ' ')} must be ${whole ? 'a whole number' : 'a number'} >= ${min}`);
-    }
-    return v;
-  };
-  const layers = Number(($('layers') as HTMLInputElement).value);
-  const dropout = Number(($('dropout') as HTMLInputElement).value);
-  // The CLI's rule for --layers and --dropout, word for word but for the dashes.
-  const problem = shapeProblem(layers, dropout);
-  if (problem) throw new Error(problem);
-  return {
-    cell: checkedCell(),
-    layers,
-    dropout,
-    maxChars: num('max-chars', true, 0),
-    hidden: num('hidden', true, 1),
-    numSteps: num('num-steps', true, 1),
-    batchSize: num('batch-size', true, 1),
-    epochs: num('epochs', true, 1),
-    lr: { scratch: num('lr-scratch', false, 0), builtin: num('lr-builtin', false, 0) },
-    clip: num('clip', false, 0),
-    reportEvery: num('report-every', true, 1),
-    seed: num('train-seed', true, 0),
-  };
+/** Each number field as typed. */
+function trainFieldTexts(): Record<TrainField, string> {
+  return Object.fromEntries(TRAIN_FIELDS.map((id) => [id, fieldText(id)])) as Record<TrainField, string>;
 }
 
-async function readCorpusBytes(): Promise<{ bytes: Uint8Array; name: string }> {
-  const source = (document.querySelector('input[name="corpus"]:checked') as HTMLInputElement).value;
+function tickedImpls(): Impl[] {
+  return (['scratch', 'builtin'] as Impl[]).filter((impl) => ($(`impl-${impl}`) as HTMLInputElement).checked);
+}
+
+/** The train form checked with the CLI's rules: the settings, or undefined with each problem shown beside its field. */
+function readTrainSettings(): PageTrainSettings | undefined {
+  const result = checkTrainInputs(trainFieldTexts(), checkedCell());
+  showFieldProblems(TRAIN_FIELDS, result.ok ? {} : result.problems);
+  const noImpl = tickedImpls().length === 0;
+  showFieldProblem('impl-builtin', noImpl ? 'tick scratch, builtin or both' : undefined);
+  return result.ok && !noImpl ? result.value : undefined;
+}
+
+/**
+ * The fields checked and, when they are right, the memory the training needs beside Train
+ * (trainingMemory: the CLI's estimate) with the vocabulary of the corpus as picked, once read;
+ * too large, it says so there, and Train refuses.
+ */
+export function updateTrainEstimate(state: PageState): void {
+  const estimate = $('train-estimate');
+  const settings = readTrainSettings();
+  const vocab = settings && corpusVocabulary(state, settings.maxChars, () => updateTrainEstimate(state));
+  if (!settings || vocab === undefined) {
+    estimate.textContent = '';
+    estimate.dataset.state = 'unknown';
+    return;
+  }
+  showEstimate(trainingMemory(settings, tickedImpls(), vocab, memoryLimit(state)));
+}
+
+function showEstimate(memory: ReturnType<typeof trainingMemory>): void {
+  $('train-estimate').textContent = memory.text;
+  $('train-estimate').dataset.state = memory.fits ? 'fits' : 'too-large';
+}
+
+function memoryLimit(state: PageState): ReturnType<typeof pageMemoryLimit> {
+  // navigator.deviceMemory (Chromium only): the device's memory in GiB, rounded.
+  return pageMemoryLimit(state.backendName, (navigator as { deviceMemory?: number }).deviceMemory);
+}
+
+/**
+ * The vocabulary size of the corpus as picked, for the estimate: pasted text at once; the bundled
+ * corpus or a picked file once read (each read once: the training uses the same bytes), calling
+ * `then` when it is; undefined until then, or when it cannot be read (Train says why).
+ */
+function corpusVocabulary(state: PageState, maxChars: number, then: () => void): number | undefined {
+  const source = pickedSource();
+  if (source === 'paste') return vocabularySize(($('corpus-text') as HTMLTextAreaElement).value, maxChars);
+  const read = source === 'bundled' ? bundledCorpus(state) : pickedFile(state);
+  if (!read) return undefined;
+  if (!read.done) {
+    void read.bytes.then(then, () => undefined);
+    return undefined;
+  }
+  const cached = state.vocabEstimate;
+  if (cached?.of === read.done.bytes && cached.maxChars === maxChars) return cached.count;
+  let count: number | undefined;
+  try {
+    count = vocabularySize(utf8Text(read.done.bytes, true), maxChars);
+  } catch {
+    count = undefined; // not UTF-8: Train says so
+  }
+  state.vocabEstimate = { of: read.done.bytes, maxChars, count };
+  return count;
+}
+
+function pickedSource(): string {
+  return (document.querySelector('input[name="corpus"]:checked') as HTMLInputElement).value;
+}
+
+/** The bundled corpus, fetched once. */
+function bundledCorpus(state: PageState): CorpusRead {
+  state.bundledCorpus ??= readOnce(fetchBundledCorpus());
+  return state.bundledCorpus;
+}
+
+/** The picked .txt file, read once for each file picked. */
+function pickedFile(state: PageState): CorpusRead | undefined {
+  const file = ($('corpus-file') as HTMLInputElement).files?.[0];
+  if (!file) return undefined;
+  if (state.fileCorpus?.file !== file) {
+    state.fileCorpus = { file, read: readOnce(file.arrayBuffer().then((b) => ({ bytes: new Uint8Array(b), name: file.name }))) };
+  }
+  return state.fileCorpus.read;
+}
+
+function readOnce(bytes: Promise<{ bytes: Uint8Array; name: string }>): CorpusRead {
+  const read: CorpusRead = { bytes };
+  bytes.then(
+    (done) => {
+      read.done = done;
+    },
+    () => undefined,
+  );
+  return read;
+}
+
+/** The corpus as picked (being read), or undefined with the problem beside the corpus field. */
+function readCorpusBytes(state: PageState): Promise<{ bytes: Uint8Array; name: string }> | undefined {
+  const source = pickedSource();
+  showFieldProblem('corpus-text', undefined);
+  showFieldProblem('corpus-file', undefined);
   if (source === 'paste') {
     const text = ($('corpus-text') as HTMLTextAreaElement).value;
-    if (text.trim() === '') throw new Error('paste some text first');
-    return { bytes: new TextEncoder().encode(text), name: 'pasted text' };
+    if (text.trim() !== '') return Promise.resolve({ bytes: new TextEncoder().encode(text), name: 'pasted text' });
+    showFieldProblem('corpus-text', 'paste some text first');
+    return undefined;
   }
-  if (source === 'file') {
-    const file = ($('corpus-file') as HTMLInputElement).files?.[0];
-    if (!file) throw new Error('pick a .txt file first');
-    return { bytes: new Uint8Array(await file.arrayBuffer()), name: file.name };
-  }
-  return fetchBundledCorpus();
+  const read = source === 'file' ? pickedFile(state) : bundledCorpus(state);
+  if (read) return read.bytes;
+  showFieldProblem('corpus-file', 'pick a .txt file first');
+  return undefined;
 }
 
 async function runTraining(state: PageState): Promise<void> {
   const problem = $('train-problem');
   problem.hidden = true;
-  const impls = (['scratch', 'builtin'] as Impl[]).filter((impl) => ($(`impl-${impl}`) as HTMLInputElement).checked);
   const trainButton = $('train-button') as HTMLButtonElement;
   const stopButton = $('stop-button') as HTMLButtonElement;
   const progress = $('progress');
+  const impls = tickedImpls();
+  // Nothing starts while something is wrong: the reason beside its field and Train, and here.
+  const refuse = (message: string) => {
+    problem.textContent = message;
+    problem.hidden = false;
+    progress.replaceChildren();
+    progress.dataset.state = 'error';
+  };
+  const settings = readTrainSettings();
+  const corpusRead = settings && readCorpusBytes(state);
+  if (!settings || !corpusRead) {
+    return refuse($('train-form').querySelector('.field-error:not([hidden])')?.textContent ?? 'a field is not valid');
+  }
   try {
-    if (impls.length === 0) throw new Error('tick scratch, builtin or both');
-    const settings = readTrainSettings();
-    const { bytes, name } = await readCorpusBytes();
+    const { bytes, name } = await corpusRead;
     const corpus = await corpusOfBytes(bytes, name, settings.maxChars);
+    // The CLI's checks of a run, before anything is built.
+    const tooShort = corpusLengthProblem(corpus.ids.length, settings.batchSize, settings.numSteps);
+    if (tooShort) throw new Error(tooShort);
+    const memory = trainingMemory(settings, impls, corpus.vocab.chars.length, memoryLimit(state));
+    showEstimate(memory);
+    if (!memory.fits) return refuse(memory.text);
 
     trainButton.disabled = true;
     stopButton.disabled = false;
@@ -255,8 +360,18 @@ async function runTraining(state: PageState): Promise<void> {
     progress.dataset.state = stopped ? 'stopped' : 'done';
     await select(state, localName(trained[0].impl));
   } catch (err) {
-    problem.textContent = firstLine(err);
+    // The progress row says why the run did not start or why it ended, never `starting…`.
+    const message = firstLine(err);
+    problem.textContent = message;
     problem.hidden = false;
+    const rows = [...progress.querySelectorAll<ProgressRow>('.run')];
+    if (rows.length === 0) {
+      const row = document.createElement('div');
+      row.className = 'run';
+      row.textContent = message;
+      progress.replaceChildren(row);
+    }
+    for (const row of rows) row.update(row.querySelector('progress')?.value ?? 0, `${row.dataset.impl}: ${message}`);
     progress.dataset.state = 'error';
   } finally {
     trainButton.disabled = false;
@@ -264,8 +379,10 @@ async function runTraining(state: PageState): Promise<void> {
   }
 }
 
-function progressRow(impl: Impl): HTMLElement & { update(fraction: number, text: string): void } {
-  const row = document.createElement('div') as HTMLElement & { update(fraction: number, text: string): void };
+type ProgressRow = HTMLElement & { update(fraction: number, text: string): void };
+
+function progressRow(impl: Impl): ProgressRow {
+  const row = document.createElement('div') as ProgressRow;
   row.className = 'run';
   row.dataset.impl = impl;
   const text = document.createElement('span');

@@ -7,10 +7,10 @@
 import { firstLine } from '../core/errors';
 import { fetchModelList, startBackend } from './app';
 import { $ } from './dom';
-import { readGenerateForm, runGeneration, showGenerated, wireGeneratePanel } from './generate-panel';
+import { readLinkRequest, runGeneration, showGenerated, wireGeneratePanel } from './generate-panel';
 import { renderModels, select } from './models-table';
 import { createState } from './state';
-import { fillTrainDefaults, wireTrainPanel } from './train-panel';
+import { fillTrainDefaults, updateTrainEstimate, wireTrainPanel } from './train-panel';
 
 export async function start(): Promise<void> {
   const params = new URLSearchParams(location.search);
@@ -30,6 +30,7 @@ export async function start(): Promise<void> {
     return;
   }
   ($('train-button') as HTMLButtonElement).disabled = false;
+  updateTrainEstimate(state);
 
   try {
     for (const summary of await fetchModelList()) entries.set(summary.name, { summary });
@@ -49,15 +50,17 @@ export async function start(): Promise<void> {
   // A link carries a generation: ?model=NAME&prefix=...&length=...&temperature=...&top-k=...&seed=...
   const model = params.get('model');
   if (model !== null) {
-    for (const key of ['prefix', 'length', 'temperature', 'top-k', 'seed']) {
-      const value = params.get(key);
-      if (value !== null) ($(key) as HTMLInputElement).value = value;
-    }
+    // Checked first, with the form's rules: a wrong parameter is shown beside its field and nothing runs.
+    const request = readLinkRequest(params);
     if (!entries.has(model)) {
       showGenerated('error', `no model named ${JSON.stringify(model)} in the list`);
       return;
     }
-    if (await select(state, model)) await runGeneration(state, readGenerateForm());
+    if (!request) {
+      await select(state, model);
+      return;
+    }
+    if (await select(state, model)) await runGeneration(state, request);
     else showGenerated('error', `cannot generate with ${model}: ${entries.get(model)?.summary.reason ?? $('selected').textContent}`);
   } else {
     const first = [...entries.values()].find((e) => e.summary.readable);

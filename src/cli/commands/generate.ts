@@ -7,7 +7,7 @@ import { InterruptedError, UsageError } from '../../core/errors';
 import { streamText } from '../../core/generate';
 import { makeRng } from '../../core/random';
 import type { Logger } from '../logger';
-import { backendOption, seedOf, startBackend, wholeNumber, type ArgsOf } from '../options';
+import { backendOption, nonNegative, seedOf, startBackend, wholeNumber, type ArgsOf } from '../options';
 
 export const command = 'generate';
 export const describe = 'write lyrics from a saved model, starting with a prefix';
@@ -46,8 +46,7 @@ export async function handler(
 ): Promise<void> {
   const length = wholeNumber('length', args.length, 0);
   const topK = wholeNumber('top-k', args.topK, 0);
-  if (!Number.isFinite(args.temperature) || args.temperature < 0)
-    throw new UsageError(`--temperature must be a number >= 0, got ${args.temperature}`);
+  nonNegative('temperature', args.temperature);
   const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : seedOf(args.seed);
   if (args.prefix.length === 0) throw new UsageError('--prefix must not be empty');
   const dir = args.model ?? latestModelDir(modelsDir);
