@@ -3,12 +3,15 @@
  * panels that read or change it. No UI module keeps state of its own at module level.
  */
 import type { LoadedModel, ModelSummary, TrainedModel } from './app';
+import type { BrowserStore } from './browser-store';
 
 /** A row of the models table. */
 export interface Entry {
   summary: ModelSummary;
   /** Trained in this page (not on the server): downloadable. */
   local?: TrainedModel;
+  /** Kept in this browser (IndexedDB) under this id: listed under "this browser", survives a reload. */
+  stored?: { readonly id: number };
   loaded?: Promise<LoadedModel>;
 }
 
@@ -25,8 +28,21 @@ export interface PageState {
   stopRequested: boolean;
   /** How many trainings this page has started (names its models: "this page #N: impl"). */
   trainedRuns: number;
+  /** Where models are kept across reloads; undefined until opened, or when the browser refuses (see storeProblem). */
+  store: BrowserStore | undefined;
+  /** Why models are not kept in this browser (IndexedDB unavailable), in one line. */
+  storeProblem: string | undefined;
 }
 
 export function createState(): PageState {
-  return { entries: new Map(), selected: undefined, backendName: 'unknown', generationToken: 0, stopRequested: false, trainedRuns: 0 };
+  return {
+    entries: new Map(),
+    selected: undefined,
+    backendName: 'unknown',
+    generationToken: 0,
+    stopRequested: false,
+    trainedRuns: 0,
+    store: undefined,
+    storeProblem: undefined,
+  };
 }

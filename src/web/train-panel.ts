@@ -110,7 +110,10 @@ function readTrainSettings(): PageTrainSettings {
   };
 }
 
-async function readCorpusBytes(): Promise<{ bytes: Uint8Array; name: string }> {
+/** Dispatched on document with the names of the models a training just added to the table (store-panel.ts keeps them). */
+export const MODELS_TRAINED_EVENT = 'lstm-lyrics:models-trained';
+
+export async function readCorpusBytes(): Promise<{ bytes: Uint8Array; name: string }> {
   const source = (document.querySelector('input[name="corpus"]:checked') as HTMLInputElement).value;
   if (source === 'paste') {
     const text = ($('corpus-text') as HTMLTextAreaElement).value;
@@ -141,9 +144,12 @@ async function runTraining(state: PageState): Promise<void> {
     trainButton.disabled = true;
     stopButton.disabled = false;
     state.stopRequested = false;
-    const run = ++state.trainedRuns;
     // "this page #1: scratch GRU ×2": the run, and what was trained (as train's banner says it).
-    const localName = (impl: Impl) => `this page #${run}: ${impl} ${describeShape(settings)}`;
+    const nameOf = (run: number, impl: Impl) => `this page #${run}: ${impl} ${describeShape(settings)}`;
+    let run = ++state.trainedRuns;
+    // A name still listed (kept in this browser, or opened by hand) is not reused.
+    while (impls.some((impl) => state.entries.has(nameOf(run, impl)))) run = ++state.trainedRuns;
+    const localName = (impl: Impl) => nameOf(run, impl);
     const series = new Map<Impl, EpochMetrics[]>(impls.map((impl) => [impl, []]));
     const drawTrainChart = () =>
       drawChart(
@@ -239,6 +245,7 @@ async function runTraining(state: PageState): Promise<void> {
       });
     }
     renderModels(state);
+    document.dispatchEvent(new CustomEvent(MODELS_TRAINED_EVENT, { detail: trained.map((t) => localName(t.impl)) }));
     $('trained').replaceChildren(
       ...trained.map((t) => {
         const div = document.createElement('div');
