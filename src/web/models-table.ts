@@ -42,6 +42,7 @@ export function renderModels(state: PageState): void {
     lastGroup = group;
     const row = document.createElement('tr');
     row.dataset.name = m.name;
+    if (group) row.dataset.group = group;
     if (!m.readable) {
       row.className = 'unreadable';
       row.append(cell(m.name), cell(`unreadable: ${m.reason ?? 'unknown reason'}`, 8));
