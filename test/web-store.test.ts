@@ -163,6 +163,27 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     expect(await page.textContent(epochsCell)).toBe('5');
     expect(await greedy(page, name)).toBe(resumed);
 
+    // Resumed from Adam's saved moments, 2 + 3 epochs end where 5 in one run do (as the CLI's --resume).
+    const perplexity = (row: string) => page.textContent(`#models tbody tr[data-name="${row}"] td:nth-child(7)`);
+    await train(page, 'builtin', 5);
+    expect(await perplexity('this page #2: builtin LSTM')).toBe(await perplexity(name));
+
+    // Its Download is the kept files: the resumed weights, its optimizer, 5 epochs; the CLI generates the same text.
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click(`#models tbody tr[data-name="${name}"] button[data-action="download"]`),
+    ]);
+    expect(download.suggestedFilename()).toBe('lstm-lyrics-builtin-lstm.zip');
+    const unzipped = tempDir();
+    await download.saveAs(path.join(unzipped, 'kept.zip'));
+    new AdmZip(path.join(unzipped, 'kept.zip')).extractAllTo(unzipped, true);
+    const keptDir = path.join(unzipped, 'lstm-lyrics-builtin-lstm');
+    const meta = JSON.parse(fs.readFileSync(path.join(keptDir, 'checkpoint.json'), 'utf8'));
+    expect(meta.epoch).toBe(5);
+    expect(meta.history).toHaveLength(5);
+    expect(fs.existsSync(path.join(keptDir, 'optimizer.bin'))).toBe(true);
+    expect(cliGenerate(keptDir, '不分开', 30)).toBe(resumed);
+
     // Another corpus is refused in one line, and the kept model is untouched.
     await page.fill('#corpus-text', `${REPETITIVE_LYRIC}又`);
     await page.click(`#models tbody tr[data-name="${name}"] button[data-action="resume"]`);
@@ -173,7 +194,7 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await page.close();
   });
 
-  it("opens the zip of a CLI model directory: the page's greedy text is lstm-lyrics generate's, and it is kept", async () => {
+  it("opens the zip of a CLI model directory, and the directory itself: the page's greedy text is lstm-lyrics generate's, and both are kept", async () => {
     const zipFile = path.join(dir, 'cli-scratch.zip');
     const adm = new AdmZip();
     adm.addLocalFolder(cliModel, 'scratch');
@@ -183,8 +204,12 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await page.setInputFiles('#open-zip', zipFile);
     await page.waitForSelector('#selected[data-model="cli-scratch"]', { timeout: WAIT });
     expect(await greedy(page, 'cli-scratch')).toBe(cliGenerate(cliModel, '不分开', 30));
+    // The same directory picked as a folder.
+    await page.setInputFiles('#open-folder', cliModel);
+    await page.waitForSelector('#selected[data-model="scratch"]', { timeout: WAIT });
+    expect(await greedy(page, 'scratch')).toBe(cliGenerate(cliModel, '不分开', 30));
     await reload(page);
-    expect(await kept(page)).toEqual(['cli-scratch']);
+    expect(await kept(page)).toEqual(['cli-scratch', 'scratch']);
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -10,7 +10,7 @@ import { CHECKPOINT_FILE, checkpointFiles, type CheckpointInfo } from '../src/co
 import { DEFAULT_TRAIN, LEGACY_MODEL, lessonDefaults } from '../src/core/config';
 import { createModel, type ModelFiles } from '../src/core/models';
 import { checkpointOfSource, zipSource } from '../src/web/model-import';
-import { MAX_ZIP_ENTRIES, readZipDirectory, readZipEntry } from '../src/web/unzip';
+import { bytesAccess, MAX_ZIP_ENTRIES, readZipDirectory, readZipEntry, type ZipDirectoryEntry } from '../src/web/unzip';
 import { zipFiles } from '../src/web/zip';
 import { useWasm } from './helpers';
 
@@ -21,10 +21,13 @@ const FILES = [
   { name: 'model/empty', bytes: new Uint8Array(0) },
 ];
 
+const directory = (zip: Uint8Array) => readZipDirectory(bytesAccess(zip), 'the.zip');
+const entryOf = (zip: Uint8Array, entry: ZipDirectoryEntry, max: number) => readZipEntry(bytesAccess(zip), entry, 'the.zip', max);
+
 async function readAll(zip: Uint8Array, max = 1 << 20): Promise<Record<string, Uint8Array>> {
   const out: Record<string, Uint8Array> = {};
-  for (const entry of readZipDirectory(zip, 'the.zip')) {
-    if (!entry.name.endsWith('/')) out[entry.name] = await readZipEntry(zip, entry, 'the.zip', max);
+  for (const entry of await directory(zip)) {
+    if (!entry.name.endsWith('/')) out[entry.name] = await entryOf(zip, entry, max);
   }
   return out;
 }
@@ -48,38 +51,53 @@ describe('unzip.ts reads', () => {
     const lyric = Buffer.from('不分开 我们一起唱歌 '.repeat(200));
     adm.addFile('dir/lyric.txt', lyric);
     const zip = new Uint8Array(adm.toBuffer());
-    const entries = readZipDirectory(zip, 'the.zip');
+    const entries = await directory(zip);
     expect(entries.find((e) => e.name === 'dir/lyric.txt')!.method).toBe(8);
     expect(entries.find((e) => e.name === 'dir/lyric.txt')!.compressedSize).toBeLessThan(lyric.length / 10);
     const read = await readAll(zip);
     expect(Buffer.from(read['dir/lyric.txt'])).toEqual(lyric);
+  });
+
+  it('in slices: the directory and one entry, not the rest of the zip', async () => {
+    const zip = zipFiles([...FILES, { name: 'model/large.bin', bytes: new Uint8Array(1 << 20) }]);
+    let read = 0;
+    const counting = {
+      size: zip.length,
+      async read(offset: number, length: number) {
+        read += length;
+        return zip.subarray(offset, offset + length);
+      },
+    };
+    const [checkpoint] = await readZipDirectory(counting, 'the.zip');
+    expect(Buffer.from(await readZipEntry(counting, checkpoint, 'the.zip', 100)).toString()).toBe('{"a": 1}');
+    expect(read).toBeLessThan(70_000); // the tail searched for the end record, the directory, one entry
   });
 });
 
 describe('unzip.ts refuses, in one line that quotes no name', () => {
   it.each(['../evil.txt', 'model/../../evil.txt', '/etc/passwd', 'C:/x', 'a\\..\\b', 'a//b'])(
     'a name that leaves its folder (%j)',
-    (name) => {
+    async (name) => {
       const zip = zipFiles([{ name, bytes: text('x') }]);
-      expect(() => readZipDirectory(zip, 'the.zip')).toThrow('the.zip entry 1 has a name that leaves its folder (an absolute path or ..)');
+      await expect(directory(zip)).rejects.toThrow('the.zip entry 1 has a name that leaves its folder (an absolute path or ..)');
     },
   );
 
-  it(`more than ${MAX_ZIP_ENTRIES} entries`, () => {
+  it(`more than ${MAX_ZIP_ENTRIES} entries`, async () => {
     const zip = zipFiles(Array.from({ length: MAX_ZIP_ENTRIES + 1 }, (_, i) => ({ name: `f${i}`, bytes: text('x') })));
-    expect(() => readZipDirectory(zip, 'the.zip')).toThrow(
+    await expect(directory(zip)).rejects.toThrow(
       `the.zip has ${MAX_ZIP_ENTRIES + 1} entries, more than the ${MAX_ZIP_ENTRIES} a model zip may hold`,
     );
     expect(
-      readZipDirectory(zipFiles(Array.from({ length: MAX_ZIP_ENTRIES }, (_, i) => ({ name: `f${i}`, bytes: text('x') }))), 'the.zip'),
+      await directory(zipFiles(Array.from({ length: MAX_ZIP_ENTRIES }, (_, i) => ({ name: `f${i}`, bytes: text('x') })))),
     ).toHaveLength(MAX_ZIP_ENTRIES);
   });
 
   it('an entry larger than its limit, before inflating any of it', async () => {
     const zip = zipFiles(FILES);
-    const weights = readZipDirectory(zip, 'the.zip')[1];
-    await expect(readZipEntry(zip, weights, 'the.zip', 999)).rejects.toThrow('the.zip entry 2 is 1000 bytes, more than the 999 allowed');
-    await expect(readZipEntry(zip, weights, 'the.zip', 1000)).resolves.toHaveLength(1000);
+    const weights = (await directory(zip))[1];
+    await expect(entryOf(zip, weights, 999)).rejects.toThrow('the.zip entry 2 is 1000 bytes, more than the 999 allowed');
+    await expect(entryOf(zip, weights, 1000)).resolves.toHaveLength(1000);
   });
 
   it('a deflated entry that inflates past the size its header says (a zip bomb)', async () => {
@@ -88,39 +106,41 @@ describe('unzip.ts refuses, in one line that quotes no name', () => {
     const zip = new Uint8Array(adm.toBuffer());
     // Claim 1,000 bytes in the central directory: the reader stops at 1,000, not at a megabyte.
     new DataView(zip.buffer).setUint32(centralOffset(zip) + 24, 1000, true);
-    const [entry] = readZipDirectory(zip, 'the.zip');
-    await expect(readZipEntry(zip, entry, 'the.zip', 2000)).rejects.toThrow(
+    const [entry] = await directory(zip);
+    // Nor is more compressed data than deflate could ever make of 1,000 bytes read at all.
+    await expect(entryOf(zip, { ...entry, compressedSize: 1_000_000 }, 2000)).rejects.toThrow(
+      'the.zip entry 1 is compressed to more than its size (corrupt zip)',
+    );
+    await expect(entryOf(zip, entry, 2000)).rejects.toThrow(
       'the.zip entry 1 inflates to more than the 1000 bytes its header says (corrupt zip)',
     );
   });
 
   it('a CRC mismatch', async () => {
     const zip = zipFiles(FILES);
-    const [checkpoint] = readZipDirectory(zip, 'the.zip');
+    const [checkpoint] = await directory(zip);
     zip[checkpoint.localOffset + 30 + checkpoint.name.length + 2] ^= 0xff; // one byte of its data
-    await expect(readZipEntry(zip, checkpoint, 'the.zip', 100)).rejects.toThrow('the.zip entry 1 fails its CRC-32 check (corrupt zip)');
+    await expect(entryOf(zip, checkpoint, 100)).rejects.toThrow('the.zip entry 1 fails its CRC-32 check (corrupt zip)');
   });
 
   it('a truncated archive, a truncated entry and truncated deflate data', async () => {
     const zip = zipFiles(FILES);
-    expect(() => readZipDirectory(zip.subarray(0, zip.length - 30), 'the.zip')).toThrow(
+    await expect(directory(zip.subarray(0, zip.length - 30))).rejects.toThrow(
       'the.zip is not a zip file (no end of central directory; truncated?)',
     );
-    const weights = readZipDirectory(zip, 'the.zip')[1];
-    await expect(readZipEntry(zip.subarray(0, weights.localOffset + 100), weights, 'the.zip', 1000)).rejects.toThrow(
-      'the.zip entry 2 is truncated',
-    );
+    const weights = (await directory(zip))[1];
+    await expect(entryOf(zip.subarray(0, weights.localOffset + 100), weights, 1000)).rejects.toThrow('the.zip entry 2 is truncated');
 
     const adm = new AdmZip();
     adm.addFile('lyric.txt', Buffer.from('不分开 我们一起唱歌 '.repeat(200)));
     const deflated = new Uint8Array(adm.toBuffer());
-    const [entry] = readZipDirectory(deflated, 'the.zip');
-    await expect(
-      readZipEntry(deflated, { ...entry, compressedSize: Math.floor(entry.compressedSize / 2) }, 'the.zip', 1 << 20),
-    ).rejects.toThrow('the.zip entry 1 is not valid deflate data (corrupt or truncated zip)');
+    const [entry] = await directory(deflated);
+    await expect(entryOf(deflated, { ...entry, compressedSize: Math.floor(entry.compressedSize / 2) }, 1 << 20)).rejects.toThrow(
+      'the.zip entry 1 is not valid deflate data (corrupt or truncated zip)',
+    );
   });
 
-  it('an encrypted entry, a zip64 archive, a method other than stored or deflate', () => {
+  it('an encrypted entry, a zip64 archive, a method other than stored or deflate', async () => {
     // Each a change to the first central directory entry.
     const cases: [(v: DataView, at: number) => void, string][] = [
       [(v, at) => v.setUint16(at + 8, 1, true), 'the.zip entry 1 is encrypted'],
@@ -130,7 +150,7 @@ describe('unzip.ts refuses, in one line that quotes no name', () => {
     for (const [change, message] of cases) {
       const zip = zipFiles(FILES);
       change(new DataView(zip.buffer), centralOffset(zip));
-      expect(() => readZipDirectory(zip, 'the.zip')).toThrow(message);
+      await expect(directory(zip)).rejects.toThrow(message);
     }
   });
 });
@@ -159,7 +179,7 @@ describe('model-import.ts', () => {
 
   it.each(['', 'my-model/'])('finds the checkpoint at the top or in one folder (%j) and reads its files', async (folder) => {
     const zip = zipOf({ ...files, 'README.txt': text('ignored') }, folder);
-    const read = await checkpointOfSource(zipSource(zip, 'm.zip'));
+    const read = await checkpointOfSource(await zipSource(bytesAccess(zip), 'm.zip'));
     expect(read.meta.model).toMatchObject({ impl: 'scratch', hidden: 4, vocabSize: 3 });
     expect(Object.keys(read.files).sort()).toEqual(Object.keys(files).sort());
   });
@@ -175,6 +195,7 @@ describe('model-import.ts', () => {
         'm.zip holds 2 models',
       ],
     ];
-    for (const [zip, message] of cases) await expect(checkpointOfSource(zipSource(zip, 'm.zip'))).rejects.toThrow(message);
+    for (const [zip, message] of cases)
+      await expect(zipSource(bytesAccess(zip), 'm.zip').then(checkpointOfSource)).rejects.toThrow(message);
   });
 });

@@ -9,7 +9,7 @@ import { CHECKPOINT_FILE, filesOf, parseCheckpointMeta, type CheckpointFiles } f
 import { UsageError } from '../core/errors';
 import { fileLimits, MAX_JSON_BYTES } from '../core/model-check';
 import type { ModelFiles } from '../core/models';
-import { readZipDirectory, readZipEntry } from './unzip';
+import { readZipDirectory, readZipEntry, type RandomAccess } from './unzip';
 
 /** Files by '/'-separated path, their sizes known before any is read. */
 export interface FileSource {
@@ -21,12 +21,8 @@ export interface FileSource {
 }
 
 /** A zip's files (folders left out), read entry by entry through unzip.ts. */
-export function zipSource(zip: Uint8Array, where: string): FileSource {
-  const entries = new Map(
-    readZipDirectory(zip, where)
-      .filter((e) => !e.name.endsWith('/'))
-      .map((e) => [e.name, e]),
-  );
+export async function zipSource(zip: RandomAccess, where: string): Promise<FileSource> {
+  const entries = new Map((await readZipDirectory(zip, where)).filter((e) => !e.name.endsWith('/')).map((e) => [e.name, e]));
   return {
     where,
     sizes: new Map([...entries].map(([name, e]) => [name, e.size])),

@@ -24,6 +24,7 @@ import { $ } from './dom';
 import { downloadFiles } from './download';
 import { checkpointOfSource, folderSource, zipSource, type FileSource } from './model-import';
 import { renderModels, select, type StoredAction } from './models-table';
+import { blobAccess } from './unzip';
 import type { PageState } from './state';
 import { MODELS_TRAINED_EVENT, readCorpusBytes } from './train-panel';
 
@@ -65,10 +66,7 @@ export function wireStorePanel(state: PageState): void {
   const zipInput = $('open-zip') as HTMLInputElement;
   zipInput.addEventListener('change', () => {
     const file = zipInput.files?.[0];
-    if (file)
-      void openModel(state, async () => zipSource(new Uint8Array(await file.arrayBuffer()), file.name)).finally(
-        () => (zipInput.value = ''),
-      );
+    if (file) void openModel(state, () => zipSource(blobAccess(file), file.name)).finally(() => (zipInput.value = ''));
   });
   const folderInput = $('open-folder') as HTMLInputElement;
   folderInput.addEventListener('change', () => {
@@ -90,6 +88,7 @@ export function wireStorePanel(state: PageState): void {
 /** Keeps models just trained in this page; each that cannot be kept stays in this tab, and the page says why. */
 async function keepTrained(state: PageState, names: readonly string[]): Promise<void> {
   const kept: string[] = [];
+  const problems: string[] = [];
   for (const name of names) {
     const entry = state.entries.get(name);
     if (!entry?.local) continue;
@@ -98,16 +97,13 @@ async function keepTrained(state: PageState, names: readonly string[]): Promise<
       entry.stored = { id: await state.store.put(name, await modelFiles(entry.local)) };
       kept.push(name);
     } catch (err) {
-      setStatus(
-        'error',
-        `${name} is not kept in this browser (${firstLine(err)}): it works in this tab until the page reloads; download it to keep it.`,
-      );
-      renderModels(state);
-      return;
+      problems.push(`${name} is not kept in this browser (${firstLine(err)})`);
     }
   }
   renderModels(state);
-  if (kept.length > 0) setStatus('ready', `Kept in this browser: ${kept.join(', ')}.`);
+  if (problems.length > 0) {
+    setStatus('error', `${problems.join('; ')}: it works in this tab until the page reloads; download it to keep it.`);
+  } else if (kept.length > 0) setStatus('ready', `Kept in this browser: ${kept.join(', ')}.`);
 }
 
 /**
@@ -168,8 +164,8 @@ async function act(state: PageState, action: StoredAction, name: string): Promis
   const { id } = entry.stored;
   try {
     if (action === 'download') {
-      const { meta } = checkpointOfFiles(await store.files(id), name);
-      downloadFiles(await store.files(id), `lstm-lyrics-${meta.model.impl}-${meta.model.cell}`);
+      const { meta, files } = checkpointOfFiles(await store.files(id), name);
+      downloadFiles(files, `lstm-lyrics-${meta.model.impl}-${meta.model.cell}`);
     } else if (action === 'rename') {
       const wanted = prompt(`A new name for ${name}:`, name)?.trim();
       if (!wanted || wanted === name) return;
@@ -187,7 +183,7 @@ async function act(state: PageState, action: StoredAction, name: string): Promis
       state.entries.delete(name);
       if (state.selected === name) unselect(state);
       renderModels(state);
-      await forget(state, entry.loaded);
+      await forget(state, entry.loaded, entry.local);
       setStatus('ready', `Deleted ${name} from this browser.`);
     } else {
       await resume(state, name, id);
@@ -223,10 +219,11 @@ async function resume(state: PageState, name: string, id: number): Promise<void>
         progress.textContent = `${name}: epoch ${epoch}/${checkpoint.meta.epoch + more}, batch ${batch}/${batches}`;
       },
     });
-    const entry = state.entries.get(name);
+    // Found by id: the row may have been renamed (or deleted) while it trained.
+    const [current, entry] = [...state.entries].find(([, e]) => e.stored?.id === id) ?? [name];
     const last = trained.info.history.at(-1);
     progress.textContent =
-      `${name}: ${trained.stopped ? 'stopped' : 'done'} after ${trained.info.epoch} epochs` +
+      `${current}: ${trained.stopped ? 'stopped' : 'done'} after ${trained.info.epoch} epochs` +
       (last ? `, perplexity ${last.perplexity.toFixed(3)}` : '');
     progress.dataset.state = trained.stopped ? 'stopped' : 'done';
     progress.dataset.epochs = String(trained.info.epoch);
@@ -236,18 +233,17 @@ async function resume(state: PageState, name: string, id: number): Promise<void>
       return;
     }
     const old = entry.loaded;
-    entry.local = trained;
     entry.loaded = Promise.resolve(trained);
-    entry.summary = summaryOf(name, trained.info);
+    entry.summary = summaryOf(current, trained.info);
     try {
       await store.replace(id, await modelFiles(trained));
-      setStatus('ready', `Kept ${name} in this browser after ${trained.info.epoch} epochs.`);
+      setStatus('ready', `Kept ${current} in this browser after ${trained.info.epoch} epochs.`);
     } catch (err) {
-      setStatus('error', `${name} trained on, but the kept copy is the one before (${firstLine(err)}): download it to keep it.`);
+      setStatus('error', `${current} trained on, but the kept copy is the one before (${firstLine(err)}): download it to keep it.`);
     }
     renderModels(state);
-    if (state.selected === name) await select(state, name);
-    await forget(state, old);
+    if (state.selected === current) await select(state, current);
+    await forget(state, old, entry.local);
   } catch (err) {
     progress.dataset.state = 'error';
     throw err;
@@ -257,13 +253,17 @@ async function resume(state: PageState, name: string, id: number): Promise<void>
   }
 }
 
-/** Frees a model no row uses any more, once a generation with it has seen the newer token and stopped. */
-async function forget(state: PageState, loaded: Promise<LoadedModel> | undefined): Promise<void> {
+/**
+ * Frees a model no row uses any more, once a generation with it has seen the newer token and
+ * stopped; but not `trainedHere`, which the train panel's Download button still offers (it goes
+ * with the tab).
+ */
+async function forget(state: PageState, loaded: Promise<LoadedModel> | undefined, trainedHere: LoadedModel | undefined): Promise<void> {
   if (!loaded) return;
   state.generationToken++;
   const model = await loaded.catch(() => undefined);
   await new Promise((resolve) => setTimeout(resolve, 0));
-  if (model) disposeLoaded(model);
+  if (model && model !== trainedHere) disposeLoaded(model);
 }
 
 function unselect(state: PageState): void {

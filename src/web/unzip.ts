@@ -2,7 +2,8 @@
  * A minimal, bounded zip reader (zip.ts is the writer): the central directory, then one entry at a
  * time, stored or deflated (DecompressionStream 'deflate-raw', in Chromium and Node 18+). Zips
  * come from strangers, so it refuses what a model zip never is (encrypted, zip64, split, more than
- * a few dozen entries, a name that leaves its folder) and reads no more than the caller allows.
+ * a few dozen entries, a name that leaves its folder) and reads no more than the caller allows:
+ * the zip is read in slices (its end record, its directory, then each wanted entry), never whole.
  * Every error is one line that names the entry by number, never by its name or content.
  */
 import { UsageError } from '../core/errors';
@@ -21,6 +22,24 @@ const LOCAL_SIZE = 30;
 /** zip64 marks a size or offset it moved to its extra field with all ones. */
 const ZIP64_MARK = 0xffffffff;
 
+/** The largest central directory read: the most entries, each with the longest name, extra and comment. */
+const MAX_CENTRAL_BYTES = (maxEntries: number) => maxEntries * (CENTRAL_SIZE + 3 * 0xffff);
+
+/** A zip read in slices: from memory, or from a picked file without loading it whole. */
+export interface RandomAccess {
+  readonly size: number;
+  /** `length` bytes from `offset` (both checked by the caller to lie inside `size`). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+export function bytesAccess(bytes: Uint8Array): RandomAccess {
+  return { size: bytes.byteLength, read: async (offset, length) => bytes.subarray(offset, offset + length) };
+}
+
+export function blobAccess(blob: Blob): RandomAccess {
+  return { size: blob.size, read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()) };
+}
+
 /** One file in the zip, as the central directory describes it. */
 export interface ZipDirectoryEntry {
   /** From 1, in the directory's order: how errors name it. */
@@ -38,28 +57,35 @@ export interface ZipDirectoryEntry {
  * The zip's central directory, checked: every entry inside the archive, stored or deflated, not
  * encrypted, with a relative name that stays in its folder. `where` names the zip in errors.
  */
-export function readZipDirectory(zip: Uint8Array, where: string, maxEntries = MAX_ZIP_ENTRIES): ZipDirectoryEntry[] {
+export async function readZipDirectory(zip: RandomAccess, where: string, maxEntries = MAX_ZIP_ENTRIES): Promise<ZipDirectoryEntry[]> {
   const fail = (problem: string): never => {
     throw new UsageError(`${where} ${problem}`);
   };
-  const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
-  const eocd = findEndRecord(view);
+  // The end record lies in the last 22 bytes plus a comment of up to 64 KiB (and a zip64 locator before it).
+  const tailStart = Math.max(0, zip.size - EOCD_SIZE - 0xffff - 20);
+  const tail = await zip.read(tailStart, zip.size - tailStart);
+  const tailView = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
+  const eocd = findEndRecord(tailView);
   if (eocd < 0) fail('is not a zip file (no end of central directory; truncated?)');
-  if (eocd >= 20 && view.getUint32(eocd - 20, true) === ZIP64_LOCATOR_SIGNATURE) fail('is a zip64 archive, which a model zip never needs');
-  if (view.getUint16(eocd + 4, true) !== 0 || view.getUint16(eocd + 6, true) !== 0) fail('is split over several disks');
-  const count = view.getUint16(eocd + 10, true);
-  const centralSize = view.getUint32(eocd + 12, true);
-  const centralOffset = view.getUint32(eocd + 16, true);
+  if (eocd >= 20 && tailView.getUint32(eocd - 20, true) === ZIP64_LOCATOR_SIGNATURE)
+    fail('is a zip64 archive, which a model zip never needs');
+  if (tailView.getUint16(eocd + 4, true) !== 0 || tailView.getUint16(eocd + 6, true) !== 0) fail('is split over several disks');
+  const count = tailView.getUint16(eocd + 10, true);
+  const centralSize = tailView.getUint32(eocd + 12, true);
+  const centralOffset = tailView.getUint32(eocd + 16, true);
   if (count === 0xffff || centralSize === ZIP64_MARK || centralOffset === ZIP64_MARK)
     fail('is a zip64 archive, which a model zip never needs');
-  if (view.getUint16(eocd + 8, true) !== count) fail('is split over several disks');
+  if (tailView.getUint16(eocd + 8, true) !== count) fail('is split over several disks');
   if (count > maxEntries) fail(`has ${count} entries, more than the ${maxEntries} a model zip may hold`);
-  if (centralOffset + centralSize > eocd) fail('is truncated (its central directory lies outside the file)');
+  if (centralOffset + centralSize > tailStart + eocd) fail('is truncated (its central directory lies outside the file)');
+  if (centralSize > MAX_CENTRAL_BYTES(maxEntries)) fail(`is corrupt: its central directory is ${centralSize} bytes`);
 
+  const central = await zip.read(centralOffset, centralSize);
+  const view = new DataView(central.buffer, central.byteOffset, central.byteLength);
   const entries: ZipDirectoryEntry[] = [];
-  let at = centralOffset;
+  let at = 0;
   for (let index = 1; index <= count; index++) {
-    if (at + CENTRAL_SIZE > centralOffset + centralSize || view.getUint32(at, true) !== CENTRAL_SIGNATURE) {
+    if (at + CENTRAL_SIZE > centralSize || view.getUint32(at, true) !== CENTRAL_SIGNATURE) {
       fail(`is corrupt: central directory entry ${index} is missing or damaged`);
     }
     const flags = view.getUint16(at + 8, true);
@@ -72,13 +98,13 @@ export function readZipDirectory(zip: Uint8Array, where: string, maxEntries = MA
     const commentLength = view.getUint16(at + 32, true);
     const localOffset = view.getUint32(at + 42, true);
     const next = at + CENTRAL_SIZE + nameLength + extraLength + commentLength;
-    if (next > centralOffset + centralSize) fail(`is corrupt: central directory entry ${index} runs past the directory`);
+    if (next > centralSize) fail(`is corrupt: central directory entry ${index} runs past the directory`);
     if (flags & 0x1) fail(`entry ${index} is encrypted`);
     if (compressedSize === ZIP64_MARK || size === ZIP64_MARK || localOffset === ZIP64_MARK) {
       fail('is a zip64 archive, which a model zip never needs');
     }
     if (method !== 0 && method !== 8) fail(`entry ${index} uses compression method ${method} (only stored and deflate are read)`);
-    const name = new TextDecoder().decode(zip.subarray(at + CENTRAL_SIZE, at + CENTRAL_SIZE + nameLength));
+    const name = new TextDecoder().decode(central.subarray(at + CENTRAL_SIZE, at + CENTRAL_SIZE + nameLength));
     if (!isRelativeName(name)) fail(`entry ${index} has a name that leaves its folder (an absolute path or ..)`);
     if (localOffset + LOCAL_SIZE > centralOffset) fail(`is truncated (entry ${index} lies outside the file)`);
     entries.push({ index, name, method, crc, compressedSize, size, localOffset });
@@ -89,21 +115,24 @@ export function readZipDirectory(zip: Uint8Array, where: string, maxEntries = MA
 
 /**
  * One entry's bytes, refused unless it is at most `maxBytes` long (by the directory, before any
- * is inflated, and again while inflating), matches its CRC-32 and lies wholly inside the zip.
+ * is read, and again while inflating), matches its CRC-32 and lies wholly inside the zip.
  */
-export async function readZipEntry(zip: Uint8Array, entry: ZipDirectoryEntry, where: string, maxBytes: number): Promise<Uint8Array> {
+export async function readZipEntry(zip: RandomAccess, entry: ZipDirectoryEntry, where: string, maxBytes: number): Promise<Uint8Array> {
   const fail = (problem: string): never => {
     throw new UsageError(`${where} entry ${entry.index} ${problem}`);
   };
   if (entry.size > maxBytes) fail(`is ${entry.size} bytes, more than the ${maxBytes} allowed`);
-  const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
+  // Deflate never grows data by more than a few bytes per 16 KiB block: more is not a real entry.
+  if (entry.compressedSize > entry.size + Math.ceil(entry.size / 1000) + 1024) fail('is compressed to more than its size (corrupt zip)');
   const local = entry.localOffset;
-  if (local + LOCAL_SIZE > zip.byteLength || view.getUint32(local, true) !== LOCAL_SIGNATURE) fail('has no local header (corrupt zip)');
-  if (view.getUint16(local + 6, true) & 0x1) fail('is encrypted');
-  const start = local + LOCAL_SIZE + view.getUint16(local + 26, true) + view.getUint16(local + 28, true);
-  const end = start + entry.compressedSize;
-  if (end > zip.byteLength) fail('is truncated');
-  const data = zip.subarray(start, end);
+  if (local + LOCAL_SIZE > zip.size) fail('has no local header (corrupt zip)');
+  const header = await zip.read(local, LOCAL_SIZE);
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
+  if (view.getUint32(0, true) !== LOCAL_SIGNATURE) fail('has no local header (corrupt zip)');
+  if (view.getUint16(6, true) & 0x1) fail('is encrypted');
+  const start = local + LOCAL_SIZE + view.getUint16(26, true) + view.getUint16(28, true);
+  if (start + entry.compressedSize > zip.size) fail('is truncated');
+  const data = await zip.read(start, entry.compressedSize);
   let bytes: Uint8Array;
   if (entry.method === 0) {
     if (entry.compressedSize !== entry.size) fail('is stored with two different sizes (corrupt zip)');
