@@ -4,7 +4,8 @@
  * and generates the same greedy text; it can be renamed and deleted (both survive a reload) and
  * resumed (more epochs, kept); the zip of a CLI model directory opens and generates exactly
  * `lstm-lyrics generate`'s text; a zip with a corrupt checkpoint.json is refused in one line and
- * nothing is kept; without IndexedDB the page says so in one line and the trained model still works.
+ * nothing is kept; with the store full or without IndexedDB the page says so in one line and the
+ * trained model still works in the tab.
  *
  * Skips, saying so, only when no Chromium is installed (CI installs one: see .ci/run).
  */
@@ -233,6 +234,31 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await reload(page);
     expect(await kept(page)).toEqual([]);
     expect(await page.textContent('#store-status')).toBe('No models kept in this browser yet.');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('a full store (QuotaExceededError) says so in one line; the model stays in this tab and nothing half-written is kept', async () => {
+    const { page, errors } = await openPage(browser, server.base);
+    await page.waitForSelector('#store-status[data-state="ready"]', { timeout: WAIT });
+    await page.evaluate(() => {
+      // As a browser out of quota: writing the model's files fails.
+      // biome-ignore lint/suspicious/noExplicitAny: runs in the page; the tests compile without the DOM's types
+      (globalThis as any).IDBObjectStore.prototype.put = () => {
+        throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
+      };
+    });
+    await train(page, 'scratch', 1);
+    const name = 'this page #1: scratch LSTM';
+    await page.waitForSelector('#store-status[data-state="error"]', { timeout: WAIT });
+    expect(await page.textContent('#store-status')).toBe(
+      `${name} is not kept in this browser (this browser's storage for the page is full): it works in this tab until the page reloads; download it to keep it.`,
+    );
+    expect(await page.getAttribute(`#models tbody tr[data-name="${name}"]`, 'data-group')).toBe('tab');
+    expect(Array.from(await greedy(page, name, 10))).toHaveLength(3 + 10);
+    // The record added before the files failed went with the aborted transaction.
+    await reload(page);
+    expect(await kept(page)).toEqual([]);
     expect(errors).toEqual([]);
     await page.close();
   });
