@@ -191,6 +191,20 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await page.waitForSelector('#store-status[data-state="error"]', { timeout: WAIT });
     expect(await page.textContent('#store-status')).toContain('is not the corpus');
     expect(await page.textContent(epochsCell)).toBe('5');
+
+    // Stop ends a resumed run early; what it trained is kept then.
+    await page.fill('#corpus-text', REPETITIVE_LYRIC);
+    await page.fill('#resume-epochs', '500');
+    await page.click(`#models tbody tr[data-name="${name}"] button[data-action="resume"]`);
+    await page.waitForSelector('#resume-progress:has-text("epoch 7/505")', { timeout: WAIT });
+    await page.click('#stop-button');
+    await page.waitForSelector('#resume-progress[data-state="stopped"]', { timeout: WAIT });
+    const stoppedAt = Number(await page.getAttribute('#resume-progress', 'data-epochs'));
+    expect(stoppedAt).toBeGreaterThanOrEqual(6);
+    expect(stoppedAt).toBeLessThan(505);
+    await page.waitForSelector(`#store-status:has-text("after ${stoppedAt} epochs")`, { timeout: WAIT });
+    await reload(page);
+    expect(await page.textContent(epochsCell)).toBe(String(stoppedAt));
     expect(errors).toEqual([]);
     await page.close();
   });

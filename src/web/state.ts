@@ -8,7 +8,7 @@ import type { BrowserStore } from './browser-store';
 /** A row of the models table. */
 export interface Entry {
   summary: ModelSummary;
-  /** Trained in this page (not on the server): downloadable. */
+  /** Trained in this page (or opened by hand when the browser keeps nothing): in this tab, downloadable. */
   local?: TrainedModel;
   /** Kept in this browser (IndexedDB) under this id: listed under "this browser", survives a reload. */
   stored?: { readonly id: number };
@@ -16,7 +16,7 @@ export interface Entry {
 }
 
 export interface PageState {
-  /** The models table's rows by name: the server's list, then the runs trained in this page. */
+  /** The models table's rows by name: the server's list, the models kept in this browser, the runs trained in this page. */
   readonly entries: Map<string, Entry>;
   /** The model picked in the table, the one generation uses. */
   selected: string | undefined;
