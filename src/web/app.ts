@@ -14,16 +14,21 @@ import {
   filesOf,
   modelOfCheckpoint,
   parseCheckpointMeta,
+  restoreTraining,
+  type CheckpointFiles,
   type CheckpointInfo,
+  type TrainingState,
 } from '../core/checkpoint-format';
 import { generateTextStreaming } from '../core/generate';
 import type { EpochMetrics, Report } from '../core/metrics';
-import { createModel, type LanguageModel } from '../core/models';
+import { createModel, type LanguageModel, type ModelFiles } from '../core/models';
+import { makeOptimizer } from '../core/optimizer';
 import { makeRng } from '../core/random';
 import { batchesPerEpoch } from '../core/batches';
 import { train } from '../core/train';
 import { utf8Text } from '../core/bytes';
-import { corpusFromText, defaultPrefixes, type Corpus, type Vocabulary } from '../core/vocab';
+import { corpusFromText, defaultPrefixes, splitHeldOut, type Corpus, type Vocabulary } from '../core/vocab';
+import type { BrowserStore } from './browser-store';
 import type { GenerateInputs } from './inputs';
 import type { PageTrainSettings } from './settings';
 import { zipFiles } from './zip';
@@ -107,6 +112,8 @@ export interface LoadedModel {
   readonly model: LanguageModel;
   readonly vocab: Vocabulary;
   readonly info: CheckpointInfo;
+  /** Trained in this page: its optimizer (and where a stopped run stopped), saved with it so it resumes. */
+  readonly training?: TrainingState;
 }
 
 /** The URL of a model file: each segment of the model's name escaped on its own. */
@@ -124,8 +131,53 @@ export async function loadModel(name: string): Promise<LoadedModel> {
   const meta = parseCheckpointMeta(await fetchBytes(CHECKPOINT_FILE), `${name}/${CHECKPOINT_FILE}`);
   const files: Record<string, Uint8Array> = {};
   for (const file of filesOf(meta)) files[file] = await fetchBytes(file);
-  const { model, vocab } = await modelOfCheckpoint({ meta, files }, name);
-  return { model, vocab, info: meta };
+  return loadCheckpoint({ meta, files }, name);
+}
+
+/** A checkpoint's files (kept in this browser, or opened by hand) as a model, through the core's checks. */
+export async function loadCheckpoint(checkpoint: CheckpointFiles, where: string): Promise<LoadedModel> {
+  const { model, vocab } = await modelOfCheckpoint(checkpoint, where);
+  return { model, vocab, info: checkpoint.meta };
+}
+
+/** A model kept in this browser, read back and checked as a fetched one. */
+export async function loadStoredModel(store: BrowserStore, id: number, name: string): Promise<LoadedModel> {
+  return loadCheckpoint(checkpointOfFiles(await store.files(id), name), name);
+}
+
+/** Reads checkpoint.json from a model's files (checked as every loader checks it). */
+export function checkpointOfFiles(files: ModelFiles, where: string): CheckpointFiles {
+  const bytes = files[CHECKPOINT_FILE];
+  if (!bytes) throw new UsageError(`model in ${where} is incomplete: ${CHECKPOINT_FILE} is missing`);
+  return { meta: parseCheckpointMeta(bytes, `${where}: ${CHECKPOINT_FILE}`), files };
+}
+
+/** A model's row in the list, from its checkpoint. */
+export function summaryOf(name: string, info: CheckpointInfo): ModelSummary {
+  const last = info.history.at(-1);
+  return {
+    name,
+    readable: true,
+    impl: info.model.impl,
+    cell: info.model.cell,
+    layers: info.model.layers,
+    dropout: info.model.dropout,
+    hidden: info.model.hidden,
+    vocabSize: info.model.vocabSize,
+    epochs: info.epoch,
+    perplexity: last?.perplexity ?? null,
+    heldOutPerplexity: last?.heldOutPerplexity ?? null,
+    corpus: info.train.corpus,
+    savedAt: info.savedAt,
+    history: info.history,
+  };
+}
+
+/** Frees a model's tensors and its optimizer's (and a stopped run's carried state). */
+export function disposeLoaded(loaded: LoadedModel): void {
+  loaded.model.dispose();
+  loaded.training?.optimizer.dispose();
+  if (loaded.training?.position?.state) tf.dispose(loaded.training.position.state);
 }
 
 /** A generation's settings, as the generate form and a link give them once checked (inputs.ts). */
@@ -225,13 +277,20 @@ export async function trainModels(
       },
       config.seed,
     );
-    const result = await train(model, corpus, config, {
-      onBatch: (epoch, batch, batches) => callbacks.onBatch?.(impl, epoch, batch, batches),
-      onEpoch: (metrics) => callbacks.onEpoch?.(impl, metrics),
-      onReport: (report) => callbacks.onReport?.(impl, report),
-      shouldStop: callbacks.shouldStop,
-    });
-    if (result.stoppedAt?.state) tf.dispose(result.stoppedAt.state);
+    // Made here rather than by train(), so the model keeps it: saved with it, a run resumes.
+    const optimizer = makeOptimizer(config.optimizer, config.lr);
+    const result = await train(
+      model,
+      corpus,
+      config,
+      {
+        onBatch: (epoch, batch, batches) => callbacks.onBatch?.(impl, epoch, batch, batches),
+        onEpoch: (metrics) => callbacks.onEpoch?.(impl, metrics),
+        onReport: (report) => callbacks.onReport?.(impl, report),
+        shouldStop: callbacks.shouldStop,
+      },
+      { optimizer },
+    );
     const info: CheckpointInfo = {
       model: model.config,
       train: config,
@@ -243,13 +302,88 @@ export async function trainModels(
       corpusSha256: corpus.sha256,
       history: result.history,
     };
-    return { impl, model, vocab: corpus.vocab, info, stopped: result.stoppedAt !== undefined };
+    const training: TrainingState = { optimizer, position: result.stoppedAt };
+    return { impl, model, vocab: corpus.vocab, info, training, stopped: result.stoppedAt !== undefined };
   });
   return Promise.all(runs);
 }
 
-/** A trained model as one zip holding one model directory (`<folder>/checkpoint.json`, ...). */
-export async function modelZip(loaded: LoadedModel, folder: string): Promise<Uint8Array> {
-  const files = await checkpointFiles(loaded.model, loaded.info);
+/**
+ * `lstm-lyrics train --resume` in the page: `more` epochs beyond those done, from the saved
+ * optimizer slots and (for a stopped run) the saved position, on the corpus the model was trained
+ * on (its SHA-256 must match), with its saved settings. The caller keeps the result.
+ */
+export async function resumeTraining(
+  checkpoint: CheckpointFiles,
+  where: string,
+  corpusBytes: { bytes: Uint8Array; name: string },
+  more: number,
+  backend: string,
+  callbacks: TrainCallbacks,
+): Promise<TrainedModel> {
+  const { meta } = checkpoint;
+  if (!Number.isInteger(more) || more < 1) throw new UsageError(`more epochs must be a whole number >= 1, got ${more}`);
+  const config: TrainConfig = { ...meta.train, epochs: meta.epoch + more };
+  const whole = await corpusOfBytes(corpusBytes.bytes, corpusBytes.name, config.maxChars);
+  if (whole.sha256 !== meta.corpusSha256) {
+    throw new UsageError(
+      `${corpusBytes.name} is not the corpus ${where} was trained on (${config.corpus}; SHA-256 differs): pick that corpus in the train form to resume`,
+    );
+  }
+  const { train: corpus, heldOut } = splitHeldOut(whole, config.valChars);
+  const { model, vocab } = await modelOfCheckpoint(checkpoint, where);
+  const impl = model.config.impl;
+  let training: TrainingState | undefined;
+  try {
+    training = await restoreTraining(checkpoint, config);
+    const from = training.position ?? { epoch: meta.epoch + 1, batch: 0, lossSum: 0, normSum: 0, seconds: 0, state: null };
+    const history = [...meta.history];
+    const result = await train(
+      model,
+      corpus,
+      config,
+      {
+        onBatch: (epoch, batch, batches) => callbacks.onBatch?.(impl, epoch, batch, batches),
+        onEpoch: (metrics) => {
+          history.push(metrics);
+          callbacks.onEpoch?.(impl, metrics);
+        },
+        onReport: (report) => callbacks.onReport?.(impl, report),
+        shouldStop: callbacks.shouldStop,
+      },
+      { optimizer: training.optimizer, from, heldOut },
+    );
+    const info: CheckpointInfo = {
+      model: meta.model,
+      train: config,
+      vocab: meta.vocab,
+      epoch: history.at(-1)?.epoch ?? meta.epoch,
+      savedAt: new Date().toISOString(),
+      backend,
+      versions: { ...(tf.version as Record<string, string>), page: navigator.userAgent },
+      corpusSha256: meta.corpusSha256,
+      history,
+    };
+    return {
+      impl,
+      model,
+      vocab,
+      info,
+      training: { optimizer: training.optimizer, position: result.stoppedAt },
+      stopped: result.stoppedAt !== undefined,
+    };
+  } catch (err) {
+    disposeLoaded({ model, vocab, info: meta, training });
+    throw err;
+  }
+}
+
+/** A model's files as a model directory holds them, with the optimizer's (and a stopped run's position) when it has them. */
+export function modelFiles(loaded: LoadedModel): Promise<ModelFiles> {
+  return checkpointFiles(loaded.model, loaded.info, loaded.training);
+}
+
+/** A model's files as one zip holding one model directory (`<folder>/checkpoint.json`, ...). */
+export function modelZip(files: ModelFiles, folder: string): Uint8Array {
   return zipFiles(Object.entries(files).map(([name, bytes]) => ({ name: `${folder}/${name}`, bytes })));
 }

@@ -3,23 +3,51 @@
  * readies the generate form for it and draws its curves.
  */
 import { firstLine } from '../core/errors';
-import { loadModel, type LoadedModel } from './app';
+import { loadModel, loadStoredModel, type LoadedModel } from './app';
 import { drawSelectedCurves } from './charts';
 import { $ } from './dom';
 import { download } from './download';
 import { checkPrefix } from './generate-panel';
 import { describeShape } from './settings';
-import type { PageState } from './state';
+import type { Entry, PageState } from './state';
 
+/** What a kept model's row offers; store-panel.ts handles the clicks (one listener on the table). */
+export const STORED_ACTIONS = ['download', 'rename', 'delete', 'resume'] as const;
+export type StoredAction = (typeof STORED_ACTIONS)[number];
+
+/** The table's groups after the server's models, in order: [data-group, heading]. */
+const GROUPS = {
+  browser: 'this browser: kept across reloads',
+  tab: 'this tab only: gone when the page reloads (download to keep it)',
+} as const;
+
+function groupOf(entry: Entry): keyof typeof GROUPS | undefined {
+  return entry.stored ? 'browser' : entry.local ? 'tab' : undefined;
+}
+
+/**
+ * The server's models, then those kept in this browser, then those only in this tab (trained
+ * here but not kept: the browser refused them), each later group under a heading row.
+ */
 export function renderModels(state: PageState): void {
   const body = $('models').querySelector('tbody')!;
   body.replaceChildren();
-  for (const { summary: m, local } of state.entries.values()) {
+  const order = [undefined, ...Object.keys(GROUPS)];
+  const entries = [...state.entries.values()].sort((a, b) => order.indexOf(groupOf(a)) - order.indexOf(groupOf(b)));
+  let lastGroup: string | undefined;
+  for (const entry of entries) {
+    const { summary: m, local, stored } = entry;
+    const group = groupOf(entry);
+    if (group && group !== lastGroup) body.append(groupRow(group, GROUPS[group]));
+    lastGroup = group;
     const row = document.createElement('tr');
     row.dataset.name = m.name;
+    if (group) row.dataset.group = group;
     if (!m.readable) {
       row.className = 'unreadable';
       row.append(nameCell(m.name), cell(`unreadable: ${m.reason ?? 'unknown reason'}`, 8));
+      // A kept model that no longer reads can still be deleted.
+      if (stored) row.lastElementChild!.append(' ', actionButton('delete'));
     } else {
       row.append(
         nameCell(m.name),
@@ -38,7 +66,9 @@ export function renderModels(state: PageState): void {
         Object.assign(cell(m.corpus ?? ''), { className: 'corpus' }),
         cell(m.savedAt ? m.savedAt.slice(0, 16).replace('T', ' ') : ''),
       );
-      if (local) {
+      if (stored) {
+        for (const action of STORED_ACTIONS) row.lastElementChild!.append(' ', actionButton(action));
+      } else if (local) {
         const button = document.createElement('button');
         button.type = 'button';
         button.textContent = 'Download';
@@ -51,7 +81,9 @@ export function renderModels(state: PageState): void {
       }
       row.tabIndex = -1;
       row.setAttribute('aria-selected', String(m.name === state.selected));
-      row.addEventListener('click', () => void select(state, m.name));
+      row.addEventListener('click', (e) => {
+        if (!(e.target as Element).closest('button')) void select(state, m.name);
+      });
       row.addEventListener('keydown', (e) => {
         if (e.target !== row) return; // a key on a button in the row is the button's
         if (e.key === 'Enter' || e.key === ' ') {
@@ -104,6 +136,27 @@ function nameCell(name: string): HTMLTableCellElement {
   return td;
 }
 
+function actionButton(action: StoredAction): HTMLButtonElement {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.textContent = action.charAt(0).toUpperCase() + action.slice(1);
+  button.className = 'row-action';
+  button.dataset.action = action;
+  return button;
+}
+
+function groupRow(group: string, heading: string): HTMLTableRowElement {
+  const row = document.createElement('tr');
+  row.className = 'group';
+  row.dataset.group = group;
+  const th = document.createElement('th');
+  th.scope = 'colgroup';
+  th.colSpan = 9;
+  th.textContent = heading;
+  row.append(th);
+  return row;
+}
+
 function cell(text: string, span = 1, numeric = false): HTMLTableCellElement {
   const td = document.createElement('td');
   td.textContent = text;
@@ -122,7 +175,11 @@ export async function select(state: PageState, name: string): Promise<boolean> {
   rovingTabStop(selectableRows().find((r) => r === document.activeElement));
   ($('generate-button') as HTMLButtonElement).disabled = true;
   $('selected').textContent = `Loading ${name}…`;
-  entry.loaded ??= entry.local ? Promise.resolve(entry.local) : loadModel(name);
+  entry.loaded ??= entry.local
+    ? Promise.resolve(entry.local)
+    : entry.stored && state.store
+      ? loadStoredModel(state.store, entry.stored.id, name)
+      : loadModel(name);
   let loaded: LoadedModel;
   try {
     loaded = await entry.loaded;
@@ -137,7 +194,8 @@ export async function select(state: PageState, name: string): Promise<boolean> {
     `${name}: ${m.impl} ${describeShape(m)}, ${m.hidden} hidden units, ${m.vocabSize} characters, ${m.epochs} epochs${m.perplexity == null ? '' : `, perplexity ${m.perplexity.toFixed(3)}`}.`;
   $('selected').dataset.model = name;
   ($('generate-button') as HTMLButtonElement).disabled = false;
-  ($('link-button') as HTMLButtonElement).disabled = !!entry.local;
+  // A link opens a model the server lists; one in this browser or this tab is nowhere else.
+  ($('link-button') as HTMLButtonElement).disabled = !!entry.local || !!entry.stored;
   checkPrefix(loaded);
   await drawSelectedCurves(state, name);
   return true;

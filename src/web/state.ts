@@ -3,12 +3,15 @@
  * panels that read or change it. No UI module keeps state of its own at module level.
  */
 import type { LoadedModel, ModelSummary, TrainedModel } from './app';
+import type { BrowserStore } from './browser-store';
 
 /** A row of the models table. */
 export interface Entry {
   summary: ModelSummary;
-  /** Trained in this page (not on the server): downloadable. */
+  /** Trained in this page (or opened by hand when the browser keeps nothing): in this tab, downloadable. */
   local?: TrainedModel;
+  /** Kept in this browser (IndexedDB) under this id: listed under "this browser", survives a reload. */
+  stored?: { readonly id: number };
   loaded?: Promise<LoadedModel>;
 }
 
@@ -19,7 +22,7 @@ export interface CorpusRead {
 }
 
 export interface PageState {
-  /** The models table's rows by name: the server's list, then the runs trained in this page. */
+  /** The models table's rows by name: the server's list, the models kept in this browser, the runs trained in this page. */
   readonly entries: Map<string, Entry>;
   /** The model picked in the table, the one generation uses. */
   selected: string | undefined;
@@ -41,6 +44,10 @@ export interface PageState {
   vocabEstimate?: { readonly of: Uint8Array; readonly maxChars: number; readonly count: number | undefined };
   /** How many trainings this page has started (names its models: "this page #N: impl"). */
   trainedRuns: number;
+  /** Where models are kept across reloads; undefined until opened, or when the browser refuses (see storeProblem). */
+  store: BrowserStore | undefined;
+  /** Why models are not kept in this browser (IndexedDB unavailable), in one line. */
+  storeProblem: string | undefined;
 }
 
 export function createState(): PageState {
@@ -53,5 +60,7 @@ export function createState(): PageState {
     stopGeneration: undefined,
     stopRequested: false,
     trainedRuns: 0,
+    store: undefined,
+    storeProblem: undefined,
   };
 }

@@ -100,6 +100,9 @@ function trainFieldTexts(): Record<TrainField, string> {
   return Object.fromEntries(TRAIN_FIELDS.map((id) => [id, fieldText(id)])) as Record<TrainField, string>;
 }
 
+/** Dispatched on document with the names of the models a training just added to the table (store-panel.ts keeps them). */
+export const MODELS_TRAINED_EVENT = 'lstm-lyrics:models-trained';
+
 function tickedImpls(): Impl[] {
   return (['scratch', 'builtin'] as Impl[]).filter((impl) => ($(`impl-${impl}`) as HTMLInputElement).checked);
 }
@@ -198,7 +201,7 @@ function readOnce(bytes: Promise<{ bytes: Uint8Array; name: string }>): CorpusRe
 }
 
 /** The corpus as picked (being read), or undefined with the problem beside the corpus field. */
-function readCorpusBytes(state: PageState): Promise<{ bytes: Uint8Array; name: string }> | undefined {
+export function readCorpusBytes(state: PageState): Promise<{ bytes: Uint8Array; name: string }> | undefined {
   const source = pickedSource();
   showFieldProblem('corpus-text', undefined);
   showFieldProblem('corpus-file', undefined);
@@ -246,9 +249,12 @@ async function runTraining(state: PageState): Promise<void> {
     trainButton.disabled = true;
     stopButton.disabled = false;
     state.stopRequested = false;
-    const run = ++state.trainedRuns;
     // "this page #1: scratch GRU ×2": the run, and what was trained (as train's banner says it).
-    const localName = (impl: Impl) => `this page #${run}: ${impl} ${describeShape(settings)}`;
+    const nameOf = (run: number, impl: Impl) => `this page #${run}: ${impl} ${describeShape(settings)}`;
+    let run = ++state.trainedRuns;
+    // A name still listed (kept in this browser, or opened by hand) is not reused.
+    while (impls.some((impl) => state.entries.has(nameOf(run, impl)))) run = ++state.trainedRuns;
+    const localName = (impl: Impl) => nameOf(run, impl);
     const series = new Map<Impl, EpochMetrics[]>(impls.map((impl) => [impl, []]));
     const drawTrainChart = () =>
       drawChart(
@@ -344,6 +350,7 @@ async function runTraining(state: PageState): Promise<void> {
       });
     }
     renderModels(state);
+    document.dispatchEvent(new CustomEvent(MODELS_TRAINED_EVENT, { detail: trained.map((t) => localName(t.impl)) }));
     $('trained').replaceChildren(
       ...trained.map((t) => {
         const div = document.createElement('div');

@@ -10,6 +10,7 @@ import { $ } from './dom';
 import { readLinkRequest, runGeneration, showGenerated, wireGeneratePanel } from './generate-panel';
 import { renderModels, select } from './models-table';
 import { createState } from './state';
+import { openStore, wireStorePanel } from './store-panel';
 import { fillTrainDefaults, updateTrainEstimate, wireTrainPanel } from './train-panel';
 
 export async function start(): Promise<void> {
@@ -19,6 +20,7 @@ export async function start(): Promise<void> {
   fillTrainDefaults();
   wireGeneratePanel(state);
   wireTrainPanel(state);
+  wireStorePanel(state);
 
   try {
     const backend = await startBackend(params.get('backend') ?? undefined, params.get('accel') === 'off' ? 'off' : 'on');
@@ -46,6 +48,8 @@ export async function start(): Promise<void> {
   } catch (err) {
     setStatus($('models-status'), 'error', `Cannot read the model list: ${firstLine(err)}`);
   }
+  // After the server's list, so the server's models keep their names and kept ones come after.
+  await openStore(state);
 
   // A link carries a generation: ?model=NAME&prefix=...&length=...&temperature=...&top-k=...&seed=...
   const model = params.get('model');
