@@ -7,8 +7,9 @@
 //
 // It trains six tiny models with the CLI (RNN, GRU and LSTM, scratch and builtin; hidden 16, 2
 // epochs, the first 2,000 characters of the bundled corpus; a couple of seconds each), copies them
-// into 100 model directories with varied names that say the truth about their cell and impl
-// (savedAt and the last perplexity varied too, so the table looks lived-in), serves them with `lstm-lyrics serve --models`, and drives /usr/bin/chromium (or
+// into 100 model directories with varied names that say the truth about their cell and impl (their
+// perplexities and dates are the six trained ones', as saved: nothing is made up), serves them with
+// `lstm-lyrics serve --models`, and drives /usr/bin/chromium (or
 // CHROMIUM_PATH) with playwright-core. Chinese needs a CJK font: `apt-get install -y fonts-noto-cjk`
 // where `fc-list | grep -i cjk` finds none.
 'use strict';
@@ -81,16 +82,9 @@ function hundredModels(dir, count = 100) {
         { cwd: root, stdio: 'ignore' },
       );
   const models = path.join(dir, 'models');
-  let i = 0;
   for (const [name, { cell, impl }] of modelNames(count)) {
     const target = path.join(models, ...name.split('/'));
     fs.cpSync(trained(cell, impl), target, { recursive: true });
-    const file = path.join(target, 'checkpoint.json');
-    const meta = JSON.parse(fs.readFileSync(file, 'utf8'));
-    meta.savedAt = new Date(Date.UTC(2026, 10, 1 + (i % 30), 8 + (i % 12), (7 * i) % 60)).toISOString();
-    meta.history[meta.history.length - 1].perplexity = 1 + ((i * 37) % 400) + (i % 7) / 8;
-    fs.writeFileSync(file, JSON.stringify(meta));
-    i++;
   }
   return models;
 }
