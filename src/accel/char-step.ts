@@ -7,7 +7,7 @@
  *
  * What the step computes comes from the stepper as data, its plan (StepPlan in
  * src/core/models/types.ts, which says where each bias is added), and the text sampler calls this
- * kernel when it is registered (stepFunction in src/core/generate.ts); the models never do. It runs
+ * kernel when it is registered (generationStep in src/core/generate.ts); the models never do. It runs
  * the same float operations in the same order as the stepper's kernels, so the same bits:
  *
  * - products: the module's gemv adds each output's products in order from 0 or the bias, one

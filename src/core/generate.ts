@@ -202,7 +202,7 @@ function* sampleIds(
 ): Generator<number[]> {
   if (length <= 0) return;
   const stepper = model.stepper();
-  const step = stepFunction(stepper);
+  const step = generationStep(stepper);
   let state: RecurrentState = model.zeroState(1);
   const advance = (step: () => { state: RecurrentState; next: tf.Tensor }): tf.Tensor => {
     const result = tf.tidy(step);
@@ -281,7 +281,7 @@ function* sampleIds(
 export const CHAR_STEP_KERNEL = 'LstmLyricsCharStep';
 
 /** One step of generation: the logits and state after `ids`, and the greedy id where it comes with them. */
-type Step = (ids: tf.Tensor1D, state: RecurrentState) => { logits: tf.Tensor2D; state: RecurrentState; id?: tf.Tensor1D };
+export type Step = (ids: tf.Tensor1D, state: RecurrentState) => { logits: tf.Tensor2D; state: RecurrentState; id?: tf.Tensor1D };
 
 /**
  * stepper.step, or, where the backend in use has CHAR_STEP_KERNEL registered, the stepper's plan
@@ -289,7 +289,7 @@ type Step = (ids: tf.Tensor1D, state: RecurrentState) => { logits: tf.Tensor2D; 
  * the same order, so the same logits, ids and text to the bit (test/char-step.test.ts), in one kernel
  * call instead of 9-34 (see src/accel/char-step.ts for why that is faster).
  */
-function stepFunction(stepper: CharStepper): Step {
+export function generationStep(stepper: CharStepper): Step {
   const { plan } = stepper;
   if (!plan || !tf.getKernel(CHAR_STEP_KERNEL, tf.getBackend())) return (ids, state) => stepper.step(ids, state);
   const weights: tf.NamedTensorMap = { outputKernel: plan.outputKernel, outputBias: plan.outputBias };

@@ -87,7 +87,7 @@ export function keepState(state: RecurrentState): RecurrentState {
  * A stepper's step() written down as data: the weights it multiplies, as it arranged them, and
  * where each bias is added, since a float sum's rounding depends on its order. With it the text
  * sampler can run the whole step as one kernel where a speed-up has registered one (see
- * stepFunction in generate.ts): the same float operations in the same order, so the same logits to
+ * generationStep in generate.ts): the same float operations in the same order, so the same logits to
  * the bit. The model itself never calls a kernel. Each layer computes, for batch 1 (`·` a matmul
  * whose products are added in order from 0; `+`, `⊙` element by element; gates in GATES' fused order):
  *
