@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { setAccel } from '../src/accel';
-import { CHAR_STEP_KERNEL as ACCEL_NAME, charStepKernel } from '../src/accel/char-step';
+import { CHAR_STEP_KERNEL as ACCEL_NAME, charStepKernel, heapView, stepOps } from '../src/accel/char-step';
 import { simdKernels } from '../src/accel/wasm-kernels-simd';
 import { CELLS, IMPLS, type Cell, type Impl } from '../src/core/config';
 import { CHAR_STEP_KERNEL, generateText, generationStep } from '../src/core/generate';
@@ -150,5 +150,39 @@ describe("the module's gemv", () => {
       tf.dispose([out, library]);
     }
     tf.dispose([x, w, bias]);
+  });
+});
+
+describe("the step's arithmetic where the SIMD module cannot run", () => {
+  it("JS gives the SIMD module's floats, op by op, bit for bit (odd lengths: the tails too)", () => {
+    const wasm = tf.backend() as BackendWasm;
+    const view = heapView(wasm);
+    const simd = stepOps(wasm, view);
+    const js = stepOps(wasm, view, null);
+    const at = (t: tf.Tensor) => wasm.dataIdMap.get(t.dataId)!.memoryOffset;
+    const n = 37;
+    const k = 6;
+    // Values around 0 and 1 (gates), some large (saturated activations), a tie for argmax.
+    const inputs = [1, 2, 3, 4].map((seed) => tf.tensor1d(randomFloats(n, seed, -3, 3)));
+    const w = tf.tensor1d(randomFloats(k * n, 5, -1, 1));
+    const run = (ops: typeof simd) => {
+      const outs = [0, 1, 2, 3, 4].map(() => tf.tensor1d(new Float32Array(n))); // each its own memory
+      const [a, b, c, d] = inputs.map(at);
+      ops.mul(a, b, at(outs[0]), n);
+      ops.mulAdd(a, b, c, d, at(outs[1]), n);
+      ops.gruMix(a, b, c, at(outs[2]), n);
+      ops.gemv(a, at(w), at(outs[3]), k, n);
+      view().set(inputs[3].dataSync() as Float32Array, at(outs[4]) >> 2);
+      ops.addInto(a, at(outs[4]), n);
+      ops.activate(1, at(outs[4]), 20);
+      ops.activate(2, at(outs[4]) + 80, n - 20);
+      const result = { floats: outs.map(bits), argmax: ops.argmax(at(outs[1]), n) };
+      tf.dispose(outs);
+      return result;
+    };
+    const fromSimd = run(simd);
+    expect(run(js)).toEqual(fromSimd);
+    expect(new Set(fromSimd.floats[0]).size).toBeGreaterThan(n / 2); // real values, not zeros
+    tf.dispose([...inputs, w]);
   });
 });

@@ -44,13 +44,21 @@ const SIGMOID = 1;
 const TANH = 2;
 
 /** The arithmetic the step is made of, on float32 arrays in the backend's memory (byte offsets). */
-interface StepOps {
+export interface StepOps {
   /** out[0, n) += x[0, k) · w[k, n], each output's products added in order. */
   gemv(x: number, w: number, out: number, k: number, n: number): void;
   /** dst[0, n) += src[0, n) */
   addInto(src: number, dst: number, n: number): void;
   /** x[0, n) = op(x[0, n)), op SIGMOID or TANH */
   activate(op: number, x: number, n: number): void;
+  /** out = a ⊙ b */
+  mul(a: number, b: number, out: number, n: number): void;
+  /** out = a ⊙ b + c ⊙ d */
+  mulAdd(a: number, b: number, c: number, d: number, out: number, n: number): void;
+  /** out = z ⊙ h + (1 − z) ⊙ c */
+  gruMix(z: number, h: number, c: number, out: number, n: number): void;
+  /** The index of the first largest of n floats. */
+  argmax(x: number, n: number): number;
 }
 
 export const charStepKernel: tf.KernelConfig = {
@@ -89,7 +97,6 @@ export const charStepKernel: tf.KernelConfig = {
       const xwAt = at(scratch);
       const zAt = xwAt + G * H * 4;
       const auxAt = zAt + G * H * 4;
-      const f = Math.fround;
       const fill = (ptr: number, n: number, from?: number) => {
         if (from === undefined) view().fill(0, ptr >> 2, (ptr >> 2) + n);
         else view().copyWithin(ptr >> 2, from >> 2, (from >> 2) + n);
@@ -128,38 +135,28 @@ export const charStepKernel: tf.KernelConfig = {
         ops.addInto(xw, zAt, zn);
         if (gateBias) ops.addInto(at(gateBias), zAt, zn);
 
-        const z = zAt >> 2;
-        const hv = at(h) >> 2;
-        const ho = at(hOut) >> 2;
+        const part = (k: number) => zAt + k * H * 4; // Z's k-th part of H floats
         if (cell === 'rnn') {
           ops.activate(TANH, zAt, H);
-          view().copyWithin(ho, z, z + H);
+          fill(at(hOut), H, zAt);
         } else if (cell === 'lstm') {
           ops.activate(SIGMOID, zAt, 2 * H); // I, F
-          ops.activate(TANH, zAt + 2 * H * 4, H); // C̃
-          ops.activate(SIGMOID, zAt + 3 * H * 4, H); // O
-          const [cv, co, aux] = [at(c) >> 2, at(cOut) >> 2, auxAt >> 2];
-          let heap = view();
-          for (let j = 0; j < H; j++) heap[co + j] = f(f(heap[z + H + j] * heap[cv + j]) + f(heap[z + j] * heap[z + 2 * H + j]));
-          heap.copyWithin(aux, co, co + H);
+          ops.activate(TANH, part(2), H); // C̃
+          ops.activate(SIGMOID, part(3), H); // O
+          ops.mulAdd(part(1), at(c), part(0), part(2), at(cOut), H);
+          fill(auxAt, H, at(cOut));
           ops.activate(TANH, auxAt, H);
-          heap = view();
-          for (let j = 0; j < H; j++) heap[ho + j] = f(heap[z + 3 * H + j] * heap[aux + j]);
+          ops.mul(part(3), auxAt, at(hOut), H);
         } else {
           const candidateKernel = required(`${l}/candidateKernel`);
           ops.activate(SIGMOID, zAt, 2 * H); // Z, R
-          const [rh, cand] = [auxAt >> 2, (auxAt >> 2) + H];
-          let heap = view();
-          for (let j = 0; j < H; j++) heap[rh + j] = f(heap[z + H + j] * heap[hv + j]);
-          fill(cand * 4, H);
-          ops.gemv(auxAt, at(candidateKernel), cand * 4, H, H);
-          ops.addInto(xw + 2 * H * 4, cand * 4, H);
-          ops.activate(TANH, cand * 4, H);
-          heap = view();
-          for (let j = 0; j < H; j++) {
-            const zj = heap[z + j];
-            heap[ho + j] = f(f(zj * heap[hv + j]) + f(f(1 - zj) * heap[cand + j]));
-          }
+          const [rh, cand] = [auxAt, auxAt + H * 4];
+          ops.mul(part(1), at(h), rh, H);
+          fill(cand, H);
+          ops.gemv(rh, at(candidateKernel), cand, H, H);
+          ops.addInto(xw + 2 * H * 4, cand, H);
+          ops.activate(TANH, cand, H);
+          ops.gruMix(part(0), at(h), cand, at(hOut), H);
         }
         below = at(hOut);
       }
@@ -170,11 +167,7 @@ export const charStepKernel: tf.KernelConfig = {
       fill(lo, V, outputBiasFirst ? at(outputBias) : undefined);
       ops.gemv(below, at(outputKernel), lo, H, V);
       if (!outputBiasFirst) ops.addInto(at(outputBias), lo, V);
-      const first = lo >> 2;
-      const heap = view();
-      let best = 0;
-      for (let j = 1; j < V; j++) if (heap[first + j] > heap[first + best]) best = j;
-      (wasm.typedArrayFromHeap(outId) as Int32Array)[0] = best;
+      (wasm.typedArrayFromHeap(outId) as Int32Array)[0] = ops.argmax(lo, V);
     } finally {
       wasm.disposeData(scratch.dataId);
     }
@@ -183,7 +176,7 @@ export const charStepKernel: tf.KernelConfig = {
 };
 
 /** The backend's memory as floats; a function, since growing the memory replaces its buffer. */
-function heapView(wasm: BackendWasm): () => Float32Array {
+export function heapView(wasm: BackendWasm): () => Float32Array {
   const module = wasm.wasm as unknown as { HEAPU8: Uint8Array };
   let view = new Float32Array(module.HEAPU8.buffer);
   return () => {
@@ -192,11 +185,35 @@ function heapView(wasm: BackendWasm): () => Float32Array {
   };
 }
 
-function stepOps(wasm: BackendWasm, view: () => Float32Array): StepOps {
-  const simd: SimdExports | undefined = simdKernels(wasm);
-  if (simd) return { gemv: simd.gemv, addInto: simd.add_into, activate: (op, x, n) => simd.unary(op, x, x, n) };
+/** The step's arithmetic: the SIMD module's, or where it cannot run (`simd` null) the same float operations in JS. */
+export function stepOps(wasm: BackendWasm, view: () => Float32Array, simd: SimdExports | null = simdKernels(wasm) ?? null): StepOps {
+  if (simd) {
+    return {
+      gemv: simd.gemv,
+      addInto: simd.add_into,
+      activate: (op, x, n) => simd.unary(op, x, x, n),
+      mul: simd.mul,
+      mulAdd: simd.mul_add,
+      gruMix: simd.gru_mix,
+      argmax: simd.argmax,
+    };
+  }
   const f = Math.fround;
+  const elementwise = (pointers: number[], out: number, n: number, op: (...values: number[]) => number) => {
+    const heap = view();
+    const at = pointers.map((p) => p >> 2);
+    for (let j = 0; j < n; j++) heap[(out >> 2) + j] = op(...at.map((i) => heap[i + j]));
+  };
   return {
+    mul: (a, b, out, n) => elementwise([a, b], out, n, (x, y) => f(x * y)),
+    mulAdd: (a, b, c, d, out, n) => elementwise([a, b, c, d], out, n, (w, x, y, z) => f(f(w * x) + f(y * z))),
+    gruMix: (z, h, c, out, n) => elementwise([z, h, c], out, n, (zj, hj, cj) => f(f(zj * hj) + f(f(1 - zj) * cj))),
+    argmax: (x, n) => {
+      const heap = view();
+      let best = 0;
+      for (let j = 1; j < n; j++) if (heap[(x >> 2) + j] > heap[(x >> 2) + best]) best = j;
+      return best;
+    },
     gemv: (x, w, out, k, n) => {
       const heap = view();
       const [xi, wi, oi] = [x >> 2, w >> 2, out >> 2];

@@ -308,4 +308,66 @@
       (local.set $k (i32.add (local.get $k) (i32.const 1)))
       (br $row)))
   )
+
+  ;; out[j] = a[j] * b[j] for n floats (the last n % 4 one at a time, the same float operation).
+  (func (export "mul") (param $a i32) (param $b i32) (param $out i32) (param $n i32)
+    (local $i i32) (local $end i32)
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (v128.store (i32.add (local.get $out) (local.get $i)) (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $i))) (v128.load (i32.add (local.get $b) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (f32.store (i32.add (local.get $out) (local.get $i)) (f32.mul (f32.load (i32.add (local.get $a) (local.get $i))) (f32.load (i32.add (local.get $b) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
+
+  ;; out[j] = a[j] * b[j] + c[j] * d[j]: the LSTM's C = F ⊙ C + I ⊙ C̃, each product and the sum rounded.
+  (func (export "mul_add") (param $a i32) (param $b i32) (param $c i32) (param $d i32) (param $out i32) (param $n i32)
+    (local $i i32) (local $end i32)
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (v128.store (i32.add (local.get $out) (local.get $i)) (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $i))) (v128.load (i32.add (local.get $b) (local.get $i)))) (f32x4.mul (v128.load (i32.add (local.get $c) (local.get $i))) (v128.load (i32.add (local.get $d) (local.get $i))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (f32.store (i32.add (local.get $out) (local.get $i)) (f32.add (f32.mul (f32.load (i32.add (local.get $a) (local.get $i))) (f32.load (i32.add (local.get $b) (local.get $i)))) (f32.mul (f32.load (i32.add (local.get $c) (local.get $i))) (f32.load (i32.add (local.get $d) (local.get $i))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
+
+  ;; out[j] = z[j] * h[j] + (1 - z[j]) * c[j]: the GRU's H = Z ⊙ H + (1 − Z) ⊙ H̃, each step rounded.
+  (func (export "gru_mix") (param $z i32) (param $h i32) (param $c i32) (param $out i32) (param $n i32)
+    (local $i i32) (local $end i32)
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (v128.store (i32.add (local.get $out) (local.get $i)) (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $z) (local.get $i))) (v128.load (i32.add (local.get $h) (local.get $i)))) (f32x4.mul (f32x4.sub (v128.const f32x4 1 1 1 1) (v128.load (i32.add (local.get $z) (local.get $i)))) (v128.load (i32.add (local.get $c) (local.get $i))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (f32.store (i32.add (local.get $out) (local.get $i)) (f32.add (f32.mul (f32.load (i32.add (local.get $z) (local.get $i))) (f32.load (i32.add (local.get $h) (local.get $i)))) (f32.mul (f32.sub (f32.const 1) (f32.load (i32.add (local.get $z) (local.get $i)))) (f32.load (i32.add (local.get $c) (local.get $i))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
+
+  ;; The index of the first largest of n floats (a NaN is never larger), as the library's ArgMax.
+  (func (export "argmax") (param $x i32) (param $n i32) (result i32)
+    (local $i i32) (local $best i32) (local $max f32) (local $v f32)
+    (local.set $max (f32.load (local.get $x)))
+    (local.set $i (i32.const 1))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $v (f32.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2)))))
+      (if (f32.gt (local.get $v) (local.get $max))
+        (then (local.set $max (local.get $v)) (local.set $best (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (local.get $best))
 )
