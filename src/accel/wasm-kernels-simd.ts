@@ -35,6 +35,11 @@ import { jsRowAdder, type RowAdder } from './wasm-missing-kernels';
 export interface SimdExports {
   unary(op: number, inPtr: number, outPtr: number, n: number): void;
   add_into(srcPtr: number, dstPtr: number, n: number): void;
+  gemv(xPtr: number, wPtr: number, outPtr: number, k: number, n: number): void;
+  mul(aPtr: number, bPtr: number, outPtr: number, n: number): void;
+  mul_add(aPtr: number, bPtr: number, cPtr: number, dPtr: number, outPtr: number, n: number): void;
+  gru_mix(zPtr: number, hPtr: number, cPtr: number, outPtr: number, n: number): void;
+  argmax(xPtr: number, n: number): number;
   hot_column(rowPtr: number, n: number): number;
   activation_grad(op: number, dyPtr: number, yPtr: number, outPtr: number, n: number): void;
   adam(

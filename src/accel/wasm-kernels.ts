@@ -17,6 +17,8 @@
  * 5. Exp, Sigmoid, Tanh and Sum over leading axes run one float at a time (Sum after a transposed
  *    copy), the gradients of Sigmoid and Tanh are three kernels each, Adam's update is 14 kernels a
  *    weight, and UnsortedSegmentSum's rows are added in JS: see wasm-kernels-simd.ts.
+ * 6. Generation's step for one character is 9-34 kernels, each costing more in bookkeeping than in
+ *    arithmetic: CHAR_STEP_KERNEL does it all in one (char-step.ts), for the text sampler to call.
  *
  * installWasmKernels() replaces the registered kernels (the wasm backend must be imported, which
  * registers them; before or after tf.setBackend('wasm') both work) and returns the function that
@@ -24,6 +26,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { charStepKernel } from './char-step';
 import { inputsMovedIn, unsortedSegmentSumKernel } from './wasm-missing-kernels';
 import { cloneSavedTensorsDirectly, FAST_COPY_KERNELS } from './wasm-kernels-fast';
 import {
@@ -56,7 +59,7 @@ export function installWasmKernels(): () => void {
     [tf.UnsortedSegmentSum]: () => unsortedSegmentSumKernel(rowAdder),
   };
   for (const [name, make] of Object.entries(patches)) undo.push(patchKernel(name, make));
-  for (const config of [adamUpdateKernel, activationGradKernel]) {
+  for (const config of [adamUpdateKernel, activationGradKernel, charStepKernel]) {
     tf.registerKernel({ ...config, kernelFunc: inputsMovedIn(config.kernelFunc) });
     undo.push(() => tf.unregisterKernel(config.kernelName, BACKEND));
   }

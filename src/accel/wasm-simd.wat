@@ -230,4 +230,144 @@
         (f32.add (f32.load (i32.add (local.get $dst) (local.get $i))) (f32.load (i32.add (local.get $src) (local.get $i)))))
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $next))))
+
+  ;; out[j] += x[k] * w[k][j] for k = 0 .. K-1 in that order, j < N: a row vector times a row-major
+  ;; [K, N] matrix, added into out (which holds 0 or the bias). The wasm library's matmul (XNNPACK's
+  ;; f32 GEMM) adds the products of each output in the same order, one rounded multiply and one
+  ;; rounded add each, starting from 0 or the bias: so the same floats, bit for bit (tested). Rows
+  ;; four at a time, so out is loaded and stored once per four products; the last N % 4 columns and
+  ;; the last K % 4 rows through the same arithmetic one float at a time.
+  (func (export "gemv") (param $x i32) (param $w i32) (param $out i32) (param $K i32) (param $N i32)
+    (local $k i32) (local $j i32) (local $rowBytes i32) (local $vecEnd i32) (local $end i32) (local $rows i32)
+    (local $r0 i32) (local $r1 i32) (local $r2 i32) (local $r3 i32)
+    (local $x0 f32) (local $x1 f32) (local $x2 f32) (local $x3 f32)
+    (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $acc v128) (local $s f32)
+    (local.set $rowBytes (i32.shl (local.get $N) (i32.const 2)))
+    (local.set $end (local.get $rowBytes))
+    (local.set $vecEnd (i32.shl (i32.and (local.get $N) (i32.const -4)) (i32.const 2)))
+    (local.set $rows (i32.and (local.get $K) (i32.const -4)))
+    ;; four rows at a time
+    (block $done (loop $block
+      (br_if $done (i32.ge_u (local.get $k) (local.get $rows)))
+      (local.set $r0 (i32.add (local.get $w) (i32.mul (local.get $k) (local.get $rowBytes))))
+      (local.set $r1 (i32.add (local.get $r0) (local.get $rowBytes)))
+      (local.set $r2 (i32.add (local.get $r1) (local.get $rowBytes)))
+      (local.set $r3 (i32.add (local.get $r2) (local.get $rowBytes)))
+      (local.set $x0 (f32.load (i32.add (local.get $x) (i32.shl (local.get $k) (i32.const 2)))))
+      (local.set $x1 (f32.load offset=4 (i32.add (local.get $x) (i32.shl (local.get $k) (i32.const 2)))))
+      (local.set $x2 (f32.load offset=8 (i32.add (local.get $x) (i32.shl (local.get $k) (i32.const 2)))))
+      (local.set $x3 (f32.load offset=12 (i32.add (local.get $x) (i32.shl (local.get $k) (i32.const 2)))))
+      (local.set $v0 (f32x4.splat (local.get $x0)))
+      (local.set $v1 (f32x4.splat (local.get $x1)))
+      (local.set $v2 (f32x4.splat (local.get $x2)))
+      (local.set $v3 (f32x4.splat (local.get $x3)))
+      (local.set $j (i32.const 0))
+      (block $vdone (loop $vnext
+        (br_if $vdone (i32.ge_u (local.get $j) (local.get $vecEnd)))
+        (local.set $acc (v128.load (i32.add (local.get $out) (local.get $j))))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v0) (v128.load (i32.add (local.get $r0) (local.get $j))))))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v1) (v128.load (i32.add (local.get $r1) (local.get $j))))))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v2) (v128.load (i32.add (local.get $r2) (local.get $j))))))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v3) (v128.load (i32.add (local.get $r3) (local.get $j))))))
+        (v128.store (i32.add (local.get $out) (local.get $j)) (local.get $acc))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $vnext)))
+      (block $sdone (loop $snext
+        (br_if $sdone (i32.ge_u (local.get $j) (local.get $end)))
+        (local.set $s (f32.load (i32.add (local.get $out) (local.get $j))))
+        (local.set $s (f32.add (local.get $s) (f32.mul (local.get $x0) (f32.load (i32.add (local.get $r0) (local.get $j))))))
+        (local.set $s (f32.add (local.get $s) (f32.mul (local.get $x1) (f32.load (i32.add (local.get $r1) (local.get $j))))))
+        (local.set $s (f32.add (local.get $s) (f32.mul (local.get $x2) (f32.load (i32.add (local.get $r2) (local.get $j))))))
+        (local.set $s (f32.add (local.get $s) (f32.mul (local.get $x3) (f32.load (i32.add (local.get $r3) (local.get $j))))))
+        (f32.store (i32.add (local.get $out) (local.get $j)) (local.get $s))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $snext)))
+      (local.set $k (i32.add (local.get $k) (i32.const 4)))
+      (br $block)))
+    ;; the last K % 4 rows, one at a time
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $k) (local.get $K)))
+      (local.set $r0 (i32.add (local.get $w) (i32.mul (local.get $k) (local.get $rowBytes))))
+      (local.set $x0 (f32.load (i32.add (local.get $x) (i32.shl (local.get $k) (i32.const 2)))))
+      (local.set $v0 (f32x4.splat (local.get $x0)))
+      (local.set $j (i32.const 0))
+      (block $vdone (loop $vnext
+        (br_if $vdone (i32.ge_u (local.get $j) (local.get $vecEnd)))
+        (v128.store (i32.add (local.get $out) (local.get $j))
+          (f32x4.add (v128.load (i32.add (local.get $out) (local.get $j)))
+                     (f32x4.mul (local.get $v0) (v128.load (i32.add (local.get $r0) (local.get $j))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $vnext)))
+      (block $sdone (loop $snext
+        (br_if $sdone (i32.ge_u (local.get $j) (local.get $end)))
+        (f32.store (i32.add (local.get $out) (local.get $j))
+          (f32.add (f32.load (i32.add (local.get $out) (local.get $j)))
+                   (f32.mul (local.get $x0) (f32.load (i32.add (local.get $r0) (local.get $j))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $snext)))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br $row)))
+  )
+
+  ;; out[j] = a[j] * b[j] for n floats (the last n % 4 one at a time, the same float operation).
+  (func (export "mul") (param $a i32) (param $b i32) (param $out i32) (param $n i32)
+    (local $i i32) (local $end i32)
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (v128.store (i32.add (local.get $out) (local.get $i)) (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $i))) (v128.load (i32.add (local.get $b) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (f32.store (i32.add (local.get $out) (local.get $i)) (f32.mul (f32.load (i32.add (local.get $a) (local.get $i))) (f32.load (i32.add (local.get $b) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
+
+  ;; out[j] = a[j] * b[j] + c[j] * d[j]: the LSTM's C = F ⊙ C + I ⊙ C̃, each product and the sum rounded.
+  (func (export "mul_add") (param $a i32) (param $b i32) (param $c i32) (param $d i32) (param $out i32) (param $n i32)
+    (local $i i32) (local $end i32)
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (v128.store (i32.add (local.get $out) (local.get $i)) (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $i))) (v128.load (i32.add (local.get $b) (local.get $i)))) (f32x4.mul (v128.load (i32.add (local.get $c) (local.get $i))) (v128.load (i32.add (local.get $d) (local.get $i))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (f32.store (i32.add (local.get $out) (local.get $i)) (f32.add (f32.mul (f32.load (i32.add (local.get $a) (local.get $i))) (f32.load (i32.add (local.get $b) (local.get $i)))) (f32.mul (f32.load (i32.add (local.get $c) (local.get $i))) (f32.load (i32.add (local.get $d) (local.get $i))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
+
+  ;; out[j] = z[j] * h[j] + (1 - z[j]) * c[j]: the GRU's H = Z ⊙ H + (1 − Z) ⊙ H̃, each step rounded.
+  (func (export "gru_mix") (param $z i32) (param $h i32) (param $c i32) (param $out i32) (param $n i32)
+    (local $i i32) (local $end i32)
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (v128.store (i32.add (local.get $out) (local.get $i)) (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $z) (local.get $i))) (v128.load (i32.add (local.get $h) (local.get $i)))) (f32x4.mul (f32x4.sub (v128.const f32x4 1 1 1 1) (v128.load (i32.add (local.get $z) (local.get $i)))) (v128.load (i32.add (local.get $c) (local.get $i))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (f32.store (i32.add (local.get $out) (local.get $i)) (f32.add (f32.mul (f32.load (i32.add (local.get $z) (local.get $i))) (f32.load (i32.add (local.get $h) (local.get $i)))) (f32.mul (f32.sub (f32.const 1) (f32.load (i32.add (local.get $z) (local.get $i)))) (f32.load (i32.add (local.get $c) (local.get $i))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
+
+  ;; The index of the first largest of n floats (a NaN is never larger), as the library's ArgMax.
+  (func (export "argmax") (param $x i32) (param $n i32) (result i32)
+    (local $i i32) (local $best i32) (local $max f32) (local $v f32)
+    (local.set $max (f32.load (local.get $x)))
+    (local.set $i (i32.const 1))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $v (f32.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2)))))
+      (if (f32.gt (local.get $v) (local.get $max))
+        (then (local.set $max (local.get $v)) (local.set $best (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (local.get $best))
 )

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { decode, encode, type Vocabulary } from './vocab';
 import type { LanguageModel, RecurrentState } from './models';
-import { disposeState } from './models/types';
+import { disposeState, type CharStepper } from './models/types';
 
 export interface SamplingOptions {
   /** 0 picks the most likely character (greedy, as the lesson does); higher is more random. */
@@ -202,6 +202,7 @@ function* sampleIds(
 ): Generator<number[]> {
   if (length <= 0) return;
   const stepper = model.stepper();
+  const step = generationStep(stepper);
   let state: RecurrentState = model.zeroState(1);
   const advance = (step: () => { state: RecurrentState; next: tf.Tensor }): tf.Tensor => {
     const result = tf.tidy(step);
@@ -241,8 +242,8 @@ function* sampleIds(
       for (let i = 1; i < length; i++) {
         const from: tf.Tensor1D = id;
         id = advance(() => {
-          const step = stepper.step(from, state);
-          return { state: step.state, next: tf.argMax(step.logits, 1) };
+          const result = step(from, state);
+          return { state: result.state, next: result.id ?? tf.argMax(result.logits, 1) };
         }) as tf.Tensor1D;
         if (!pending.includes(from)) from.dispose(); // read already
         pending.push(id);
@@ -260,8 +261,8 @@ function* sampleIds(
         yield [picked];
         if (i === length - 1) break;
         logits = advance(() => {
-          const step = stepper.step(tf.tensor1d([picked], 'int32'), state);
-          return { state: step.state, next: step.logits };
+          const result = step(tf.tensor1d([picked], 'int32'), state);
+          return { state: result.state, next: result.logits };
         });
       }
     }
@@ -271,6 +272,40 @@ function* sampleIds(
     disposeState(state);
     stepper.dispose();
   }
+}
+
+/**
+ * The one-kernel step's name. src/accel/char-step.ts registers it on wasm with accel on (the same
+ * string there: test/char-step.test.ts checks they agree); --accel off, or another backend, has none.
+ */
+export const CHAR_STEP_KERNEL = 'LstmLyricsCharStep';
+
+/** One step of generation: the logits and state after `ids`, and the greedy id where it comes with them. */
+export type Step = (ids: tf.Tensor1D, state: RecurrentState) => { logits: tf.Tensor2D; state: RecurrentState; id?: tf.Tensor1D };
+
+/**
+ * stepper.step, or, where the backend in use has CHAR_STEP_KERNEL registered, the stepper's plan
+ * (StepPlan) run as that one kernel, which also picks the greedy id: the same float operations in
+ * the same order, so the same logits, ids and text to the bit (test/char-step.test.ts), in one kernel
+ * call instead of 9-34 (see src/accel/char-step.ts for why that is faster).
+ */
+export function generationStep(stepper: CharStepper): Step {
+  const { plan } = stepper;
+  if (!plan || !tf.getKernel(CHAR_STEP_KERNEL, tf.getBackend())) return (ids, state) => stepper.step(ids, state);
+  const weights: tf.NamedTensorMap = { outputKernel: plan.outputKernel, outputBias: plan.outputBias };
+  plan.layers.forEach((layer, l) => {
+    for (const [name, tensor] of Object.entries(layer)) if (tensor) weights[`${l}/${name}`] = tensor;
+  });
+  const attrs = { cell: plan.cell, layers: plan.layers.length, outputBiasFirst: plan.outputBiasFirst };
+  return (ids, state) => {
+    if (ids.size !== 1) return stepper.step(ids, state); // the kernel steps one character
+    const inputs: tf.NamedTensorMap = { ...weights, ids };
+    state.forEach((t, i) => {
+      inputs[`state${i}`] = t;
+    });
+    const [id, logits, ...next] = tf.engine().runKernel(CHAR_STEP_KERNEL, inputs, attrs) as tf.Tensor[];
+    return { id: id as tf.Tensor1D, logits: logits as tf.Tensor2D, state: next as tf.Tensor2D[] };
+  };
 }
 
 /** Chooses the next character id from one step's logits. */

@@ -13,7 +13,16 @@ import { arrayBufferOf, utf8Bytes, utf8Text } from '../bytes';
 import type { Cell, ModelConfig } from '../config';
 import { dropoutMask } from './dropout';
 import { GATES, weightSeed } from './scratch';
-import { layerState, zeroState, type CharStepper, type LanguageModel, type ModelFiles, type RecurrentState, type Training } from './types';
+import {
+  layerState,
+  zeroState,
+  type CharStepper,
+  type LanguageModel,
+  type ModelFiles,
+  type RecurrentState,
+  type StepPlan,
+  type Training,
+} from './types';
 
 export const BUILTIN_MODEL_FILE = 'model.json';
 export const BUILTIN_WEIGHTS_FILE = 'weights.bin';
@@ -148,7 +157,22 @@ export class BuiltinModel implements LanguageModel {
     const biasFirst = cell !== 'lstm';
     const firstKernel = biasFirst ? tf.tidy(() => tf.add(weights[0].kernel, weights[0].bias) as tf.Tensor2D) : weights[0].kernel;
     const [outKernel, outBias] = this.output.trainableWeights.map((w) => w.read());
+    // What step() below computes, as data (see StepPlan).
+    const plan: StepPlan = {
+      cell,
+      layers: weights.map((w, l) => ({
+        inputKernel: l === 0 ? firstKernel : w.kernel,
+        ...(l > 0 && biasFirst && { inputBias: w.bias }),
+        recurrentKernel: cell === 'gru' ? split[l][0] : w.recurrentKernel,
+        ...(cell === 'gru' && { candidateKernel: split[l][1] }),
+        ...(!biasFirst && { gateBias: w.bias }),
+      })),
+      outputKernel: outKernel as tf.Tensor2D,
+      outputBias: outBias as tf.Tensor1D,
+      outputBiasFirst: true,
+    };
     return {
+      plan,
       step: (ids, state) =>
         tf.tidy(() => {
           const next: tf.Tensor2D[] = [];

@@ -20,7 +20,16 @@ import * as tf from '@tensorflow/tfjs';
 import { arrayBufferOf, utf8Bytes, utf8Text } from '../bytes';
 import type { Cell, ModelConfig } from '../config';
 import { dropoutMask } from './dropout';
-import { layerState, zeroState, type CharStepper, type LanguageModel, type ModelFiles, type RecurrentState, type Training } from './types';
+import {
+  layerState,
+  zeroState,
+  type CharStepper,
+  type LanguageModel,
+  type ModelFiles,
+  type RecurrentState,
+  type StepPlan,
+  type Training,
+} from './types';
 
 /**
  * Each cell's gates, in the lesson's order (how its parameters are listed and saved) and in the
@@ -202,7 +211,21 @@ export class ScratchModel implements LanguageModel {
       }),
     );
     const { W_hq, b_q } = this.params;
+    // What step() below computes, as data (see StepPlan): the first layer's bias is in its rows.
+    const plan: StepPlan = {
+      cell,
+      layers: arranged.map((w, l) => ({
+        inputKernel: w.W_x,
+        ...(l > 0 && { inputBias: w.b }),
+        recurrentKernel: w.W_h,
+        ...(w.W_hh && { candidateKernel: w.W_hh }),
+      })),
+      outputKernel: W_hq as tf.Tensor2D,
+      outputBias: b_q as tf.Tensor1D,
+      outputBiasFirst: false,
+    };
     return {
+      plan,
       step: (ids, state) =>
         tf.tidy(() => {
           const next: tf.Tensor2D[] = [];

@@ -63,6 +63,8 @@ export interface LanguageModel {
 export interface CharStepper {
   /** `ids`: int32 [batch] character ids. Returns the next character's logits [batch, vocab] and the state after `ids`. */
   step(ids: tf.Tensor1D, state: RecurrentState): { logits: tf.Tensor2D; state: RecurrentState };
+  /** step() as data (see StepPlan), for the text sampler's one-kernel step where a backend has one. */
+  readonly plan?: StepPlan;
   /** Frees what the stepper arranged (never the model's weights). */
   dispose(): void;
 }
@@ -80,3 +82,43 @@ export function zeroState(config: Pick<ModelConfig, 'cell' | 'layers' | 'hidden'
 export function keepState(state: RecurrentState): RecurrentState {
   return state.map((t) => tf.keep(t));
 }
+
+/**
+ * A stepper's step() written down as data: the weights it multiplies, as it arranged them, and
+ * where each bias is added, since a float sum's rounding depends on its order. With it the text
+ * sampler can run the whole step as one kernel where a speed-up has registered one (see
+ * generationStep in generate.ts): the same float operations in the same order, so the same logits to
+ * the bit. The model itself never calls a kernel. Each layer computes, for batch 1 (`·` a matmul
+ * whose products are added in order from 0; `+`, `⊙` element by element; gates in GATES' fused order):
+ *
+ *   X = row `id` of inputKernel (layer 1) or H_below · inputKernel (above), then + inputBias if given
+ *   Z = X + H · recurrentKernel (the GRU: X's Z and R parts), then + gateBias if given
+ *   RNN   H = tanh(Z)
+ *   LSTM  I, F, C̃, O = σ, σ, tanh, σ of Z's four parts; C = F ⊙ C + I ⊙ C̃; H = O ⊙ tanh(C)
+ *   GRU   Z, R = σ of Z's two parts; H̃ = tanh(X_h + (R ⊙ H) · candidateKernel); H = Z ⊙ H + (1 − Z) ⊙ H̃
+ *
+ * and the logits are H_top · outputKernel + outputBias, the products added from the bias when
+ * outputBiasFirst (tf.fused.matMul), from 0 and the bias after otherwise.
+ */
+// Types, not interfaces, so tf.tidy accepts them as TensorContainers.
+export type StepPlan = {
+  readonly cell: Cell;
+  readonly layers: readonly StepLayerPlan[];
+  readonly outputKernel: tf.Tensor2D;
+  readonly outputBias: tf.Tensor1D;
+  readonly outputBiasFirst: boolean;
+};
+
+/** One layer of a StepPlan; see there. */
+export type StepLayerPlan = {
+  /** [inputs, gates·hidden] */
+  readonly inputKernel: tf.Tensor2D;
+  /** [gates·hidden] */
+  readonly inputBias?: tf.Tensor1D;
+  /** [hidden, gates·hidden]; the GRU's [hidden, 2·hidden] */
+  readonly recurrentKernel: tf.Tensor2D;
+  /** The GRU's [hidden, hidden] */
+  readonly candidateKernel?: tf.Tensor2D;
+  /** [gates·hidden] */
+  readonly gateBias?: tf.Tensor1D;
+};
