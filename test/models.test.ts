@@ -238,3 +238,34 @@ describe('scratch cells', () => {
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
 }
+
+describe("builtin cells' biases", () => {
+  const hidden = 256;
+  const k = 1 / Math.sqrt(hidden);
+  const configOfCell = (cell: Cell, layers: number): ModelConfig => ({ impl: 'builtin', cell, layers, dropout: 0, vocabSize: 30, hidden });
+
+  it("the RNN's bias is nn.RNN's b_ih + b_hh: the sum of two U(-1/√H, 1/√H) draws, one paired bias per layer", () => {
+    const model = BuiltinModel.create(configOfCell('rnn', 2), 0);
+    const names = model.pairedBiases.map((v) => v.name);
+    expect(names).toEqual([expect.stringMatching(/^rnn\/bias/), expect.stringMatching(/^rnn_2\/bias/)]);
+    for (const bias of model.pairedBiases) {
+      expect(model.variables).toContain(bias);
+      const values = Array.from(bias.dataSync());
+      // A sum of two U(-k, k) lies in (-2k, 2k), a quarter of it beyond ±k; its std is k·√(2/3).
+      expect(Math.max(...values.map(Math.abs))).toBeLessThan(2 * k);
+      expect(values.filter((v) => Math.abs(v) > k).length).toBeGreaterThan(hidden / 8);
+      const std = Math.sqrt(values.reduce((s, v) => s + v * v, 0) / values.length);
+      expect(std).toBeGreaterThan(0.8 * k * Math.sqrt(2 / 3));
+      expect(std).toBeLessThan(1.2 * k * Math.sqrt(2 / 3));
+    }
+    model.dispose();
+  });
+
+  it.each(['gru', 'lstm'] as const)("the %s's bias is one U(-1/√H, 1/√H) draw, not paired", (cell) => {
+    const model = BuiltinModel.create(configOfCell(cell, 1), 0);
+    expect(model.pairedBiases).toEqual([]);
+    const bias = model.model.getLayer(cell).getWeights()[2];
+    expect(Math.max(...Array.from(bias.dataSync(), Math.abs))).toBeLessThanOrEqual(k);
+    model.dispose();
+  });
+});

@@ -1,11 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
-import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, type TrainConfig, LEGACY_MODEL } from '../src/core/config';
+import {
+  type Cell,
+  DEFAULT_OPTIMIZER,
+  DEFAULT_TRAIN,
+  IMPLS,
+  type Impl,
+  LEGACY_MODEL,
+  type Sampling,
+  type TrainConfig,
+} from '../src/core/config';
 import { splitHeldOut } from '../src/core/vocab';
 import { loadCorpus } from '../src/node/corpus-file';
-import { createModel } from '../src/core/models';
+import { createModel, type LanguageModel } from '../src/core/models';
 import { makeOptimizer } from '../src/core/optimizer';
-import { clipByGlobalNorm, crossEntropy, train } from '../src/core/train';
-import { REPETITIVE_LYRIC, onBackend, tempDir, useWasm, writeFile } from './helpers';
+import { carriesStateAcrossEpochs, clipByGlobalNorm, crossEntropy, train } from '../src/core/train';
+import { REPETITIVE_LYRIC, onBackend, randomFloats, tempDir, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);
 
@@ -153,3 +162,142 @@ describe('makeOptimizer', () => {
     expect(makeOptimizer('adam', 0.01).getConfig()).toMatchObject({ learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 });
   });
 });
+
+describe("the state an epoch starts from (the lesson's PyTorch loop carries it on; its scratch loop zeroes it)", () => {
+  // 200 characters: 4 batches an epoch.
+  const corpus = loadCorpus(writeFile(tempDir(), 'song.txt', REPETITIVE_LYRIC), { maxChars: 200 });
+  type Step = { given: number[][]; returned: number[][] };
+
+  /** `model`, with the state each training forward() was given and returned, per epoch. */
+  function recording(model: LanguageModel, epochs: Step[][]): LanguageModel {
+    return {
+      config: model.config,
+      variables: model.variables,
+      forward: (inputs, state, training) => {
+        const out = model.forward(inputs, state, training);
+        const values = (s: tf.Tensor[]) => s.map((t) => Array.from(t.dataSync()));
+        if (training) epochs.at(-1)!.push({ given: values(state), returned: values(out.state) });
+        return out;
+      },
+      zeroState: (batchSize) => model.zeroState(batchSize),
+      stepper: () => model.stepper(),
+      toFiles: () => model.toFiles(),
+      dispose: () => model.dispose(),
+    };
+  }
+
+  async function twoEpochs(impl: Impl, cell: Cell, sampling: Sampling): Promise<{ epochs: Step[][]; leaked: number }> {
+    const model = createModel({ impl, cell, layers: 1, dropout: 0, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 0);
+    const config: TrainConfig = {
+      ...DEFAULT_TRAIN,
+      ...DEFAULT_OPTIMIZER[impl],
+      corpus: '',
+      epochs: 2,
+      batchSize: 4,
+      numSteps: 10,
+      predLen: 1,
+      sampling,
+    };
+    const optimizer = makeOptimizer(config.optimizer, config.lr);
+    // A first run makes the optimizer's slots; a second with the same optimizer must end where it began.
+    await train(model, corpus, config, {}, { optimizer });
+    const before = tf.memory().numTensors;
+    const epochs: Step[][] = [[]];
+    await train(recording(model, epochs), corpus, config, { onEpoch: () => void epochs.push([]) }, { optimizer });
+    const leaked = tf.memory().numTensors - before;
+    optimizer.dispose();
+    model.dispose();
+    return { epochs: epochs.slice(0, 2), leaked };
+  }
+
+  it('the builtin RNN (nn.RNN in the lesson) starts epoch 2 from the state epoch 1 ended with', async () => {
+    expect(carriesStateAcrossEpochs({ impl: 'builtin', cell: 'rnn' }, 'consecutive')).toBe(true);
+    const { epochs, leaked } = await twoEpochs('builtin', 'rnn', 'consecutive');
+    expect(epochs[0][0].given.flat().every((v) => v === 0)).toBe(true);
+    const carried = epochs[0].at(-1)!.returned;
+    expect(carried.flat().some((v) => v !== 0)).toBe(true);
+    expect(epochs[1][0].given).toEqual(carried);
+    expect(leaked).toBe(0);
+  });
+
+  it.each([
+    ['builtin', 'gru', 'consecutive'],
+    ['builtin', 'lstm', 'consecutive'],
+    ['scratch', 'rnn', 'consecutive'],
+    ['builtin', 'rnn', 'random'],
+  ] as const)('the %s %s with %s sampling starts every epoch from zeros', async (impl, cell, sampling) => {
+    expect(carriesStateAcrossEpochs({ impl, cell }, sampling)).toBe(false);
+    const { epochs, leaked } = await twoEpochs(impl, cell, sampling);
+    expect(
+      epochs[0]
+        .at(-1)!
+        .returned.flat()
+        .some((v) => v !== 0),
+    ).toBe(true);
+    expect(epochs[1][0].given.flat().every((v) => v === 0)).toBe(true);
+    expect(leaked).toBe(0);
+  });
+});
+
+describe("a paired bias (nn.RNN's b_ih + b_hh kept as their sum)", () => {
+  const corpus = loadCorpus(writeFile(tempDir(), 'song.txt', REPETITIVE_LYRIC), { maxChars: 200 });
+  const V = corpus.vocab.chars.length;
+  const config: TrainConfig = {
+    ...DEFAULT_TRAIN,
+    ...DEFAULT_OPTIMIZER.builtin,
+    corpus: '',
+    epochs: 3,
+    batchSize: 4,
+    numSteps: 10,
+    prefixes: [],
+  };
+
+  /** logits = one-hot(x)·W + the sum of `biases`: small enough to write with one bias and with two. */
+  function bigramModel(W: tf.Variable, biases: tf.Variable[], pairedBiases?: tf.Variable[]): LanguageModel {
+    return {
+      config: { impl: 'builtin', cell: 'rnn', layers: 1, dropout: 0, vocabSize: V, hidden: V },
+      variables: [W, ...biases],
+      pairedBiases,
+      forward: (inputs) => {
+        const [batch, steps] = inputs.shape;
+        const logits = tf.add(tf.matMul(tf.oneHot(inputs.reshape([-1]) as tf.Tensor1D, V).toFloat(), W), tf.addN(biases));
+        return { logits: logits.reshape([batch, steps, V]) as tf.Tensor3D, state: [] };
+      },
+      zeroState: () => [],
+      stepper: () => {
+        throw new Error('not used');
+      },
+      toFiles: async () => ({}),
+      dispose: () => tf.dispose([W, ...biases]),
+    };
+  }
+  const variable = (values: number[], shape: number[]) => tf.variable(tf.tensor(values, shape));
+  const w = randomFloats(V * V, 1, -0.3, 0.3);
+  const [half1, half2] = [randomFloats(V, 2, -0.3, 0.3), randomFloats(V, 3, -0.3, 0.3)];
+
+  it('trains as its two halves would (both counted in the clip, both stepped), and not as one bias', async () => {
+    const two = bigramModel(variable(w, [V, V]), [variable(half1, [V]), variable(half2, [V])]);
+    const sum = half1.map((v, i) => Math.fround(Math.fround(v) + Math.fround(half2[i])));
+    const pairedBias = variable(sum, [V]);
+    const paired = bigramModel(variable(w, [V, V]), [pairedBias], [pairedBias]);
+    const single = bigramModel(variable(w, [V, V]), [variable(sum, [V])]);
+    const runs: number[][] = [];
+    for (const model of [two, paired, single]) runs.push((await train(model, corpus, config)).history.map((m) => m.perplexity));
+    const biasOf = (m: LanguageModel) => Array.from(tf.tidy(() => tf.addN(m.variables.slice(1) as tf.Tensor[]).dataSync()));
+    const gap = (a: LanguageModel, b: LanguageModel) => ({
+      bias: Math.max(...biasOf(a).map((v, i) => Math.abs(v - biasOf(b)[i]))),
+      weights: maxAbsDiff(a.variables[0], b.variables[0]),
+    });
+    // The lesson's clip of 0.01 binds here (gradient norms ~1): the double count matters.
+    expect(gap(two, paired).bias).toBeLessThan(1e-6);
+    expect(gap(two, paired).weights).toBeLessThan(1e-6);
+    runs[1].forEach((p, i) => expect(p).toBeCloseTo(runs[0][i], 4));
+    expect(gap(two, single).bias).toBeGreaterThan(1e-2);
+    expect(gap(two, single).weights).toBeGreaterThan(1e-4);
+    [two, paired, single].forEach((m) => m.dispose());
+  });
+});
+
+function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+}

@@ -52,8 +52,19 @@ export function builtinWeightShapes({ cell, layers, vocabSize: V, hidden: H }: M
   return shapes;
 }
 
+/**
+ * Whether the cell's one bias stands for two of the lesson's (see LanguageModel.pairedBiases).
+ * nn.RNN adds b_ih and b_hh, each U(-1/√H, 1/√H); tf.layers.simpleRNN has one bias. Trained as one,
+ * the builtin RNN's curve lagged nn.RNN's (issue 17). nn.GRU and nn.LSTM have such pairs too, but
+ * their builtin curves already lie within PyTorch's spread, and they keep their seeded numbers.
+ */
+export function hasPairedBias(cell: Cell): boolean {
+  return cell === 'rnn';
+}
+
 export class BuiltinModel implements LanguageModel {
   readonly variables: readonly tf.Variable[];
+  readonly pairedBiases: readonly tf.Variable[];
   private readonly recurrent: readonly tf.layers.Layer[];
   private readonly output: tf.layers.Layer;
 
@@ -66,6 +77,7 @@ export class BuiltinModel implements LanguageModel {
     this.output = model.getLayer(OUTPUT_LAYER);
     // LayerVariable.read() is the tf.Variable the layers compute with, so gradients reach it.
     this.variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    this.pairedBiases = hasPairedBias(config.cell) ? this.recurrent.map((layer) => layer.trainableWeights[2].read() as tf.Variable) : [];
   }
 
   static create(config: ModelConfig, seed = 0): BuiltinModel {
@@ -106,7 +118,13 @@ export class BuiltinModel implements LanguageModel {
     // The saved graph starts from a zero state, as any user of the file expects; training and
     // sampling call the same layers directly with the carried state instead. Dropout is not in
     // it: it acts only in training, which forward() does (the checkpoint records the rate).
-    return new BuiltinModel(config, tf.model({ inputs: chars, outputs: [logits, ...states], name: 'lstm_lyrics' }));
+    const built = new BuiltinModel(config, tf.model({ inputs: chars, outputs: [logits, ...states], name: 'lstm_lyrics' }));
+    // A paired bias starts as the sum of the pair's draws, b_ih + b_hh (seeds past the layers').
+    built.pairedBiases.forEach((bias, l) => {
+      const k = 1 / Math.sqrt(H);
+      tf.tidy(() => bias.assign(tf.add(bias, tf.randomUniform(bias.shape, -k, k, 'float32', weightSeed(seed, 500 + l)))));
+    });
+    return built;
   }
 
   forward(inputs: tf.Tensor2D, state: RecurrentState, training?: Training): { logits: tf.Tensor3D; state: RecurrentState } {

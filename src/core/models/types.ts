@@ -42,6 +42,12 @@ export interface LanguageModel {
   /** What the optimizer updates. */
   readonly variables: readonly tf.Variable[];
   /**
+   * Those of `variables` that stand for the sum of two parameters of the lesson's model whose
+   * gradients are always equal (nn.RNN's b_ih + b_hh), trained as the two would be: their gradient
+   * counts twice in the clipping norm, and they move twice as far as the optimizer says. None if absent.
+   */
+  readonly pairedBiases?: readonly tf.Variable[];
+  /**
    * Runs the network over `inputs` (int32 character ids, [batch, steps]) from `state`.
    * Returns next-character logits [batch, steps, vocab] and the state after the last step.
    * With `training`, dropout (if the model has any) is applied between layers.
