@@ -115,6 +115,10 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     expect(await page.textContent('#models tbody tr.group[data-group="browser"]')).toContain('this browser');
     expect(await kept(page)).toEqual([name]);
     expect(await greedy(page, name)).toBe(before);
+    // Each row's buttons name their model, as a screen reader lists all rows' buttons together.
+    for (const action of ['Download', 'Rename', 'Delete', 'Resume']) {
+      expect(await page.getByRole('button', { name: `${action} ${name}`, exact: true }).count()).toBe(1);
+    }
 
     page.once('dialog', (d) => void d.accept('my lyric model'));
     await page.click(`#models tbody tr[data-name="${name}"] button[data-action="rename"]`);

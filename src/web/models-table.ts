@@ -67,11 +67,12 @@ export function renderModels(state: PageState): void {
         cell(m.savedAt ? m.savedAt.slice(0, 16).replace('T', ' ') : ''),
       );
       if (stored) {
-        for (const action of STORED_ACTIONS) row.lastElementChild!.append(' ', actionButton(action));
+        for (const action of STORED_ACTIONS) row.lastElementChild!.append(' ', actionButton(action, m.name));
       } else if (local) {
         const button = document.createElement('button');
         button.type = 'button';
         button.textContent = 'Download';
+        button.setAttribute('aria-label', `Download ${m.name}`);
         button.className = 'download';
         button.addEventListener('click', (e) => {
           e.stopPropagation();
@@ -136,10 +137,12 @@ function nameCell(name: string): HTMLTableCellElement {
   return td;
 }
 
-function actionButton(action: StoredAction): HTMLButtonElement {
+/** A kept row's button; its accessible name says which model ("Delete runs/gru"), as a screen reader lists every row's buttons together. */
+function actionButton(action: StoredAction, model: string): HTMLButtonElement {
   const button = document.createElement('button');
   button.type = 'button';
   button.textContent = action.charAt(0).toUpperCase() + action.slice(1);
+  button.setAttribute('aria-label', `${button.textContent} ${model}`);
   button.className = 'row-action';
   button.dataset.action = action;
   return button;
