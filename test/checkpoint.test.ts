@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { CHECKPOINT_FILE } from '../src/core/checkpoint-format';
+import { CHECKPOINT_FILE, checkpointFiles } from '../src/core/checkpoint-format';
+import { makeOptimizer } from '../src/core/optimizer';
 import { latestModelDir, loadCheckpoint, saveCheckpoint, setSaveSeams } from '../src/node/model-dir';
 import { DEFAULT_OPTIMIZER, DEFAULT_TRAIN, IMPLS, LEGACY_MODEL } from '../src/core/config';
 import { loadCorpus } from '../src/node/corpus-file';
@@ -54,6 +55,22 @@ describe.each(IMPLS)('%s checkpoints', (impl) => {
       expect(sampled(loaded.model)).toBe(sampled(model));
     }
     loaded.model.dispose();
+    model.dispose();
+  });
+
+  it("saving with the optimizer's slots leaks no tensor (getWeights makes a new iteration scalar each call)", async () => {
+    const model = createModel({ impl, ...LEGACY_MODEL, vocabSize: corpus.vocab.chars.length, hidden: 8 }, 1);
+    const { optimizer: name, lr } = DEFAULT_OPTIMIZER[impl];
+    const optimizer = makeOptimizer(name, lr);
+    const config = { ...DEFAULT_TRAIN, ...DEFAULT_OPTIMIZER[impl], corpus: '', epochs: 1, batchSize: 4, numSteps: 8 };
+    await train(model, corpus, config, {}, { optimizer });
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      const files = await checkpointFiles(model, metaFor(model, 1), { optimizer });
+      expect(Object.keys(files)).toContain('optimizer.bin');
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    optimizer.dispose();
     model.dispose();
   });
 

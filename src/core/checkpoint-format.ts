@@ -68,8 +68,12 @@ export async function checkpointFiles(model: LanguageModel, info: CheckpointInfo
   if (training) {
     // Slot names embed per-process variable names; the optimizer restores slots by order, so
     // number them instead.
-    const slots = (await training.optimizer.getWeights()).map((w, i) => ({ name: `slot${i}`, tensor: w.tensor }));
-    const { data, specs } = await tf.io.encodeWeights(slots);
+    const weights = await training.optimizer.getWeights();
+    const slots = weights.map((w, i) => ({ name: `slot${i}`, tensor: w.tensor }));
+    // getWeights() makes a new scalar for the iteration count each call (the slots are the
+    // optimizer's own variables): ours to free, or every save leaks one tensor.
+    const made = weights.map((w) => w.tensor).filter((t) => !(t instanceof tf.Variable));
+    const { data, specs } = await tf.io.encodeWeights(slots).finally(() => tf.dispose(made));
     files[OPTIMIZER_FILE] = new Uint8Array(tf.io.CompositeArrayBuffer.join(data));
     meta = { ...meta, optimizerWeights: specs };
     const position = training.position;
