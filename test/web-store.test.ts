@@ -145,6 +145,49 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await page.close();
   });
 
+  it('leaks no tensors: repeated generations, training, deleting and reloading leave tf.memory().numTensors where it was', async () => {
+    const { page, errors } = await openPage(browser, server.base);
+    const tensors = () =>
+      page.evaluate(() => (globalThis as unknown as { tf: { memory(): { numTensors: number } } }).tf.memory().numTensors);
+    await train(page, 'scratch', 2);
+    const first = (await kept(page))[0]!;
+    await greedy(page, first);
+    const settled = await tensors();
+    // A generation holds nothing once done, however many run.
+    for (let i = 0; i < 3; i++) await greedy(page, first);
+    expect(await tensors()).toBe(settled);
+    // Each training's model stays in the tab after it is deleted from the store (the train
+    // panel's Download still offers the last one), but one training replaces the last: two
+    // train-and-delete rounds leave the same count as one.
+    const trainAndDelete = async (): Promise<number> => {
+      await train(page, 'builtin', 2);
+      const other = (await kept(page)).find((n) => n !== first)!;
+      await greedy(page, other);
+      page.once('dialog', (d) => void d.accept());
+      await page.click(`#models tbody tr[data-name="${other}"] button[data-action="delete"]`);
+      await page.waitForSelector(`#models tbody tr[data-name="${other}"]`, { state: 'detached', timeout: WAIT });
+      await greedy(page, first);
+      return tensors();
+    };
+    const afterOne = await trainAndDelete();
+    expect(await trainAndDelete()).toBe(afterOne);
+    // After a reload the kept model is rebuilt from the store for generation, without the SGD
+    // optimizer the trained one carried (its learning-rate scalar): one tensor fewer, then flat.
+    await reload(page);
+    await greedy(page, first);
+    const reloaded = await tensors();
+    expect(reloaded).toBe(settled - 1);
+    await greedy(page, first);
+    expect(await tensors()).toBe(reloaded);
+    for (const name of await kept(page)) {
+      page.once('dialog', (d) => void d.accept());
+      await page.click(`#models tbody tr[data-name="${name}"] button[data-action="delete"]`);
+      await page.waitForSelector(`#models tbody tr[data-name="${name}"]`, { state: 'detached', timeout: WAIT });
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('resumes a kept model from its optimizer state: the epochs grow, and the resumed model is what is kept', async () => {
     const { page, errors } = await openPage(browser, server.base);
     const name = 'this page #1: builtin LSTM';

@@ -31,6 +31,7 @@ import { corpusFromText, defaultPrefixes, splitHeldOut, type Corpus, type Vocabu
 import type { BrowserStore } from './browser-store';
 import type { GenerateInputs } from './inputs';
 import type { PageTrainSettings } from './settings';
+import type { PageState } from './state';
 import { zipFiles } from './zip';
 
 export type BackendName = 'wasm' | 'webgl' | 'cpu';
@@ -178,6 +179,17 @@ export function disposeLoaded(loaded: LoadedModel): void {
   loaded.model.dispose();
   loaded.training?.optimizer.dispose();
   if (loaded.training?.position?.state) tf.dispose(loaded.training.position.state);
+}
+
+/**
+ * Frees a model trained in this page (or opened by hand) when nothing in the page holds it any
+ * more: no row's (`local`) and not one of the train panel's last run, which its Download buttons
+ * offer. Callers stop any generation with it first (generationToken).
+ */
+export function releaseIfUnused(state: PageState, model: LoadedModel): void {
+  if (state.trainPanelModels.includes(model as TrainedModel)) return;
+  for (const entry of state.entries.values()) if (entry.local === model) return;
+  disposeLoaded(model);
 }
 
 /** A generation's settings, as the generate form and a link give them once checked (inputs.ts). */

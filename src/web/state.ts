@@ -42,6 +42,8 @@ export interface PageState {
   fileCorpus?: { readonly file: File; readonly read: CorpusRead };
   /** The last vocabulary the memory estimate counted, so typing in a field does not count it again. */
   vocabEstimate?: { readonly of: Uint8Array; readonly maxChars: number; readonly count: number | undefined };
+  /** The last run's models, which the train panel's Download buttons offer (see releaseIfUnused). */
+  trainPanelModels: TrainedModel[];
   /** How many trainings this page has started (names its models: "this page #N: impl"). */
   trainedRuns: number;
   /** Where models are kept across reloads; undefined until opened, or when the browser refuses (see storeProblem). */
@@ -59,6 +61,7 @@ export function createState(): PageState {
     generating: undefined,
     stopGeneration: undefined,
     stopRequested: false,
+    trainPanelModels: [],
     trainedRuns: 0,
     store: undefined,
     storeProblem: undefined,

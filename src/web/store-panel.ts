@@ -12,6 +12,7 @@ import type { Impl } from '../core/config';
 import {
   checkpointOfFiles,
   disposeLoaded,
+  releaseIfUnused,
   loadCheckpoint,
   modelFiles,
   resumeTraining,
@@ -184,7 +185,7 @@ async function act(state: PageState, action: StoredAction, name: string): Promis
       state.entries.delete(name);
       if (state.selected === name) unselect(state);
       renderModels(state);
-      await forget(state, entry.loaded, entry.local);
+      await forget(state, entry.loaded);
       setStatus('ready', `Deleted ${name} from this browser.`);
     } else {
       await resume(state, name, id);
@@ -250,7 +251,7 @@ async function resume(state: PageState, name: string, id: number): Promise<void>
     }
     renderModels(state);
     if (state.selected === current) await select(state, current);
-    await forget(state, old, entry.local);
+    await forget(state, old);
   } catch (err) {
     progress.dataset.state = 'error';
     throw err;
@@ -261,16 +262,16 @@ async function resume(state: PageState, name: string, id: number): Promise<void>
 }
 
 /**
- * Frees a model no row uses any more, once a generation with it has seen the newer token and
- * stopped; but not `trainedHere`, which the train panel's Download button still offers (it goes
- * with the tab).
+ * Frees a row's model once no row uses it, after a generation with it has seen the newer token and
+ * stopped; a model trained in this page is kept while the train panel's Download still offers it
+ * (releaseIfUnused), and freed when a later run replaces it there.
  */
-async function forget(state: PageState, loaded: Promise<LoadedModel> | undefined, trainedHere: LoadedModel | undefined): Promise<void> {
+async function forget(state: PageState, loaded: Promise<LoadedModel> | undefined): Promise<void> {
   if (!loaded) return;
   state.generationToken++;
   const model = await loaded.catch(() => undefined);
   await new Promise((resolve) => setTimeout(resolve, 0));
-  if (model && model !== trainedHere) disposeLoaded(model);
+  if (model) releaseIfUnused(state, model);
 }
 
 function unselect(state: PageState): void {

@@ -8,7 +8,7 @@ import { utf8Text } from '../core/bytes';
 import { CELLS, type Cell, type Impl } from '../core/config';
 import { firstLine } from '../core/errors';
 import type { EpochMetrics } from '../core/metrics';
-import { corpusOfBytes, fetchBundledCorpus, trainModels } from './app';
+import { corpusOfBytes, fetchBundledCorpus, releaseIfUnused, trainModels } from './app';
 import { drawChart } from './charts';
 import { $ } from './dom';
 import { download } from './download';
@@ -351,6 +351,10 @@ async function runTraining(state: PageState): Promise<void> {
     }
     renderModels(state);
     document.dispatchEvent(new CustomEvent(MODELS_TRAINED_EVENT, { detail: trained.map((t) => localName(t.impl)) }));
+    // This run's models replace the last run's in the Download buttons; those no row keeps are freed.
+    const previous = state.trainPanelModels;
+    state.trainPanelModels = trained;
+    for (const model of previous) releaseIfUnused(state, model);
     $('trained').replaceChildren(
       ...trained.map((t) => {
         const div = document.createElement('div');
