@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { combineRounds, type ImplResult } from '../src/cli/bench/rounds';
+import { combineRounds, GEN_CHARS, GEN_RUNS, GEN_WARMUP_RUNS, generationRate, type ImplResult } from '../src/cli/bench/rounds';
 import { scaleNotes, scaleTable } from '../src/cli/bench/scale';
 import { handler, type BenchArgs } from '../src/cli/commands/bench';
 import { cellsOf } from '../src/cli/options';
@@ -71,6 +71,20 @@ describe('bench helpers', () => {
       '1',
       '200',
     ]);
+  });
+
+  it('times generation as the median of GEN_RUNS runs after GEN_WARMUP_RUNS untimed ones, not one run', () => {
+    // Each run lasts the next of these milliseconds on a fake clock: the untimed ones are slow, one timed run too.
+    const lasts = [...Array<number>(GEN_WARMUP_RUNS).fill(50), 10, 40, 8, 12, 9];
+    expect(GEN_RUNS).toBe(5);
+    let clock = 0;
+    let calls = 0;
+    const rate = generationRate(
+      () => (clock += lasts[calls++]),
+      () => clock,
+    );
+    expect(calls).toBe(GEN_WARMUP_RUNS + GEN_RUNS);
+    expect(rate).toBeCloseTo(GEN_CHARS / 0.01); // 8, 9, 10, 12, 40 ms: the median is 10
   });
 
   it('reads --cell as one cell, all, or a comma list, each once, and refuses anything else', () => {

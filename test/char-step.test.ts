@@ -124,6 +124,33 @@ describe.each(CASES)('$impl $cell, $layers layer(s), vocab $vocab, hidden $hidde
     expect(new Set(sampled.slice(prefix.length)).size).toBeGreaterThan(1);
     if (vocab > 100) expect(new Set(greedy.slice(prefix.length)).size).toBeGreaterThan(1);
   });
+
+  it('generates each greedy character after the first with one kernel call, the one-kernel step, and nothing else', () => {
+    // Every kernel the engine runs for a greedy text, by name; 40 characters more must be 40
+    // CHAR_STEP_KERNEL calls more and not one other kernel (no fallback to the stepper's kernels,
+    // no per-character argMax, gather or bias addition), whatever the plan holds (a layer above the
+    // first has inputBias for the RNN and GRU, a gateBias for the LSTM).
+    const vocabulary_ = vocabulary(vocab);
+    const prefix = vocabulary_.chars.slice(1, 4).join('');
+    const kernelCounts = (length: number): Map<string, number> => {
+      const runKernel = jest.spyOn(tf.engine(), 'runKernel');
+      try {
+        generateText(model, vocabulary_, prefix, length);
+        const counts = new Map<string, number>();
+        for (const [name] of runKernel.mock.calls) counts.set(name, (counts.get(name) ?? 0) + 1);
+        return counts;
+      } finally {
+        runKernel.mockRestore();
+      }
+    };
+    const short = kernelCounts(10);
+    const long = kernelCounts(50);
+    expect(short.get(CHAR_STEP_KERNEL)).toBe(9); // the first character comes from the prefix's logits
+    const more = [...new Set([...short.keys(), ...long.keys()])]
+      .map((name) => [name, (long.get(name) ?? 0) - (short.get(name) ?? 0)])
+      .filter(([, n]) => n !== 0);
+    expect(more).toEqual([[CHAR_STEP_KERNEL, 40]]);
+  });
 });
 
 describe("the module's gemv", () => {

@@ -44,6 +44,21 @@ export const GEN_TARGET_RATIO = 1.0;
 const GEN_PREFIX = '分开';
 /** Greedy characters timed after training, ours and (with --reference) PyTorch's alike. */
 export const GEN_CHARS = 200;
+/**
+ * Ours times GEN_CHARS this many times, after GEN_WARMUP_RUNS untimed runs of as many, and keeps the
+ * median. One timing of 200 characters lasts 10-30 ms: on a shared 2-core machine a single one
+ * measured the scheduler as much as the model (the same 2-layer RNN timed 3,000-19,000 characters a
+ * second run after run).
+ */
+export const GEN_RUNS = 5;
+/**
+ * The first 1,000-1,500 characters a process generates run at 2,000-8,000 a second, then 15,000-20,000
+ * (a 2-layer RNN, every impl alike): V8 is still optimising the path (the engine's runKernel, tidy, the
+ * kernel's JS; under node --no-opt the slow start is gone, and so is the steady speed). One warm-up of 5
+ * characters left the process' first generating impl (bench's first row, or the only one with
+ * --impl) timed inside that, so 2,000 characters first: about what a long `generate` amortises.
+ */
+export const GEN_WARMUP_RUNS = 10;
 
 export interface ImplResult {
   readonly cell: Cell;
@@ -202,10 +217,7 @@ async function benchImpl(
       { optimizer },
     ));
     const prefix = unknownChars(corpus.vocab, GEN_PREFIX).length === 0 ? GEN_PREFIX : corpus.vocab.chars[0];
-    generateText(model, corpus.vocab, prefix, 5); // warm-up: the first batch-1 step sets up its kernels
-    const start = performance.now();
-    generateText(model, corpus.vocab, prefix, GEN_CHARS);
-    genCharsPerSecond = GEN_CHARS / ((performance.now() - start) / 1000);
+    genCharsPerSecond = generationRate(() => generateText(model, corpus.vocab, prefix, GEN_CHARS));
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
   } finally {
     model.dispose();
@@ -232,6 +244,21 @@ async function benchImpl(
     tensorsLeaked: tf.memory().numTensors - tensorsBefore,
     generateCharsPerSecond: genCharsPerSecond,
   };
+}
+
+/**
+ * Greedy characters a second of `generate` (GEN_CHARS characters a call): GEN_WARMUP_RUNS untimed
+ * calls (see there), then the median of GEN_RUNS timed ones.
+ */
+export function generationRate(generate: () => unknown, now: () => number = () => performance.now()): number {
+  for (let k = 0; k < GEN_WARMUP_RUNS; k++) generate();
+  const rates: number[] = [];
+  for (let k = 0; k < GEN_RUNS; k++) {
+    const start = now();
+    generate();
+    rates.push(GEN_CHARS / ((now() - start) / 1000));
+  }
+  return median(rates);
 }
 
 /** One round of one cell x impl: ours, and PyTorch's right after it (with --reference). */
@@ -398,7 +425,7 @@ export async function benchRounds(
     `load average (1 min): ${loadBefore.toFixed(1)} before this bench, ${os.loadavg()[0].toFixed(1)} after (which counts the bench itself), on ${machine.cores} cores: when it was well above 0 before, other processes shared the cores and wall times are inflated; CPU times much less so.`,
   );
   log.info(
-    `s/epoch: median of the timed epochs (wall); CPU s/epoch: this process' CPU time, all threads; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}, on this process' threads (lstm-lyrics generate runs on 1 under --threads auto: batch-1 steps are too small to share, and slower on 2).`,
+    `s/epoch: median of the timed epochs (wall); CPU s/epoch: this process' CPU time, all threads; chars/s: characters trained per epoch / that median; gen chars/s: greedy ${GEN_CHARS} characters after ${GEN_PREFIX}, the median of ${GEN_RUNS} timings after ${GEN_WARMUP_RUNS} untimed ones (PyTorch's: one timing), on this process' threads (lstm-lyrics generate runs on 1 under --threads auto: batch-1 steps are too small to share, and slower on 2).`,
   );
   log.info(
     "peak RSS: sampled per batch during that impl's run (the wasm heap never shrinks, so a later impl inherits an earlier one's growth).",
