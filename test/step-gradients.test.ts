@@ -65,27 +65,31 @@ function lossAndGradients(model: LanguageModel, hooked: boolean): { loss: number
 const models = {
   scratch: () => new ScratchModel({ impl: 'scratch', ...LEGACY_MODEL, vocabSize: VOCAB, hidden: HIDDEN }, 3),
   builtin: () => BuiltinModel.create({ impl: 'builtin', ...LEGACY_MODEL, vocabSize: VOCAB, hidden: HIDDEN }, 4),
+  'scratch, 2 layers': () => new ScratchModel({ impl: 'scratch', ...LEGACY_MODEL, layers: 2, vocabSize: VOCAB, hidden: HIDDEN }, 5),
+  'builtin, 2 layers': () => BuiltinModel.create({ impl: 'builtin', ...LEGACY_MODEL, layers: 2, vocabSize: VOCAB, hidden: HIDDEN }, 6),
 };
 
 describe.each(['wasm', 'cpu'] as const)('weight gradients summed over the steps (%s)', (backend) => {
-  it.each(['scratch', 'builtin'] as const)('%s: the same loss, the same gradients up to rounding, no tensors left', (impl) =>
-    onBackend(backend, () => {
-      const model = models[impl]();
-      const before = tf.memory().numTensors;
-      const plain = lossAndGradients(model, false);
-      const summed = lossAndGradients(model, true);
-      expect(tf.engine().state.activeTape).toBeNull(); // and the hook is gone
-      expect(tf.memory().numTensors).toBe(before);
-      expect(summed.loss).toBe(plain.loss); // the forward pass is untouched
-      expect(summed.grads).toHaveLength(model.variables.length);
-      summed.grads.forEach((g, i) => {
-        const scale = Math.max(...Array.from(plain.grads[i], Math.abs));
-        // Every gradient counts: one left at zero or computed twice would be far off.
-        if (model.variables[i].shape.length === 2) expect(scale).toBeGreaterThan(0);
-        g.forEach((v, j) => expect(Math.abs(v - plain.grads[i][j])).toBeLessThanOrEqual(1e-5 * scale + 1e-12));
-      });
-      model.dispose();
-    }),
+  it.each(['scratch', 'builtin', 'scratch, 2 layers', 'builtin, 2 layers'] as const)(
+    '%s: the same loss, the same gradients up to rounding, no tensors left',
+    (impl) =>
+      onBackend(backend, () => {
+        const model = models[impl]();
+        const before = tf.memory().numTensors;
+        const plain = lossAndGradients(model, false);
+        const summed = lossAndGradients(model, true);
+        expect(tf.engine().state.activeTape).toBeNull(); // and the hook is gone
+        expect(tf.memory().numTensors).toBe(before);
+        expect(summed.loss).toBe(plain.loss); // the forward pass is untouched
+        expect(summed.grads).toHaveLength(model.variables.length);
+        summed.grads.forEach((g, i) => {
+          const scale = Math.max(...Array.from(plain.grads[i], Math.abs));
+          // Every gradient counts: one left at zero or computed twice would be far off.
+          if (model.variables[i].shape.length === 2) expect(scale).toBeGreaterThan(0);
+          g.forEach((v, j) => expect(Math.abs(v - plain.grads[i][j])).toBeLessThanOrEqual(1e-5 * scale + 1e-12));
+        });
+        model.dispose();
+      }),
   );
 });
 
@@ -187,6 +191,53 @@ describe('the hook', () => {
       expect(
         info.kernels.filter((k) => k.name === 'BatchMatMul' && k.outputShapes[0]?.at(-1) === VOCAB && k.inputShapes[1]?.at(-2) === VOCAB),
       ).toHaveLength(0);
+      tf.dispose([inputs, targets]);
+      model.dispose();
+    },
+  );
+
+  it.each(['scratch, 2 layers', 'builtin, 2 layers'] as const)(
+    "%s: the second layer's input gradients in one product, the same gradients; the recurrent state's still per step",
+    async (impl) => {
+      const model = models[impl]();
+      const steps = 6;
+      const inputs = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, steps], 'int32');
+      const targets = tf.tensor2d([[2, 3, 4, 5, 6, 7]], [1, steps], 'int32');
+      const run = (hooked: boolean) =>
+        withHook(hooked, () =>
+          tf.tidy(() => {
+            const { grads } = tf.variableGrads(
+              () => crossEntropy(model.forward(inputs, model.zeroState(1)).logits, targets),
+              model.variables as tf.Variable[],
+            );
+            return model.variables.map((v) => Array.from(grads[v.name].dataSync()));
+          }),
+        );
+      const before = tf.memory().numTensors;
+      const info = await tf.profile(() => void run(true));
+      // dx = dy·Wᵀ: [rows, 4·hidden]·[hidden, 4·hidden]ᵀ. Batched: one with a row a step.
+      const inputGradients = (rows: number) =>
+        info.kernels.filter(
+          (k) =>
+            k.name === 'BatchMatMul' &&
+            k.outputShapes[0]?.at(-2) === rows &&
+            k.outputShapes[0]?.at(-1) === HIDDEN &&
+            k.inputShapes[0]?.at(-1) === 4 * HIDDEN,
+        ).length;
+      // Layer 2's input gradients: one product over the steps. The recurrent kernels' (both
+      // layers): one a step but the first, whose state is the initial zeros, nobody's to differentiate.
+      expect(inputGradients(steps)).toBe(1);
+      expect(inputGradients(1)).toBe(2 * (steps - 1));
+      expect(tf.memory().numTensors).toBe(before);
+      // Layer 1's gradients come through layer 2's inputs: the same numbers as per step.
+      const plain = run(false);
+      const hooked = run(true);
+      expect(tf.memory().numTensors).toBe(before);
+      hooked.forEach((g, i) => {
+        const scale = Math.max(...plain[i].map(Math.abs));
+        expect(scale).toBeGreaterThan(0);
+        g.forEach((v, j) => expect(Math.abs(v - plain[i][j])).toBeLessThanOrEqual(1e-5 * scale));
+      });
       tf.dispose([inputs, targets]);
       model.dispose();
     },

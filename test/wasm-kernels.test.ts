@@ -818,3 +818,60 @@ describe('Slice, Unpack, SplitV and GatherV2 on wasm equal cpu', () => {
     }
   });
 });
+
+describe("a stacked layer's input products (an unstacked input times a large weight) on wasm", () => {
+  // Weights of >= 64K elements qualify: 64·1024.
+  const [T, B, K, N] = [5, 3, 64, 1024];
+  const xs = values(T * B * K, 41);
+  const ws = values(K * N, 42);
+  const steps = (fused: boolean) => () => {
+    const X = tf.tensor3d(xs, [T, B, K]);
+    const W = tf.tensor2d(ws, [K, N]);
+    return tf.stack(tf.unstack(X).map((x) => (fused ? tf.fused.matMul({ a: x, b: W }) : tf.matMul(x, W))));
+  };
+
+  test.each([false, true])('fused %s: every step the per-step product to the bit (stock wasm), and cpu', async (fused) => {
+    const ours = await on('wasm', steps(fused));
+    setAccel({ setting: 'off' });
+    try {
+      expect(await on('wasm', steps(fused))).toEqual(ours);
+    } finally {
+      setAccel({ setting: 'on' });
+    }
+    expectClose(ours, await on('cpu', steps(fused)));
+  });
+
+  test('no tensor left; the product held is freed once the input is gone', () => {
+    const anyMatMul = () => tf.tidy(() => void tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])));
+    anyMatMul(); // drops what earlier tests left
+    const tensors = tf.memory().numTensors;
+    const buffers = tf.engine().backend.numDataIds();
+    const X = tf.tensor3d(xs, [T, B, K]);
+    const W = tf.tensor2d(ws, [K, N]);
+    const parts = tf.unstack(X);
+    const first = tf.matMul(parts[0], W);
+    // Inputs, weight, the T slices, the step's output, and the product held.
+    expect(tf.engine().backend.numDataIds()).toBe(buffers + 2 + T + 1 + 1);
+    const second = tf.matMul(parts[1], W);
+    expect(tf.engine().backend.numDataIds()).toBe(buffers + 2 + T + 2 + 1); // served from it
+    tf.dispose([X, ...parts, first, second]);
+    anyMatMul(); // drops the product of an input that is gone
+    W.dispose();
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(tf.engine().backend.numDataIds()).toBe(buffers);
+  });
+
+  test('a weight assigned between steps is multiplied with its new value', () => {
+    const X = tf.tensor3d(xs, [T, B, K]);
+    const v = tf.variable(tf.tensor2d(ws, [K, N]));
+    const parts = tf.unstack(X);
+    const before = tf.matMul(parts[1], v);
+    tf.matMul(parts[0], v).dispose(); // holds X·v
+    const doubled = v.mul<tf.Tensor2D>(2);
+    v.assign(doubled);
+    doubled.dispose();
+    const after = tf.matMul(parts[1], v);
+    expect(Array.from(after.dataSync())).toEqual(Array.from(before.dataSync(), (y) => 2 * y));
+    tf.dispose([X, v, ...parts, before, after]);
+  });
+});

@@ -24,6 +24,15 @@
  * gradient computed operand by operand on demand, so nothing is computed for the weight (nor for a
  * one-hot input, which nobody differentiates).
  *
+ * A stacked layer's input products get their input gradients the same way. Layer 2 multiplies
+ * layer 1's outputs x_t (all computed before its first step) by its input kernel: where every
+ * step's x_t was made before the first of the products (not a state the steps carry, as h_{t-1}
+ * is for the recurrent kernel), the inserted node also takes the x_t as inputs and computes all of
+ * dx_t = dy_t·Wᵀ in one [T·B, n]·[n, k] product, whose rows are the per-step products' (bit for
+ * bit: each row of a product is the same dot products whatever the number of rows). Backprop
+ * reaches the node after every step and before the node that made the first x_t, so every dx_t
+ * arrives in time.
+ *
  * Only first-order gradients are rewritten: when a gradient is taken inside the function (a
  * gradient penalty), the tape is left as tfjs records it, because the inner backward pass reads
  * what the steps saved and the outer one must follow it back unchanged.
@@ -90,14 +99,20 @@ export function installStepGradients(): () => void {
       nestedGradient = true; // a gradient inside a gradient: the outer tape stays as recorded
       return originalGradients.call(this, f, xs, dy, allowNoGradients);
     }
+    /** Batched input gradients, kept across the backward pass's per-input scopes; freed after it. */
+    const afterBackprop: tf.Tensor[] = [];
     const recordAndRewrite = () => {
       nestedGradient = false;
       const y = f();
       const tape = this.state.activeTape;
-      if (tape && !nestedGradient) sumWeightGradientsOverSteps(tape, () => this.state.nextTapeNodeId++, productAttrs);
+      if (tape && !nestedGradient) sumWeightGradientsOverSteps(tape, () => this.state.nextTapeNodeId++, productAttrs, afterBackprop);
       return y;
     };
-    return originalGradients.call(this, recordAndRewrite, xs, dy, allowNoGradients);
+    try {
+      return originalGradients.call(this, recordAndRewrite, xs, dy, allowNoGradients);
+    } finally {
+      tf.dispose(afterBackprop);
+    }
   };
   engine.runKernel = runKernel;
   engine.gradients = gradients;
@@ -113,17 +128,25 @@ interface StepProduct {
   /** The key of W in node.inputs. */
   readonly weightKey: string;
   readonly x: tf.Tensor;
+  /** W as the tape saved it (the input itself may be a reshape disposed since). */
+  readonly w: tf.Tensor;
   readonly y: tf.Tensor;
+  /** The key of x in node.inputs. */
+  readonly inputKey: string;
 }
 
 /**
  * Rewrites `tape` so that each operand multiplied at two or more steps gets its gradient from one
- * product over all of them. Returns, per operand rewritten, how many products it found (for tests).
+ * product over all of them, and so do the steps' left operands where all were made before the
+ * first step (a stacked layer's input). Tensors to keep until backprop ends are pushed onto
+ * `afterBackprop` (the caller disposes them). Returns, per operand rewritten, how many products it
+ * found (for tests).
  */
 export function sumWeightGradientsOverSteps(
   tape: TapeNode[],
   nextNodeId: () => number,
   productAttrs: WeakMap<object, ProductAttrs>,
+  afterBackprop: tf.Tensor[] = [],
 ): number[] {
   /** By the weight's data: its products in tape order. */
   const groups = new Map<object, StepProduct[]>();
@@ -137,13 +160,18 @@ export function sumWeightGradientsOverSteps(
   }
   const inserts: { at: number; node: TapeNode }[] = [];
   const counts: number[] = [];
+  /** Each tensor a node on the tape made, by id: the position of that node. */
+  let madeAt: Map<number, number> | undefined;
   for (const steps of groups.values()) {
     if (steps.length < 2) continue;
     // The first step's operand is the input (its producer, a reshape or the variable itself, comes
     // before it on the tape); every step's operand holds the same data.
     const weight = steps[0].node.inputs[steps[0].weightKey];
-    for (const step of steps) detachWeight(step);
-    inserts.push({ at: tape.indexOf(steps[0].node), node: summedGradientNode(nextNodeId(), weight, steps) });
+    const at = tape.indexOf(steps[0].node);
+    madeAt ??= tensorsMadeAt(tape);
+    const inputs = inputsMadeBefore(tape, madeAt, steps, at);
+    for (const step of steps) detachWeight(step, inputs !== undefined);
+    inserts.push({ at, node: summedGradientNode(nextNodeId(), weight, steps, inputs, afterBackprop) });
     counts.push(steps.length);
   }
   // Last position first, so earlier positions stay valid. Before the steps: backprop walks the
@@ -171,13 +199,45 @@ function stepProduct(node: TapeNode, productAttrs: WeakMap<object, ProductAttrs>
   if (!weight) return undefined;
   const oneMatrix = (t: tf.Tensor) => t.rank >= 2 && t.shape.slice(0, -2).every((d) => d === 1);
   if (!oneMatrix(a) || !oneMatrix(b)) return undefined;
-  return { node, weightKey, x: a, y };
+  return { node, weightKey, x: a, w: b, y, inputKey: isFused ? '0' : 'a' };
 }
 
-/** Removes the weight from the step's inputs; a fused product's gradient becomes lazy, operand by operand. */
-function detachWeight({ node, weightKey }: StepProduct): void {
+/**
+ * The steps' left operands, each followed back through the Reshapes made at or after `at`
+ * (tf.fused.matMul reshapes its operands to 3D just before each product), if every one was made
+ * before `at` (by a node there, or off the tape); otherwise undefined.
+ */
+function inputsMadeBefore(tape: TapeNode[], madeAt: Map<number, number>, steps: StepProduct[], at: number): tf.Tensor[] | undefined {
+  const inputs: tf.Tensor[] = [];
+  for (const { node, inputKey } of steps) {
+    let x: tf.Tensor | undefined = node.inputs[inputKey];
+    let i = x && madeAt.get(x.id);
+    while (x && i !== undefined && i >= at && tape[i].kernelName === tf.Reshape) {
+      x = tape[i].inputs.x;
+      i = x && madeAt.get(x.id);
+    }
+    if (x?.dtype !== 'float32' || (i !== undefined && i >= at)) return undefined;
+    inputs.push(x);
+  }
+  return inputs;
+}
+
+function tensorsMadeAt(tape: TapeNode[]): Map<number, number> {
+  const madeAt = new Map<number, number>();
+  tape.forEach((node, i) => {
+    for (const t of node.outputs) if (t) madeAt.set(t.id, i);
+  });
+  return madeAt;
+}
+
+/**
+ * Removes the weight (and, with `input`, the left operand) from the step's inputs; a fused
+ * product's gradient becomes lazy, operand by operand.
+ */
+function detachWeight({ node, weightKey, inputKey }: StepProduct, input: boolean): void {
   const inputs = { ...node.inputs };
   delete inputs[weightKey];
+  if (input) delete inputs[inputKey];
   node.inputs = inputs;
   if (weightKey === '1') {
     const [a, b, y3D] = node.saved!;
@@ -190,23 +250,59 @@ function detachWeight({ node, weightKey }: StepProduct): void {
   }
 }
 
-/** The node that computes weight's gradient for all `steps` at once. */
-function summedGradientNode(id: number, weight: tf.Tensor, steps: StepProduct[]): TapeNode {
+/**
+ * The node that computes weight's gradient for all `steps` at once, and with `stepInputs` (see
+ * inputsMadeBefore) their gradients too (inputs x0, x1, …), from one product.
+ */
+function summedGradientNode(
+  id: number,
+  weight: tf.Tensor,
+  steps: StepProduct[],
+  stepInputs: tf.Tensor[] | undefined,
+  afterBackprop: tf.Tensor[],
+): TapeNode {
   const [k, n] = weight.shape.slice(-2);
+  const inputs: Record<string, tf.Tensor> = { weight };
+  stepInputs?.forEach((x, i) => (inputs[`x${i}`] = x));
   return {
     id,
     kernelName: SUMMED_GRADIENT_NODE,
-    inputs: { weight },
+    inputs,
     outputs: steps.map((s) => s.y),
     saved: [], // the steps' nodes own the operands (disposed after backprop, as theirs)
-    gradient: (dys) => ({
-      weight: () => {
-        const used = steps.flatMap((s, i) => (dys[i] ? [{ x: s.x.reshape([-1, k]), dy: dys[i]!.reshape([-1, n]) }] : []));
-        if (used.length === 0) return tf.zerosLike(weight);
-        const xs = used.length === 1 ? used[0].x : tf.concat(used.map((u) => u.x));
-        const dy = used.length === 1 ? used[0].dy : tf.concat(used.map((u) => u.dy));
-        return tf.matMul(xs, dy, true, false).reshape(weight.shape);
-      },
-    }),
+    gradient: (dys) => {
+      const gradients: Record<string, () => tf.Tensor> = {
+        weight: () => {
+          const used = steps.flatMap((s, i) => (dys[i] ? [{ x: s.x.reshape([-1, k]), dy: dys[i]!.reshape([-1, n]) }] : []));
+          if (used.length === 0) return tf.zerosLike(weight);
+          const xs = used.length === 1 ? used[0].x : tf.concat(used.map((u) => u.x));
+          const dy = used.length === 1 ? used[0].dy : tf.concat(used.map((u) => u.dy));
+          return tf.matMul(xs, dy, true, false).reshape(weight.shape);
+        },
+      };
+      if (!stepInputs) return gradients;
+      // [dy_1; …; dy_T]·Wᵀ once, on the first input asked for; each dx_t is its rows.
+      let dxs: tf.Tensor | undefined;
+      const allDxs = () => {
+        if (!dxs) {
+          dxs = tf.keep(
+            tf.tidy(() => {
+              const dy = tf.concat(steps.map((s, i) => (dys[i] ?? tf.zerosLike(s.y)).reshape([-1, n])));
+              return tf.matMul(dy, steps[0].w.reshape([k, n]), false, true);
+            }),
+          );
+          afterBackprop.push(dxs);
+        }
+        return dxs;
+      };
+      let row = 0;
+      stepInputs.forEach((x, i) => {
+        const start = row;
+        const rows = x.size / k;
+        row += rows;
+        gradients[`x${i}`] = () => tf.slice(allDxs(), [start, 0], [rows, k]).reshape(x.shape);
+      });
+      return gradients;
+    },
   };
 }

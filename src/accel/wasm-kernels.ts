@@ -17,7 +17,9 @@
  * 5. Exp, Sigmoid, Tanh and Sum over leading axes run one float at a time (Sum after a transposed
  *    copy), the gradients of Sigmoid and Tanh are three kernels each, Adam's update is 14 kernels a
  *    weight, and UnsortedSegmentSum's rows are added in JS: see wasm-kernels-simd.ts.
- * 6. Generation's step for one character is 9-34 kernels, each costing more in bookkeeping than in
+ * 6. A stacked layer multiplies layer 1's outputs, unstacked, by its input kernel one step at a
+ *    time: stacked-inputs.ts makes that one product over all the steps.
+ * 7. Generation's step for one character is 9-34 kernels, each costing more in bookkeeping than in
  *    arithmetic: CHAR_STEP_KERNEL does it all in one (char-step.ts), for the text sampler to call.
  *
  * installWasmKernels() replaces the registered kernels (the wasm backend must be imported, which
@@ -27,6 +29,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { charStepKernel } from './char-step';
+import { dropAllStacked, dropStaleStacked, recordingUnpack, stackedProduct } from './stacked-inputs';
 import { inputsMovedIn, unsortedSegmentSumKernel } from './wasm-missing-kernels';
 import { cloneSavedTensorsDirectly, FAST_COPY_KERNELS } from './wasm-kernels-fast';
 import {
@@ -53,6 +56,7 @@ export function installWasmKernels(): () => void {
     [tf.BatchMatMul]: (matMul) => fastMatMul(matMul, transpose),
     [tf._FusedMatMul]: (matMul) => fastMatMul(matMul, transpose),
     ...FAST_COPY_KERNELS,
+    [tf.Unpack]: (unpack) => recordingUnpack(FAST_COPY_KERNELS[tf.Unpack](unpack)),
     ...SIMD_KERNELS,
     [tf.Square]: (square) => (args) =>
       args.inputs.x!.dtype === 'float32' ? multiply({ ...args, inputs: { a: args.inputs.x!, b: args.inputs.x! } }) : square(args),
@@ -63,7 +67,10 @@ export function installWasmKernels(): () => void {
     tf.registerKernel({ ...config, kernelFunc: inputsMovedIn(config.kernelFunc) });
     undo.push(() => tf.unregisterKernel(config.kernelName, BACKEND));
   }
-  undo.push(cloneSavedTensorsDirectly(), registerActivationGradients());
+  undo.push(cloneSavedTensorsDirectly(), registerActivationGradients(), () => {
+    const wasm = tf.findBackend(BACKEND) as BackendWasm | null;
+    if (wasm) dropAllStacked(wasm);
+  });
   return () => undo.reverse().forEach((f) => f());
 }
 
@@ -94,12 +101,14 @@ function fastMatMul(matMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelF
     const wasm = backend as BackendWasm;
     const { transposeA, transposeB } = attrs as unknown as MatMulAttrs;
     dropStaleTransposes(wasm);
+    dropStaleStacked(wasm);
     const temporaries: tf.TensorInfo[] = [];
     const untransposed = (x: tf.TensorInfo) => transposedOperand(x, wasm, transpose, temporaries);
     try {
       const product = oneHotProduct(inputs, attrs as unknown as MatMulAttrs, wasm, untransposed);
       if (product) return product;
-      if (!transposeA && !transposeB) return matMul({ inputs, backend, attrs });
+      if (!transposeA && !transposeB)
+        return stackedProduct(inputs, attrs as unknown as MatMulAttrs, wasm, matMul) ?? matMul({ inputs, backend, attrs });
       return matMul({
         // Spread keeps _FusedMatMul's bias and preluActivationWeights.
         inputs: { ...inputs, a: transposeA ? untransposed(inputs.a!) : inputs.a, b: transposeB ? untransposed(inputs.b!) : inputs.b },

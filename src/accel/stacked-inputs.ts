@@ -1,0 +1,133 @@
+/**
+ * A stacked layer's input products over all time steps in one matmul, for
+ * @tensorflow/tfjs-backend-wasm 4.22.0 (installed by wasm-kernels.ts).
+ *
+ * tf.layers' RNN unstacks its input sequence [T, B, K] (tfjs-layers' rnn(): transpose, then
+ * unstack) and its cell multiplies each step's slice x_t by the input kernel W: T products of
+ * [B, K]·[K, N]. For layer 1 the slices are one-hot (a row gather, see wasm-kernels.ts); for layer
+ * 2 they are layer 1's outputs, all known before the first step. Here Unpack records where each
+ * output came from; the first product of such a slice by a large weight multiplies the whole
+ * [T·B, K] input by it at once, and it and the later steps' products are copies of their rows.
+ * Each row of a matmul is the same dot products, in the same order, whatever the number of rows
+ * (the library's kernels tile rows and columns, never the sum), so the values are the per-step
+ * products' to the bit (tested: test/wasm-kernels.test.ts). One call instead of T saves the
+ * library's per-call cost, and on threads the per-call synchronisation.
+ *
+ * Why the product may be reused: keyed by the input's and the weight's dataIds, whose data never
+ * changes while they live (see transposedOperand in wasm-kernels.ts); an entry is freed once its
+ * input is gone (checked before every lookup) or when pushed out by newer ones.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+/** Smaller weights multiply in microseconds: not worth holding a product for. */
+const MIN_WEIGHT_ELEMENTS = 65536;
+/** Products held per backend (one stacked layer at a time runs its steps). */
+const ENTRIES = 2;
+
+/** Each Unpack output along axis 0 (by its dataId): the input it is a slice of, and which. */
+const unpackedFrom = new WeakMap<object, { source: tf.TensorInfo; index: number }>();
+
+interface StackedEntry {
+  /** The unpacked input's and the weight's dataIds, and the shapes they were read as. */
+  source: object;
+  weight: object;
+  key: string;
+  /** Backend data only this entry references: [T·B, N]. */
+  product: tf.TensorInfo;
+}
+const entries = new WeakMap<BackendWasm, StackedEntry[]>();
+
+/** Wraps Unpack: records where each float32 output along axis 0 came from. */
+export function recordingUnpack(unpack: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const outs = unpack(args) as tf.TensorInfo[];
+    const value = args.inputs.value!;
+    const axis = tf.util.parseAxisParam((args.attrs as unknown as tf.UnpackAttrs).axis, value.shape)[0];
+    if (axis === 0 && value.dtype === 'float32' && value.shape.length >= 3) {
+      const source = { dataId: value.dataId, shape: value.shape, dtype: value.dtype };
+      outs.forEach((out, index) => unpackedFrom.set(out.dataId, { source, index }));
+    }
+    return outs;
+  };
+}
+
+type MatMulInputs = { a?: tf.TensorInfo; b?: tf.TensorInfo; bias?: tf.TensorInfo; preluActivationWeights?: tf.TensorInfo };
+type MatMulAttrs = tf.BatchMatMulAttrs & Partial<Pick<tf._FusedMatMulAttrs, 'activation'>>;
+
+/**
+ * a·b as rows of the whole unpacked input's product, when a is a slice Unpack recorded and b a
+ * large weight (untransposed, no bias, linear); undefined otherwise (the caller multiplies). Call
+ * dropStaleStacked first.
+ */
+export function stackedProduct(
+  inputs: tf.NamedTensorInfoMap,
+  attrs: MatMulAttrs,
+  wasm: BackendWasm,
+  matMul: tf.KernelFunc,
+): tf.TensorInfo | undefined {
+  const { a, b, bias, preluActivationWeights } = inputs as MatMulInputs;
+  if (!a || !b || bias || preluActivationWeights || attrs.transposeA || attrs.transposeB) return undefined;
+  if ((attrs.activation ?? 'linear') !== 'linear' || a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  if (tf.util.sizeFromShape(b.shape) < MIN_WEIGHT_ELEMENTS) return undefined;
+  const from = unpackedFrom.get(a.dataId);
+  const oneMatrix = (t: tf.TensorInfo) => t.shape.length >= 2 && t.shape.slice(0, -2).every((d) => d === 1);
+  if (!from || !oneMatrix(a) || !oneMatrix(b)) return undefined;
+  const [rows, k] = a.shape.slice(-2);
+  const [k2, n] = b.shape.slice(-2);
+  const { source, index } = from;
+  const steps = source.shape[0];
+  // a must be the whole slice: [B, K] rows of the input, read the same way.
+  if (k !== k2 || rows * k * steps !== tf.util.sizeFromShape(source.shape) || source.shape.at(-1) !== k) return undefined;
+  // has(), not get(): get() of a missing dataId would pull it over from another backend.
+  if (!wasm.dataIdMap.has(source.dataId)) return undefined;
+  const list = entriesOf(wasm);
+  const key = `${steps}x${rows}x${k}x${n}`;
+  let entry = list.find((e) => e.source === source.dataId && e.weight === b.dataId && e.key === key);
+  if (!entry) {
+    const whole = { dataId: source.dataId, shape: [1, steps * rows, k], dtype: source.dtype };
+    const product = matMul({
+      inputs: { ...inputs, a: whole, b: { ...b, shape: [1, k, n] } },
+      backend: wasm,
+      attrs: attrs as unknown as tf.NamedAttrMap,
+    }) as tf.TensorInfo;
+    entry = { source: source.dataId, weight: b.dataId, key, product };
+    list.push(entry);
+    if (list.length > ENTRIES) wasm.disposeData(list.shift()!.product.dataId);
+  }
+  const outShape = [...new Array(Math.max(a.shape.length, b.shape.length) - 2).fill(1), rows, n];
+  const out = wasm.makeOutput(outShape, 'float32');
+  // Views only now: makeOutput may grow wasm memory, which detaches views taken before.
+  const all = wasm.typedArrayFromHeap(entry.product) as Float32Array;
+  (wasm.typedArrayFromHeap(out) as Float32Array).set(all.subarray(index * rows * n, (index + 1) * rows * n));
+  return out;
+}
+
+function entriesOf(wasm: BackendWasm): StackedEntry[] {
+  let list = entries.get(wasm);
+  if (!list) {
+    list = [];
+    entries.set(wasm, list);
+  }
+  return list;
+}
+
+/** Frees the products whose input or weight data was disposed (or moved to another backend); the
+ *  caller calls it before every matmul. */
+export function dropStaleStacked(wasm: BackendWasm): void {
+  const list = entries.get(wasm);
+  if (!list) return;
+  for (let i = list.length - 1; i >= 0; i--) {
+    if (wasm.dataIdMap.has(list[i].source) && wasm.dataIdMap.has(list[i].weight)) continue;
+    wasm.disposeData(list[i].product.dataId);
+    list.splice(i, 1);
+  }
+}
+
+/** Frees every product held (when the speed-ups are removed). */
+export function dropAllStacked(wasm: BackendWasm): void {
+  const list = entries.get(wasm);
+  if (!list) return;
+  for (const e of list) if (wasm.dataIdMap.has(e.product.dataId)) wasm.disposeData(e.product.dataId);
+  list.length = 0;
+}
