@@ -243,7 +243,9 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await page.fill('#corpus-text', REPETITIVE_LYRIC);
     await page.fill('#resume-epochs', '500');
     await page.click(`#models tbody tr[data-name="${name}"] button[data-action="resume"]`);
-    await page.waitForSelector('#resume-progress:has-text("epoch 7/505")', { timeout: WAIT });
+    // At least two epochs past the kept 5 (a text test for exactly "epoch 7" can miss it between polls).
+    const progress = (await page.$('#resume-progress'))!;
+    await page.waitForFunction((p) => Number(/epoch (\d+)\/505/.exec(p.textContent ?? '')?.[1] ?? 0) >= 7, progress, { timeout: WAIT });
     await page.click('#stop-button');
     await page.waitForSelector('#resume-progress[data-state="stopped"]', { timeout: WAIT });
     const stoppedAt = Number(await page.getAttribute('#resume-progress', 'data-epochs'));
