@@ -8,7 +8,7 @@ import { utf8Text } from '../core/bytes';
 import { CELLS, type Cell, type Impl } from '../core/config';
 import { firstLine } from '../core/errors';
 import type { EpochMetrics } from '../core/metrics';
-import { corpusOfBytes, fetchBundledCorpus, releaseIfUnused, trainModels } from './app';
+import { corpusOfBytes, fetchBundledCorpus, releaseIfUnused, summaryOf, trainModels } from './app';
 import { drawChart } from './charts';
 import { $ } from './dom';
 import { download } from './download';
@@ -329,25 +329,7 @@ async function runTraining(state: PageState): Promise<void> {
             `, ${formatSeconds((performance.now() - started) / 1000)}`,
         );
       const name = localName(t.impl);
-      state.entries.set(name, {
-        local: t,
-        summary: {
-          name,
-          readable: true,
-          impl: t.impl,
-          cell: t.model.config.cell,
-          layers: t.model.config.layers,
-          dropout: t.model.config.dropout,
-          hidden: t.model.config.hidden,
-          vocabSize: t.model.config.vocabSize,
-          epochs: t.info.epoch,
-          perplexity: last?.perplexity ?? null,
-          heldOutPerplexity: null,
-          corpus: t.info.train.corpus,
-          savedAt: t.info.savedAt,
-          history: t.info.history,
-        },
-      });
+      state.entries.set(name, { local: t, summary: summaryOf(name, t.info) });
     }
     renderModels(state);
     document.dispatchEvent(new CustomEvent(MODELS_TRAINED_EVENT, { detail: trained.map((t) => localName(t.impl)) }));
