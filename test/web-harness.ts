@@ -108,3 +108,17 @@ export async function generatedText(page: Page): Promise<string> {
   await page.waitForSelector('#generated[data-state="done"]', { timeout: WAIT });
   return (await page.textContent('#generated')) ?? '';
 }
+
+/** The train form's tiny settings (all of the text, hidden 16, 10 steps, batch 4): a run of seconds. */
+export async function fillTinyTraining(page: Page, epochs: number, reportEvery: number): Promise<void> {
+  for (const [id, value] of [
+    ['max-chars', 0],
+    ['hidden', 16],
+    ['num-steps', 10],
+    ['batch-size', 4],
+    ['epochs', epochs],
+    ['report-every', reportEvery],
+  ] as const) {
+    await page.fill(`#${id}`, String(value));
+  }
+}

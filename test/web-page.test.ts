@@ -19,6 +19,7 @@ import {
   cli,
   cliGenerate,
   describeIfChromium,
+  fillTinyTraining,
   generatedText,
   io,
   launchChromium,
@@ -226,16 +227,7 @@ describeIfChromium('web-page.test.ts')('the page in Chromium', () => {
     await page.check(`input[name="corpus"][value="${source}"]`);
     if (source === 'paste') await page.fill('#corpus-text', REPETITIVE_LYRIC);
     else await page.setInputFiles('#corpus-file', corpus);
-    for (const [id, value] of [
-      ['max-chars', 0],
-      ['hidden', 16],
-      ['num-steps', 10],
-      ['batch-size', 4],
-      ['epochs', epochs],
-      ['report-every', 2],
-    ] as const) {
-      await page.fill(`#${id}`, String(value));
-    }
+    await fillTinyTraining(page, epochs, 2);
   }
 
   /** The train form's field values, by id. */

@@ -14,7 +14,17 @@ import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import type { Browser, Page } from 'playwright-core';
 import { REPETITIVE_LYRIC, tempDir, writeFile } from './helpers';
-import { cli, cliGenerate, describeIfChromium, generatedText, launchChromium, openPage, servePage, WAIT } from './web-harness';
+import {
+  cli,
+  cliGenerate,
+  describeIfChromium,
+  fillTinyTraining,
+  generatedText,
+  launchChromium,
+  openPage,
+  servePage,
+  WAIT,
+} from './web-harness';
 
 jest.setTimeout(300_000);
 
@@ -66,16 +76,7 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
   async function train(page: Page, impl: 'scratch' | 'builtin', epochs: number): Promise<void> {
     await page.check('input[name="corpus"][value="paste"]');
     await page.fill('#corpus-text', REPETITIVE_LYRIC);
-    for (const [id, value] of [
-      ['max-chars', 0],
-      ['hidden', 16],
-      ['num-steps', 10],
-      ['batch-size', 4],
-      ['epochs', epochs],
-      ['report-every', epochs],
-    ] as const) {
-      await page.fill(`#${id}`, String(value));
-    }
+    await fillTinyTraining(page, epochs, epochs);
     await page.setChecked('#impl-scratch', impl === 'scratch');
     await page.setChecked('#impl-builtin', impl === 'builtin');
     await page.click('#train-button');
@@ -102,6 +103,21 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
 
   const kept = (page: Page) =>
     page.$$eval('#models tbody tr[data-name][data-group="browser"]', (rows) => rows.map((r) => r.getAttribute('data-name')));
+
+  /** Deletes a kept row with its Delete button, the confirm accepted, and waits until the row is gone. */
+  async function deleteKept(page: Page, name: string): Promise<void> {
+    page.once('dialog', (d) => void d.accept());
+    await page.click(`#models tbody tr[data-name="${name}"] button[data-action="delete"]`);
+    await page.waitForSelector(`#models tbody tr[data-name="${name}"]`, { state: 'detached', timeout: WAIT });
+  }
+
+  /** Nothing is kept, before a reload and after it, and the store panel says so. */
+  async function expectNothingKept(page: Page): Promise<void> {
+    expect(await kept(page)).toEqual([]);
+    await reload(page);
+    expect(await kept(page)).toEqual([]);
+    expect(await page.textContent('#store-status')).toBe('No models kept in this browser yet.');
+  }
 
   it('keeps a model trained in the page: after a reload it is listed under this browser and generates the same greedy text; rename and delete last', async () => {
     const { page, errors } = await openPage(browser, server.base);
@@ -133,14 +149,9 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     expect((await kept(page)).sort()).toEqual(['my lyric model', 'this page #1: scratch LSTM']);
 
     for (const doomed of ['my lyric model', 'this page #1: scratch LSTM']) {
-      page.once('dialog', (d) => void d.accept());
-      await page.click(`#models tbody tr[data-name="${doomed}"] button[data-action="delete"]`);
-      await page.waitForSelector(`#models tbody tr[data-name="${doomed}"]`, { state: 'detached', timeout: WAIT });
+      await deleteKept(page, doomed);
     }
-    expect(await kept(page)).toEqual([]);
-    await reload(page);
-    expect(await kept(page)).toEqual([]);
-    expect(await page.textContent('#store-status')).toBe('No models kept in this browser yet.');
+    await expectNothingKept(page);
     expect(errors).toEqual([]);
     await page.close();
   });
@@ -163,9 +174,7 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
       await train(page, 'builtin', 2);
       const other = (await kept(page)).find((n) => n !== first)!;
       await greedy(page, other);
-      page.once('dialog', (d) => void d.accept());
-      await page.click(`#models tbody tr[data-name="${other}"] button[data-action="delete"]`);
-      await page.waitForSelector(`#models tbody tr[data-name="${other}"]`, { state: 'detached', timeout: WAIT });
+      await deleteKept(page, other);
       await greedy(page, first);
       return tensors();
     };
@@ -180,9 +189,7 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await greedy(page, first);
     expect(await tensors()).toBe(reloaded);
     for (const name of await kept(page)) {
-      page.once('dialog', (d) => void d.accept());
-      await page.click(`#models tbody tr[data-name="${name}"] button[data-action="delete"]`);
-      await page.waitForSelector(`#models tbody tr[data-name="${name}"]`, { state: 'detached', timeout: WAIT });
+      await deleteKept(page, name!);
     }
     expect(errors).toEqual([]);
     await page.close();
@@ -293,10 +300,7 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     const problem = (await page.textContent('#open-problem'))!;
     expect(problem).toBe('Cannot open the model: cannot read corrupt.zip: checkpoint.json: not valid JSON');
     expect(problem).not.toContain('SECRET');
-    expect(await kept(page)).toEqual([]);
-    await reload(page);
-    expect(await kept(page)).toEqual([]);
-    expect(await page.textContent('#store-status')).toBe('No models kept in this browser yet.');
+    await expectNothingKept(page);
     expect(errors).toEqual([]);
     await page.close();
   });
