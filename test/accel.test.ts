@@ -49,9 +49,20 @@ async function perplexities(impl: Impl): Promise<number[]> {
 /** What the speed-ups replace, to see that off puts back exactly what was there. */
 function stockParts(): unknown[] {
   const engine = tf.engine() as unknown as Record<string, unknown>;
-  const kernels = [tf.BatchMatMul, tf._FusedMatMul, tf.Exp, tf.Sigmoid, tf.Tanh, tf.Sum, tf.Identity, tf.Square].map(
-    (n) => tf.getKernel(n, 'wasm')?.kernelFunc,
-  );
+  const kernels = [
+    tf.BatchMatMul,
+    tf._FusedMatMul,
+    tf.Exp,
+    tf.Sigmoid,
+    tf.Tanh,
+    tf.Sum,
+    tf.Identity,
+    tf.Square,
+    tf.Add,
+    tf.Sub,
+    tf.Multiply,
+    tf.Neg,
+  ].map((n) => tf.getKernel(n, 'wasm')?.kernelFunc);
   return [
     engine.gradients,
     engine.runKernel,
@@ -59,6 +70,7 @@ function stockParts(): unknown[] {
     tf.AdamOptimizer.prototype.applyGradients,
     tf.getGradient(tf.Sigmoid)?.gradFunc,
     tf.getGradient(tf.Tanh)?.gradFunc,
+    (Object.getPrototypeOf(tf.layers.lstmCell({ units: 4 })) as { call: unknown }).call,
     ...kernels,
   ];
 }
@@ -84,7 +96,9 @@ describe('the switch', () => {
     setAccel({ setting: 'on' }); // takes the first install out before installing again: nothing wrapped twice
     stockParts().forEach((part, i) => expect([i, part]).not.toEqual([i, stock[i]]));
     expect(accelStatus().on).toBe(true);
-    expect(accelStatus().description).toMatch(/^accel: on \(step gradients, one-pass Adam, wasm kernels; verified on TF.js 4\.22\.0\)$/);
+    expect(accelStatus().description).toMatch(
+      /^accel: on \(step gradients, one-pass Adam, wasm kernels, fused LSTM cell; verified on TF.js 4\.22\.0\)$/,
+    );
     setAccel({ setting: 'off' });
     stockParts().forEach((part, i) => expect([i, part === stock[i]]).toEqual([i, true]));
     setAccel({ setting: 'on' });

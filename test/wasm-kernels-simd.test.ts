@@ -8,7 +8,14 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { onBackend, randomFloats, useWasm } from './helpers';
 import { ADAM_UPDATE_KERNEL } from '../src/accel/adam';
-import { ACTIVATION_GRAD_KERNEL, simdKernels, type SimdExports } from '../src/accel/wasm-kernels-simd';
+import { setAccel } from '../src/accel';
+import {
+  ACTIVATION_GRAD_KERNEL,
+  binaryPlan,
+  SIMD_BINARY_MAX_ELEMENTS,
+  simdKernels,
+  type SimdExports,
+} from '../src/accel/wasm-kernels-simd';
 import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from '../src/accel/wasm-simd-binary';
 import { ADAM_EPSILON, makeOptimizer } from '../src/core/optimizer';
 
@@ -245,6 +252,121 @@ describe('Sum over leading axes on wasm', () => {
     });
     expect(tf.memory().numTensors).toBe(tensors);
     expect(wasmBackend().numDataIds()).toBe(buffers);
+  });
+});
+
+describe('Add, Sub and Multiply of small float32 tensors on wasm', () => {
+  // [a's shape, b's shape]: one shape, a bias either side, a scalar either side, sizes that are
+  // not a multiple of 4, leading 1s; and one the module declines (a column broadcast).
+  const cases: [number[], number[]][] = [
+    [
+      [32, 256],
+      [32, 256],
+    ],
+    [[32, 256], [256]],
+    [[256], [32, 256]],
+    [[7, 13], [13]],
+    [[13], [1, 7, 13]],
+    [[5, 3], []],
+    [[], [5, 3]],
+    [[1, 6], [6]],
+    [
+      [2, 1, 9],
+      [1, 9],
+    ],
+    [
+      [7, 5],
+      [7, 1],
+    ],
+    [[3], [3]],
+  ];
+  const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+    ['add', tf.add],
+    ['sub', tf.sub],
+    ['mul', tf.mul],
+  ];
+  /** Values with NaN, infinities, signed zeros, tiny and huge ones mixed in. */
+  const values = (n: number, seed: number): Float32Array => {
+    const v = Float32Array.from(randomFloats(n, seed, -4, 4));
+    [NaN, Infinity, -Infinity, 0, -0, 1e-38, 3e38, -3e38].forEach((s, i) => {
+      if (i * 5 + (seed % 5) < n) v[i * 5 + (seed % 5)] = s;
+    });
+    return v;
+  };
+  const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+  const bits = (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
+
+  for (const [aShape, bShape] of cases) {
+    for (const [name, op] of ops) {
+      test(`${name} [${aShape}] and [${bShape}] equals the library's, to the bit`, async () => {
+        const run = () =>
+          tf.tidy(() => {
+            const out = op(tf.tensor(values(size(aShape), 1), aShape), tf.tensor(values(size(bShape), 2), bShape));
+            return { shape: out.shape, bits: Array.from(new Uint32Array(Float32Array.from(out.dataSync()).buffer)) };
+          });
+        const ours = await onBackend('wasm', run);
+        setAccel({ setting: 'off' });
+        let library: typeof ours;
+        try {
+          library = await onBackend('wasm', run);
+        } finally {
+          setAccel({ setting: 'on' });
+        }
+        expect(ours.shape).toEqual(library.shape);
+        // Every NaN the same NaN for the comparison: the bits of a NaN's payload are not the point.
+        const canonical = (bits: number[]) => bits.map((b) => ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff ? 0x7fc00000 : b));
+        expect(canonical(ours.bits)).toEqual(canonical(library.bits));
+      });
+    }
+  }
+
+  test.each([{ shape: [32, 256] }, { shape: [7, 13] }, { shape: [] as number[] }])(
+    "neg [$shape] equals the library's, to the bit",
+    async ({ shape }) => {
+      const run = () => tf.tidy(() => bits(tf.neg(tf.tensor(values(size(shape), 3), shape))));
+      const ours = await onBackend('wasm', run);
+      setAccel({ setting: 'off' });
+      try {
+        expect(await onBackend('wasm', run)).toEqual(ours);
+      } finally {
+        setAccel({ setting: 'on' });
+      }
+    },
+  );
+
+  test('binaryPlan: the module takes one shape, a repeated smaller operand or a scalar; the library the rest', () => {
+    expect(binaryPlan([32, 256], [256])).toEqual({ shape: [32, 256], n: 8192, bn: 256, swapped: false });
+    expect(binaryPlan([256], [32, 256])).toEqual({ shape: [32, 256], n: 8192, bn: 256, swapped: true });
+    expect(binaryPlan([3], [1, 1, 3])).toEqual({ shape: [1, 1, 3], n: 3, bn: 3, swapped: true });
+    expect(binaryPlan([], [4])).toEqual({ shape: [4], n: 4, bn: 1, swapped: true });
+    expect(binaryPlan([7, 5], [7, 1])).toBeUndefined();
+    expect(binaryPlan([2, 3], [3, 2])).toBeUndefined();
+    expect(binaryPlan([2, 3], [1, 1, 3])).toBeUndefined();
+    expect(binaryPlan([0, 3], [3])).toBeUndefined();
+  });
+
+  test('int32 and large tensors go to the library, equal to cpu', async () => {
+    const { wasm, cpu } = await both(() =>
+      tf.stack([
+        tf.add(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([4, 5, 6], 'int32')).toFloat(),
+        tf.mul(tf.fill([SIMD_BINARY_MAX_ELEMENTS + 3], 1.5), tf.scalar(2)).slice(SIMD_BINARY_MAX_ELEMENTS, 3),
+      ]),
+    );
+    expect(Array.from(wasm)).toEqual(Array.from(cpu));
+    expect(Array.from(wasm)).toEqual([5, 7, 9, 3, 3, 3]);
+  });
+
+  test('leaves no tensor or wasm buffer behind', async () => {
+    await onBackend('wasm', () => {
+      const tensors = tf.memory().numTensors;
+      const buffers = wasmBackend().numDataIds();
+      tf.tidy(() => {
+        tf.add(tf.ones([4, 8]), tf.ones([8]));
+        tf.sub(tf.scalar(1), tf.ones([5]));
+      });
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(wasmBackend().numDataIds()).toBe(buffers);
+    });
   });
 });
 

@@ -68,6 +68,10 @@ describe('the kernels behind the switch', () => {
     'Sigmoid',
     'Tanh',
     'Sum',
+    'Add',
+    'Sub',
+    'Multiply',
+    'Neg',
   ];
   const kernels = () => names.map((n) => tf.getKernel(n, 'wasm')?.kernelFunc);
   test('off puts every library kernel back, on replaces each again, and switching twice changes nothing', () => {

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installOnePassAdam } from './adam';
 import { installStepGradients } from './step-gradients';
 import { installedVersions, versionMismatch, VERIFIED_VERSIONS, type InstalledVersions } from './versions';
+import { installFusedLstmCell } from './lstm-cell';
 import { installWasmKernels, wasmKernelsRegistered } from './wasm-kernels';
 import { registerMissingWasmKernels } from './wasm-missing-kernels';
 
@@ -65,8 +66,8 @@ function install({ setting, versions = installedVersions() }: AccelOptions): Ins
   const removers = [installStepGradients(), installOnePassAdam()];
   const parts = ['step gradients', 'one-pass Adam'];
   if (wasmKernelsRegistered()) {
-    removers.push(installWasmKernels());
-    parts.push('wasm kernels');
+    removers.push(installWasmKernels(), installFusedLstmCell());
+    parts.push('wasm kernels', 'fused LSTM cell');
   }
   return {
     status: { on: true, description: `accel: on (${parts.join(', ')}; verified on TF.js ${VERIFIED_VERSIONS['@tensorflow/tfjs-core']})` },

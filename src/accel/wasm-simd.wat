@@ -309,6 +309,115 @@
       (br $row)))
   )
 
+  ;; out[i] = a[i] op b[i mod bn] for i < n, where bn divides n: op 0 a + b, 1 a - b, 2 a * b, 3 b - a
+  ;; (a subtraction with the smaller operand first), 4 -a (b unused; the sign bit flipped, as Neg). bn = n is two tensors of one shape; a smaller bn
+  ;; is b repeated along a's leading axes (a bias added to every row); bn = 1 a scalar. Each element
+  ;; is one rounded float operation, as the library's (XNNPACK's) is: the same bits, on the calling
+  ;; thread, so a [32, 256] operation costs no wake-up of the library's worker threads.
+  (func (export "binary") (param $op i32) (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $bn i32)
+    (local $row i32) (local $total i32) (local $rowBytes i32) (local $vecEnd i32) (local $j i32)
+    (local $x v128) (local $y v128) (local $r v128) (local $s f32) (local $t f32)
+    (local.set $total (i32.shl (local.get $n) (i32.const 2)))
+    ;; a scalar b: one row of n floats, b splat across the lanes
+    (local.set $rowBytes (if (result i32) (i32.eq (local.get $bn) (i32.const 1))
+      (then (local.get $total)) (else (i32.shl (local.get $bn) (i32.const 2)))))
+    (local.set $vecEnd (i32.and (local.get $rowBytes) (i32.const -16)))
+    (block $rowsDone (loop $nextRow
+      (br_if $rowsDone (i32.ge_u (local.get $row) (local.get $total)))
+      (local.set $j (i32.const 0))
+      (block $vdone (loop $vnext
+        (br_if $vdone (i32.ge_u (local.get $j) (local.get $vecEnd)))
+        (local.set $x (v128.load (i32.add (i32.add (local.get $a) (local.get $row)) (local.get $j))))
+        (local.set $y (if (result v128) (i32.eq (local.get $bn) (i32.const 1))
+          (then (v128.load32_splat (local.get $b)))
+          (else (v128.load (i32.add (local.get $b) (local.get $j))))))
+        (local.set $r (if (result v128) (i32.eqz (local.get $op))
+          (then (f32x4.add (local.get $x) (local.get $y)))
+          (else (if (result v128) (i32.eq (local.get $op) (i32.const 1))
+            (then (f32x4.sub (local.get $x) (local.get $y)))
+            (else (if (result v128) (i32.eq (local.get $op) (i32.const 2))
+              (then (f32x4.mul (local.get $x) (local.get $y)))
+              (else (if (result v128) (i32.eq (local.get $op) (i32.const 3))
+                (then (f32x4.sub (local.get $y) (local.get $x)))
+                (else (f32x4.neg (local.get $x)))))))))))
+        (v128.store (i32.add (i32.add (local.get $out) (local.get $row)) (local.get $j)) (local.get $r))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $vnext)))
+      (block $sdone (loop $snext
+        (br_if $sdone (i32.ge_u (local.get $j) (local.get $rowBytes)))
+        (local.set $s (f32.load (i32.add (i32.add (local.get $a) (local.get $row)) (local.get $j))))
+        (local.set $t (if (result f32) (i32.eq (local.get $bn) (i32.const 1))
+          (then (f32.load (local.get $b)))
+          (else (f32.load (i32.add (local.get $b) (local.get $j))))))
+        (f32.store (i32.add (i32.add (local.get $out) (local.get $row)) (local.get $j))
+          (if (result f32) (i32.eqz (local.get $op))
+            (then (f32.add (local.get $s) (local.get $t)))
+            (else (if (result f32) (i32.eq (local.get $op) (i32.const 1))
+              (then (f32.sub (local.get $s) (local.get $t)))
+              (else (if (result f32) (i32.eq (local.get $op) (i32.const 2))
+                (then (f32.mul (local.get $s) (local.get $t)))
+                (else (if (result f32) (i32.eq (local.get $op) (i32.const 3))
+                  (then (f32.sub (local.get $t) (local.get $s)))
+                  (else (f32.neg (local.get $s)))))))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $snext)))
+      (local.set $row (i32.add (local.get $row) (local.get $rowBytes)))
+      (br $nextRow))))
+
+  ;; The backward pass of an LSTM step's gates (lstm-cell.ts), for `rows` rows of H units, H a
+  ;; multiple of 4: from dh and dc (the gradients reaching H and C), C_prev, and the gates I, F, C̃, O
+  ;; and tanh(C) saved by the forward pass (five [rows, H] blocks at $s), it writes dz ([rows, 4H], the
+  ;; gates side by side as tf.layers' kernel has them) and dC_prev. The float operations are the ones
+  ;; tfjs-core's tape runs over tf.layers' LSTMCell, in the same order within each:
+  ;;   dO = dh tanh(C)            dT = dh O                  dC' = dc + (1 - T T) dT
+  ;;   dF = dC' C_prev            dC_prev = dC' F            dI = dC' C̃        dC̃ = dC' I
+  ;;   dz = [dI (I (1 - I)), dF (F (1 - F)), (1 - C̃ C̃) dC̃, dO (O (1 - O))]
+  ;; (Multiply's gradient dy·b and dy·a, Tanh's (1 - y·y)·dy, Sigmoid's dy·(y·(1 - y))): the same bits.
+  (func (export "lstm_grad") (param $dh i32) (param $dc i32) (param $cp i32) (param $s i32) (param $dz i32) (param $dcp i32)
+    (param $rows i32) (param $H i32)
+    (local $block i32) (local $row i32) (local $j i32) (local $rowBytes i32) (local $e i32) (local $z i32)
+    (local $vi v128) (local $vf v128) (local $vg v128) (local $vo v128) (local $vt v128) (local $vdh v128)
+    (local $dct v128) (local $do v128) (local $one v128)
+    (local.set $one (v128.const f32x4 1 1 1 1))
+    (local.set $rowBytes (i32.shl (local.get $H) (i32.const 2)))
+    (local.set $block (i32.mul (local.get $rows) (local.get $rowBytes)))
+    (block $rowsDone (loop $nextRow
+      (br_if $rowsDone (i32.ge_u (local.get $row) (local.get $rows)))
+      (local.set $j (i32.const 0))
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $j) (local.get $rowBytes)))
+        ;; $e: this element's byte offset in a [rows, H] block; $z: in dz's row, gate I
+        (local.set $e (i32.add (i32.mul (local.get $row) (local.get $rowBytes)) (local.get $j)))
+        (local.set $z (i32.add (local.get $dz) (i32.add (i32.shl (i32.mul (local.get $row) (local.get $rowBytes)) (i32.const 2)) (local.get $j))))
+        (local.set $vi (v128.load (i32.add (local.get $s) (local.get $e))))
+        (local.set $vf (v128.load (i32.add (i32.add (local.get $s) (local.get $block)) (local.get $e))))
+        (local.set $vg (v128.load (i32.add (i32.add (local.get $s) (i32.shl (local.get $block) (i32.const 1))) (local.get $e))))
+        (local.set $vo (v128.load (i32.add (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 3))) (local.get $e))))
+        (local.set $vt (v128.load (i32.add (i32.add (local.get $s) (i32.shl (local.get $block) (i32.const 2))) (local.get $e))))
+        (local.set $vdh (v128.load (i32.add (local.get $dh) (local.get $e))))
+        (local.set $do (f32x4.mul (local.get $vdh) (local.get $vt)))
+        (local.set $dct (f32x4.add (v128.load (i32.add (local.get $dc) (local.get $e)))
+          (f32x4.mul (f32x4.sub (local.get $one) (f32x4.mul (local.get $vt) (local.get $vt)))
+                     (f32x4.mul (local.get $vdh) (local.get $vo)))))
+        (v128.store (i32.add (local.get $dcp) (local.get $e)) (f32x4.mul (local.get $dct) (local.get $vf)))
+        ;; dz's four gates, H floats apart
+        (v128.store (local.get $z)
+          (f32x4.mul (f32x4.mul (local.get $dct) (local.get $vg))
+                     (f32x4.mul (local.get $vi) (f32x4.sub (local.get $one) (local.get $vi)))))
+        (v128.store (i32.add (local.get $z) (local.get $rowBytes))
+          (f32x4.mul (f32x4.mul (local.get $dct) (v128.load (i32.add (local.get $cp) (local.get $e))))
+                     (f32x4.mul (local.get $vf) (f32x4.sub (local.get $one) (local.get $vf)))))
+        (v128.store (i32.add (local.get $z) (i32.shl (local.get $rowBytes) (i32.const 1)))
+          (f32x4.mul (f32x4.sub (local.get $one) (f32x4.mul (local.get $vg) (local.get $vg)))
+                     (f32x4.mul (local.get $dct) (local.get $vi))))
+        (v128.store (i32.add (local.get $z) (i32.mul (local.get $rowBytes) (i32.const 3)))
+          (f32x4.mul (local.get $do)
+                     (f32x4.mul (local.get $vo) (f32x4.sub (local.get $one) (local.get $vo)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $next)))
+      (local.set $row (i32.add (local.get $row) (i32.const 1)))
+      (br $nextRow))))
+
   ;; out[j] = a[j] * b[j] for n floats (the last n % 4 one at a time, the same float operation).
   (func (export "mul") (param $a i32) (param $b i32) (param $out i32) (param $n i32)
     (local $i i32) (local $end i32)

@@ -1,0 +1,165 @@
+/**
+ * tf.layers' LSTM cell with its gates in two kernels a step, forward and backward, instead of ~30.
+ *
+ * Stock, LSTMCell.call splits z = x·W + h·U + b into the four gates and runs each activation, the
+ * products and the sum as a kernel of its own (10 a step), and the tape runs ~20 more backward:
+ * with 35 steps a batch that is ~1,000 kernel calls of a [32, 256] float array each, and each
+ * call's bookkeeping (the engine, tidy, an allocation, the library's worker threads) costs more
+ * than its arithmetic. Here the cell computes z exactly as LSTMCell.call does (the same kernels, so
+ * the step-gradient and matmul speed-ups still see them), then
+ *
+ *   forward  (LSTM_GATES_KERNEL)       I, F, O = σ(z_i, z_f, z_o), C̃ = tanh(z_c), C = F ⊙ C_prev + I ⊙ C̃,
+ *                                      H = O ⊙ tanh(C): the module's unary(), mul_add() and mul(),
+ *                                      which are what Sigmoid, Tanh, Multiply and Add run with accel on;
+ *   backward (LSTM_GATES_GRAD_KERNEL)  the module's lstm_grad(): the float operations tfjs-core's tape
+ *                                      runs over LSTMCell's ops (see wasm-simd.wat), in one pass.
+ *
+ * So the same bits as stock LSTMCell with the speed-ups on (test/lstm-cell.test.ts checks outputs
+ * and gradients). It applies only where that holds and is worth it: the wasm backend with the SIMD
+ * module, float32, units a multiple of 4, tanh and sigmoid (the series' builtin LSTM), no dropout
+ * inside the cell (ours is between layers), and no gradient of a gradient being taken. Anything
+ * else runs LSTMCell's own call.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { inputsMovedIn } from './wasm-missing-kernels';
+import { heapOffset, simdKernels } from './wasm-kernels-simd';
+
+export const LSTM_GATES_KERNEL = 'LstmLyricsLstmGates';
+export const LSTM_GATES_GRAD_KERNEL = 'LstmLyricsLstmGatesGrad';
+
+const SIGMOID = 1;
+const TANH = 2;
+/** The forward pass's saved gates, as five [rows, units] blocks: I, F, C̃, O, tanh(C). */
+const SAVED_BLOCKS = 5;
+
+/** What the cell's call reads of a tf.layers LSTMCell (its fields are not in the public typings). */
+interface LstmCellFields {
+  units: number;
+  dropout: number;
+  recurrentDropout: number;
+  useBias: boolean;
+  activation: { getClassName(): string };
+  recurrentActivation: { getClassName(): string };
+  kernel: { read(): tf.Tensor };
+  recurrentKernel: { read(): tf.Tensor };
+  bias: { read(): tf.Tensor } | null;
+}
+type CellCall = (this: LstmCellFields, inputs: tf.Tensor | tf.Tensor[], kwargs: object) => tf.Tensor | tf.Tensor[];
+
+/** forward: inputs z [rows, 4·units] and c [rows, units]; outputs H, C and the saved gates. */
+const gatesKernel: tf.KernelConfig = {
+  kernelName: LSTM_GATES_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: ({ inputs, backend }) => {
+    const wasm = backend as BackendWasm;
+    const simd = simdKernels(wasm)!; // the cell runs this kernel only where the module runs
+    const { z, c } = inputs as { z: tf.TensorInfo; c: tf.TensorInfo };
+    const [rows, units] = c.shape;
+    const h = wasm.makeOutput([rows, units], 'float32');
+    const cNext = wasm.makeOutput([rows, units], 'float32');
+    const saved = wasm.makeOutput([SAVED_BLOCKS, rows, units], 'float32');
+    const n = rows * units;
+    const [zAt, cAt, hAt, cNextAt, savedAt] = [z, c, h, cNext, saved].map((t) => heapOffset(wasm, t));
+    const block = (k: number) => savedAt + 4 * k * n;
+    // tf.layers' kernel holds the gates side by side in the order i, f, c, o; each row's slices.
+    for (let r = 0; r < rows; r++) {
+      [SIGMOID, SIGMOID, TANH, SIGMOID].forEach((op, gate) => {
+        simd.unary(op, zAt + 4 * (r * 4 * units + gate * units), block(gate) + 4 * r * units, units);
+      });
+    }
+    const [I, F, C_tilde, O, tanhC] = [0, 1, 2, 3, 4].map(block);
+    simd.mul_add(F, cAt, I, C_tilde, cNextAt, n); // C = F ⊙ C_prev + I ⊙ C̃
+    simd.unary(TANH, cNextAt, tanhC, n);
+    simd.mul(O, tanhC, hAt, n); // H = O ⊙ tanh(C)
+    return [h, cNext, saved];
+  },
+};
+
+/** backward: inputs dh, dc, c (C_prev) and saved; outputs dz and dC_prev. */
+const gatesGradKernel: tf.KernelConfig = {
+  kernelName: LSTM_GATES_GRAD_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: ({ inputs, backend }) => {
+    const wasm = backend as BackendWasm;
+    const simd = simdKernels(wasm)!;
+    const { dh, dc, c, saved } = inputs as Record<'dh' | 'dc' | 'c' | 'saved', tf.TensorInfo>;
+    const [rows, units] = c.shape;
+    const dz = wasm.makeOutput([rows, 4 * units], 'float32');
+    const dcPrev = wasm.makeOutput([rows, units], 'float32');
+    const at = (t: tf.TensorInfo) => heapOffset(wasm, t);
+    simd.lstm_grad(at(dh), at(dc), at(c), at(saved), at(dz), at(dcPrev), rows, units);
+    return [dz, dcPrev];
+  },
+};
+
+const gatesGradient: tf.GradConfig = {
+  kernelName: LSTM_GATES_KERNEL,
+  inputsToSave: ['c'],
+  outputsToSave: [false, false, true],
+  gradFunc: (dys, savedTensors) => {
+    // Missing gradients (a C nobody used) arrive as zeros from the engine. The saved gates' own
+    // gradient (dys[2]) is always zero: nothing outside the cell sees them, and no gradient of this
+    // gradient is ever taken, as the cell is fused only outside nested gradients (see fusable).
+    const [dh, dc] = dys as tf.Tensor[];
+    const [cPrev, saved] = savedTensors;
+    // Run here, not in the functions below: the tape calls each in its own tidy, and one call makes
+    // both. What is not asked for is freed with the rest of the backward pass.
+    const [dz, dcPrev] = tf.engine().runKernel(LSTM_GATES_GRAD_KERNEL, { dh, dc, c: cPrev, saved }) as tf.Tensor[];
+    return { z: () => dz, c: () => dcPrev };
+  },
+};
+
+/** Whether the two kernels can stand in for this cell's gates on these inputs. */
+function fusable(cell: LstmCellFields, [x, h, c]: tf.Tensor[]): boolean {
+  const noDropout = (rate: number) => !(rate > 0 && rate < 1);
+  // Depth 1 is a gradient being taken (training); 2 and more, a gradient of a gradient, which
+  // would differentiate the backward kernel: LSTMCell's own ops are differentiable to any order.
+  const { gradientDepth } = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
+  return (
+    gradientDepth <= 1 &&
+    tf.getBackend() === 'wasm' &&
+    tf.getKernel(LSTM_GATES_KERNEL, 'wasm') !== undefined &&
+    simdKernels(tf.backend() as BackendWasm) !== undefined &&
+    cell.units % 4 === 0 &&
+    noDropout(cell.dropout) &&
+    noDropout(cell.recurrentDropout) &&
+    cell.activation.getClassName() === 'tanh' &&
+    cell.recurrentActivation.getClassName() === 'sigmoid' &&
+    x.rank === 2 &&
+    [x, h, c].every((t) => t.dtype === 'float32')
+  );
+}
+
+/** LSTMCell.call with the gates in LSTM_GATES_KERNEL where fusable; LSTMCell's own call elsewhere. */
+function fusedCall(original: CellCall): CellCall {
+  return function (this: LstmCellFields, inputs, kwargs) {
+    if (!Array.isArray(inputs) || inputs.length !== 3 || !fusable(this, inputs)) return original.call(this, inputs, kwargs);
+    return tf.tidy(() => {
+      const [x, h, c] = inputs;
+      // z as LSTMCell.call makes it: K.dot (a fused matMul without bias or activation), + h·U, + b.
+      let z = tf.add(
+        tf.fused.matMul({ a: x, b: this.kernel.read(), transposeA: false, transposeB: false }),
+        tf.fused.matMul({ a: h, b: this.recurrentKernel.read(), transposeA: false, transposeB: false }),
+      );
+      if (this.useBias && this.bias) z = tf.add(z, this.bias.read());
+      const [hNext, cNext] = tf.engine().runKernel(LSTM_GATES_KERNEL, { z, c }) as tf.Tensor[];
+      return [hNext, hNext, cNext];
+    });
+  };
+}
+
+/** Installs the fused cell (kernels, gradient, LSTMCell.call); returns the function that removes it. */
+export function installFusedLstmCell(): () => void {
+  const proto = Object.getPrototypeOf(tf.layers.lstmCell({ units: 4 })) as { call: CellCall };
+  const original = proto.call;
+  const stockGradient = tf.getGradient(LSTM_GATES_KERNEL);
+  for (const config of [gatesKernel, gatesGradKernel]) tf.registerKernel({ ...config, kernelFunc: inputsMovedIn(config.kernelFunc) });
+  tf.registerGradient(gatesGradient);
+  proto.call = fusedCall(original);
+  return () => {
+    proto.call = original;
+    for (const config of [gatesKernel, gatesGradKernel]) tf.unregisterKernel(config.kernelName, config.backendName);
+    if (stockGradient) tf.registerGradient(stockGradient);
+  };
+}
