@@ -97,7 +97,7 @@ describe('the switch', () => {
     stockParts().forEach((part, i) => expect([i, part]).not.toEqual([i, stock[i]]));
     expect(accelStatus().on).toBe(true);
     expect(accelStatus().description).toMatch(
-      /^accel: on \(step gradients, one-pass Adam, wasm kernels, fused LSTM cell; verified on TF.js 4\.22\.0\)$/,
+      /^accel: on \(step gradients, one-pass Adam, wasm kernels, fused LSTM and GRU cells; verified on TF.js 4\.22\.0\)$/,
     );
     setAccel({ setting: 'off' });
     stockParts().forEach((part, i) => expect([i, part === stock[i]]).toEqual([i, true]));

@@ -14,7 +14,9 @@ import * as tf from '@tensorflow/tfjs';
 import { installOnePassAdam } from './adam';
 import { installStepGradients } from './step-gradients';
 import { installedVersions, versionMismatch, VERIFIED_VERSIONS, type InstalledVersions } from './versions';
-import { installFusedLstmCell } from './lstm-cell';
+import { installFusedCells } from './fused-cells';
+import { FUSED_GRU_CELL } from './gru-cell';
+import { FUSED_LSTM_CELL } from './lstm-cell';
 import { installWasmKernels, wasmKernelsRegistered } from './wasm-kernels';
 import { registerMissingWasmKernels } from './wasm-missing-kernels';
 
@@ -66,8 +68,8 @@ function install({ setting, versions = installedVersions() }: AccelOptions): Ins
   const removers = [installStepGradients(), installOnePassAdam()];
   const parts = ['step gradients', 'one-pass Adam'];
   if (wasmKernelsRegistered()) {
-    removers.push(installWasmKernels(), installFusedLstmCell());
-    parts.push('wasm kernels', 'fused LSTM cell');
+    removers.push(installWasmKernels(), installFusedCells([FUSED_LSTM_CELL, FUSED_GRU_CELL]));
+    parts.push('wasm kernels', 'fused LSTM and GRU cells');
   }
   return {
     status: { on: true, description: `accel: on (${parts.join(', ')}; verified on TF.js ${VERIFIED_VERSIONS['@tensorflow/tfjs-core']})` },

@@ -1,5 +1,6 @@
 /**
- * tf.layers' LSTM cell with its gates in two kernels a step, forward and backward, instead of ~30.
+ * tf.layers' LSTM cell with its gates in two kernels a step, forward and backward, instead of ~30
+ * (installed by fused-cells.ts).
  *
  * Stock, LSTMCell.call splits z = x·W + h·U + b into the four gates and runs each activation, the
  * products and the sum as a kernel of its own (10 a step), and the tape runs ~20 more backward:
@@ -14,15 +15,12 @@
  *   backward (LSTM_GATES_GRAD_KERNEL)  the module's lstm_grad(): the float operations tfjs-core's tape
  *                                      runs over LSTMCell's ops (see wasm-simd.wat), in one pass.
  *
- * So the same bits as stock LSTMCell with the speed-ups on (test/lstm-cell.test.ts checks outputs
- * and gradients). It applies only where that holds and is worth it: the wasm backend with the SIMD
- * module, float32, units a multiple of 4, tanh and sigmoid (the series' builtin LSTM), no dropout
- * inside the cell (ours is between layers), and no gradient of a gradient being taken. Anything
- * else runs LSTMCell's own call.
+ * So the same bits as stock LSTMCell with the speed-ups on (test/fused-cells.test.ts checks outputs
+ * and gradients), where fusable() in fused-cells.ts says; anything else runs LSTMCell's own call.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { inputsMovedIn } from './wasm-missing-kernels';
+import { type CellCall, type CellFields, dot, type FusedCell, fusable } from './fused-cells';
 import { heapOffset, simdKernels } from './wasm-kernels-simd';
 
 export const LSTM_GATES_KERNEL = 'LstmLyricsLstmGates';
@@ -32,20 +30,6 @@ const SIGMOID = 1;
 const TANH = 2;
 /** The forward pass's saved gates, as five [rows, units] blocks: I, F, C̃, O, tanh(C). */
 const SAVED_BLOCKS = 5;
-
-/** What the cell's call reads of a tf.layers LSTMCell (its fields are not in the public typings). */
-interface LstmCellFields {
-  units: number;
-  dropout: number;
-  recurrentDropout: number;
-  useBias: boolean;
-  activation: { getClassName(): string };
-  recurrentActivation: { getClassName(): string };
-  kernel: { read(): tf.Tensor };
-  recurrentKernel: { read(): tf.Tensor };
-  bias: { read(): tf.Tensor } | null;
-}
-type CellCall = (this: LstmCellFields, inputs: tf.Tensor | tf.Tensor[], kwargs: object) => tf.Tensor | tf.Tensor[];
 
 /** forward: inputs z [rows, 4·units] and c [rows, units]; outputs H, C and the saved gates. */
 const gatesKernel: tf.KernelConfig = {
@@ -110,38 +94,15 @@ const gatesGradient: tf.GradConfig = {
   },
 };
 
-/** Whether the two kernels can stand in for this cell's gates on these inputs. */
-function fusable(cell: LstmCellFields, [x, h, c]: tf.Tensor[]): boolean {
-  const noDropout = (rate: number) => !(rate > 0 && rate < 1);
-  // Depth 1 is a gradient being taken (training); 2 and more, a gradient of a gradient, which
-  // would differentiate the backward kernel: LSTMCell's own ops are differentiable to any order.
-  const { gradientDepth } = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
-  return (
-    gradientDepth <= 1 &&
-    tf.getBackend() === 'wasm' &&
-    tf.getKernel(LSTM_GATES_KERNEL, 'wasm') !== undefined &&
-    simdKernels(tf.backend() as BackendWasm) !== undefined &&
-    cell.units % 4 === 0 &&
-    noDropout(cell.dropout) &&
-    noDropout(cell.recurrentDropout) &&
-    cell.activation.getClassName() === 'tanh' &&
-    cell.recurrentActivation.getClassName() === 'sigmoid' &&
-    x.rank === 2 &&
-    [x, h, c].every((t) => t.dtype === 'float32')
-  );
-}
-
 /** LSTMCell.call with the gates in LSTM_GATES_KERNEL where fusable; LSTMCell's own call elsewhere. */
 function fusedCall(original: CellCall): CellCall {
-  return function (this: LstmCellFields, inputs, kwargs) {
-    if (!Array.isArray(inputs) || inputs.length !== 3 || !fusable(this, inputs)) return original.call(this, inputs, kwargs);
+  return function (this: CellFields, inputs, kwargs) {
+    if (!Array.isArray(inputs) || inputs.length !== 3 || !fusable(LSTM_GATES_KERNEL, this, inputs))
+      return original.call(this, inputs, kwargs);
     return tf.tidy(() => {
       const [x, h, c] = inputs;
-      // z as LSTMCell.call makes it: K.dot (a fused matMul without bias or activation), + h·U, + b.
-      let z = tf.add(
-        tf.fused.matMul({ a: x, b: this.kernel.read(), transposeA: false, transposeB: false }),
-        tf.fused.matMul({ a: h, b: this.recurrentKernel.read(), transposeA: false, transposeB: false }),
-      );
+      // z as LSTMCell.call makes it: x·W + h·U, + b.
+      let z = tf.add(dot(x, this.kernel.read()), dot(h, this.recurrentKernel.read()));
       if (this.useBias && this.bias) z = tf.add(z, this.bias.read());
       const [hNext, cNext] = tf.engine().runKernel(LSTM_GATES_KERNEL, { z, c }) as tf.Tensor[];
       return [hNext, hNext, cNext];
@@ -149,17 +110,9 @@ function fusedCall(original: CellCall): CellCall {
   };
 }
 
-/** Installs the fused cell (kernels, gradient, LSTMCell.call); returns the function that removes it. */
-export function installFusedLstmCell(): () => void {
-  const proto = Object.getPrototypeOf(tf.layers.lstmCell({ units: 4 })) as { call: CellCall };
-  const original = proto.call;
-  const stockGradient = tf.getGradient(LSTM_GATES_KERNEL);
-  for (const config of [gatesKernel, gatesGradKernel]) tf.registerKernel({ ...config, kernelFunc: inputsMovedIn(config.kernelFunc) });
-  tf.registerGradient(gatesGradient);
-  proto.call = fusedCall(original);
-  return () => {
-    proto.call = original;
-    for (const config of [gatesKernel, gatesGradKernel]) tf.unregisterKernel(config.kernelName, config.backendName);
-    if (stockGradient) tf.registerGradient(stockGradient);
-  };
-}
+export const FUSED_LSTM_CELL: FusedCell = {
+  instance: () => tf.layers.lstmCell({ units: 4 }),
+  wrap: fusedCall,
+  kernels: [gatesKernel, gatesGradKernel],
+  gradients: [gatesGradient],
+};
