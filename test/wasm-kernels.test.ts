@@ -185,6 +185,58 @@ describe('matMul on wasm equals cpu', () => {
   });
 });
 
+describe("a weight's gradient aᵀ·b with b wider than a, as (bᵀ·a)ᵀ, on wasm", () => {
+  // The output layer's xᵀ·dy and a gate matrix's; a batch dim of 1; one below the size it applies to.
+  const cases: [number[], number[]][] = [
+    [
+      [1120, 256],
+      [1120, 1027],
+    ],
+    [
+      [70, 16],
+      [70, 1024],
+    ],
+    [
+      [1, 40, 8],
+      [1, 40, 2000],
+    ],
+    [
+      [30, 20],
+      [30, 50],
+    ],
+  ];
+  test.each(cases)('%jᵀ·%j equals the product of the transposed copy, to the bit, and cpu', async (aShape, bShape) => {
+    const x = () => tf.tensor(values(size(aShape), 51), aShape) as tf.Tensor as tf.Tensor2D;
+    const dy = () => tf.tensor(values(size(bShape), 52), bShape) as tf.Tensor as tf.Tensor2D;
+    const ours = await on('wasm', () => tf.matMul(x(), dy(), true, false));
+    // The plain product of an explicit transpose: the library packs b, the path this replaces.
+    const plain = await on('wasm', () => {
+      const rank = aShape.length;
+      const perm = [...aShape.keys()];
+      [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
+      return tf.matMul(tf.transpose(x(), perm), dy());
+    });
+    expect(ours).toEqual(plain);
+    // (cpu's plain-JS matmul takes seconds on the output layer's shape: the smaller ones suffice.)
+    if (size(aShape) * bShape[bShape.length - 1] < 1e7) expectClose(ours, await on('cpu', () => tf.matMul(x(), dy(), true, false)), 1e-4);
+  });
+
+  test('the output has the batch dims of the inputs; nothing is left behind', () => {
+    const a = tf.ones([1, 40, 8]);
+    const b = tf.ones([1, 40, 2000]);
+    tf.matMul(a, b, true, false).dispose(); // first-use allocations
+    const tensors = tf.memory().numTensors;
+    const buffers = tf.engine().backend.numDataIds();
+    const product = tf.matMul(a, b, true, false);
+    expect(product.shape).toEqual([1, 8, 2000]);
+    expect(product.dataSync()[1234]).toBe(40);
+    product.dispose();
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(tf.engine().backend.numDataIds()).toBe(buffers);
+    tf.dispose([a, b]);
+  });
+});
+
 describe('UnsortedSegmentSum on wasm equals cpu', () => {
   // Repeated ids, ids never used (their rows must be zero) and, last, ids out of range (dropped).
   const cases: { xShape: number[]; ids: number[]; numSegments: number }[] = [

@@ -109,6 +109,8 @@ function fastMatMul(matMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelF
       if (product) return product;
       if (!transposeA && !transposeB)
         return stackedProduct(inputs, attrs as unknown as MatMulAttrs, wasm, matMul) ?? matMul({ inputs, backend, attrs });
+      const swapped = swappedProduct(inputs, attrs as unknown as MatMulAttrs, wasm, matMul, transpose, temporaries);
+      if (swapped) return swapped;
       return matMul({
         // Spread keeps _FusedMatMul's bias and preluActivationWeights.
         inputs: { ...inputs, a: transposeA ? untransposed(inputs.a!) : inputs.a, b: transposeB ? untransposed(inputs.b!) : inputs.b },
@@ -119,6 +121,57 @@ function fastMatMul(matMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelF
       for (const t of temporaries) wasm.disposeData(t.dataId);
     }
   };
+}
+
+// ---- aᵀ·b as (bᵀ·a)ᵀ ---------------------------------------------------------------------------
+
+/** Below this many elements in b, packing it costs less than the two transposes. */
+const SWAP_MIN_ELEMENTS = 65536;
+
+/**
+ * aᵀ·b for a [K, M] and b [K, N] with N > M (a weight's gradient, xᵀ·dy, where dy is wider than
+ * x: the output layer's [1120, 256]ᵀ·[1120, 1027], a gate matrix's [1120, 256]ᵀ·[1120, 1024]), as
+ * the transpose of bᵀ·a. The library packs its right operand before multiplying, and caches that
+ * per tensor, which pays off for a weight used again; a gradient's dy is new every batch, and
+ * packing a [1120, 1027] one (transposed, for the flag-free path) took ~6 of a ~16 ms product.
+ * Here the right operand is a, the narrower one, and the two transposes are plain copies. Each
+ * output is the same dot product over K in the same order whichever operand is packed (products
+ * commute), so the same bits (tested). Undefined where this does not apply.
+ */
+function swappedProduct(
+  inputs: tf.NamedTensorInfoMap,
+  attrs: MatMulAttrs,
+  wasm: BackendWasm,
+  matMul: tf.KernelFunc,
+  transpose: tf.KernelFunc,
+  temporaries: tf.TensorInfo[],
+): tf.TensorInfo | undefined {
+  const { a, b, bias, preluActivationWeights } = inputs as {
+    a?: tf.TensorInfo;
+    b?: tf.TensorInfo;
+    bias?: tf.TensorInfo;
+    preluActivationWeights?: tf.TensorInfo;
+  };
+  if (!a || !b || bias || preluActivationWeights || !attrs.transposeA || attrs.transposeB) return undefined;
+  if ((attrs.activation ?? 'linear') !== 'linear' || a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  if (!isOneMatrix(a.shape) || !isOneMatrix(b.shape)) return undefined;
+  const [k, m] = a.shape.slice(-2);
+  const [kb, n] = b.shape.slice(-2);
+  if (k !== kb || n <= m || k * n < SWAP_MIN_ELEMENTS) return undefined;
+  const flip = (x: tf.TensorInfo, rows: number, cols: number) => {
+    const t = transpose({ inputs: { x: { ...x, shape: [rows, cols] } }, backend: wasm, attrs: { perm: [1, 0] } }) as tf.TensorInfo;
+    temporaries.push(t);
+    return t;
+  };
+  const productT = matMul({
+    inputs: { a: flip(b, k, n), b: { ...a, shape: [k, m] } },
+    backend: wasm,
+    attrs: { ...attrs, transposeA: false, transposeB: false },
+  }) as tf.TensorInfo;
+  temporaries.push(productT);
+  const product = transpose({ inputs: { x: productT }, backend: wasm, attrs: { perm: [1, 0] } }) as tf.TensorInfo;
+  const batch = a.shape.length >= b.shape.length ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
+  return { ...product, shape: [...batch, m, n] };
 }
 
 // ---- Cache of transposed operands ----------------------------------------------------------------
