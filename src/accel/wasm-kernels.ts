@@ -7,6 +7,8 @@
  *    operand first (one copy) and multiplying without flags is far faster. A recurrent net's backprop
  *    transposes the same weight once per time step, so large transposed copies are cached (see
  *    transposedOperand for why that is safe).
+ *    A weight's gradient xᵀ·dy is computed as (dyᵀ·x)ᵀ where dy is the wider operand, so the
+ *    library packs x rather than a dy that is new every batch (see swappedProduct).
  * 2. A matmul whose left operand is one-hot (tf.layers.lstm on one-hot characters) is a row gather
  *    (a·b) or a row scatter-add (aᵀ·b) of the other operand: ~1000x less work than multiplying.
  * 3. Identity (tf.clone; backprop clones what it saves), Cast, Transpose, Slice, Unpack, SplitV and
