@@ -63,6 +63,19 @@ export function dot(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
   return tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, transposeA: false, transposeB: false });
 }
 
+/**
+ * A new float32 tensor whose data a fused kernel fills (it is not initialised): what the forward
+ * pass keeps for the backward one. It goes in as an input, not out as an extra output, because the
+ * engine hands a gradient function a dy for every output, and for an output nobody uses (as these
+ * are) it makes one of zeros in JS and copies it into the heap: a [5, 32, 256] one a step cost
+ * more than the gates' arithmetic, and its garbage slowed a long process further. Written only by
+ * the kernel that takes it, before anything reads it, so its data never changes once seen.
+ */
+export function kernelScratch(shape: number[]): tf.Tensor {
+  const backend = tf.backend() as BackendWasm;
+  return tf.engine().makeTensorFromTensorInfo(backend.makeOutput(shape, 'float32'));
+}
+
 /** Installs the cells (kernels, gradients, calls); returns the function that removes them. */
 export function installFusedCells(cells: readonly FusedCell[]): () => void {
   const undo: (() => void)[] = [];

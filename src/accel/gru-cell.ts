@@ -22,7 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { type CellCall, type CellFields, dot, type FusedCell, fusable } from './fused-cells';
+import { type CellCall, type CellFields, dot, type FusedCell, fusable, kernelScratch } from './fused-cells';
 import { heapOffset, type SimdExports, simdKernels } from './wasm-kernels-simd';
 
 export const GRU_GATES_KERNEL = 'LstmLyricsGruGates';
@@ -47,20 +47,20 @@ function context(backend: unknown, like: tf.TensorInfo) {
   return { wasm, simd, n, make, at: (t: tf.TensorInfo) => heapOffset(wasm, t) };
 }
 
-/** forward: Z = σ(x_z + hU_z), R = σ(x_r + hU_r), R ⊙ h. */
+/** forward: Z = σ(x_z + hU_z) and R ⊙ h out, R = σ(x_r + hU_r) into `r` (kernelScratch). */
 const gatesKernel: tf.KernelConfig = {
   kernelName: GRU_GATES_KERNEL,
   backendName: 'wasm',
   kernelFunc: ({ inputs, backend }) => {
-    const { xZ, xR, hZ, hR, h } = inputs as Record<'xZ' | 'xR' | 'hZ' | 'hR' | 'h', tf.TensorInfo>;
+    const { xZ, xR, hZ, hR, h, r } = inputs as Record<'xZ' | 'xR' | 'hZ' | 'hR' | 'h' | 'r', tf.TensorInfo>;
     const { simd, n, make, at } = context(backend, h);
-    const [z, r, rh] = [make(), make(), make()];
+    const [z, rh] = [make(), make()];
     simd.binary(ADD, at(xZ), at(hZ), at(z), n, n);
     simd.unary(SIGMOID, at(z), at(z), n);
     simd.binary(ADD, at(xR), at(hR), at(r), n, n);
     simd.unary(SIGMOID, at(r), at(r), n);
     simd.binary(MUL, at(r), at(h), at(rh), n, n);
-    return [z, r, rh];
+    return [z, rh];
   },
 };
 
@@ -80,19 +80,19 @@ const gatesGradKernel: tf.KernelConfig = {
   },
 };
 
-/** forward: H̃ = tanh(x_h + (R ⊙ h)U_h), H = Z ⊙ h + (1 − Z) ⊙ H̃. */
+/** forward: H = Z ⊙ h + (1 − Z) ⊙ H̃ out, H̃ = tanh(x_h + (R ⊙ h)U_h) into `hTilde` (kernelScratch). */
 const mixKernel: tf.KernelConfig = {
   kernelName: GRU_MIX_KERNEL,
   backendName: 'wasm',
   kernelFunc: ({ inputs, backend }) => {
-    const { xH, rhU, z, h } = inputs as Record<'xH' | 'rhU' | 'z' | 'h', tf.TensorInfo>;
+    const { xH, rhU, z, h, hTilde } = inputs as Record<'xH' | 'rhU' | 'z' | 'h' | 'hTilde', tf.TensorInfo>;
     const { simd, n, make, at } = context(backend, h);
-    const [hNext, hTilde] = [make(), make()];
+    const hNext = make();
     simd.binary(ADD, at(xH), at(rhU), at(hTilde), n, n);
     simd.unary(TANH, at(hTilde), at(hTilde), n);
     // Z ⊙ h + (1 − Z) ⊙ H̃: GRUCell's add(1, neg(Z)) is the same float as 1 − Z.
     simd.gru_mix(at(z), at(h), at(hTilde), at(hNext), n);
-    return [hNext, hTilde];
+    return [hNext];
   },
 };
 
@@ -124,28 +124,27 @@ const mixGradKernel: tf.KernelConfig = {
 // Each gradient runs its kernel once, in gradFunc: the tape calls each input's function in its own
 // tidy, and one call makes them all; what is not asked for is freed with the rest of the backward
 // pass. An addition's two inputs get the same gradient, as tfjs-core's Add gives each its own
-// tensor on the same data (clone()). The saved R and H̃ have no consumer outside: their dys are zero.
+// tensor on the same data (clone()). The scratch inputs (R, H̃) are on no path from a weight: the
+// tape never asks for their gradients.
 const gatesGradient: tf.GradConfig = {
   kernelName: GRU_GATES_KERNEL,
-  inputsToSave: ['h'],
-  outputsToSave: [true, true, false],
+  inputsToSave: ['h', 'r'],
+  outputsToSave: [true, false],
   gradFunc: (dys, saved) => {
-    const [dz, , drh] = dys as tf.Tensor[];
-    const [h, z, r] = saved;
+    const [dz, drh] = dys as tf.Tensor[];
+    const [h, r, z] = saved;
     const [dZpre, dRpre, dh] = tf.engine().runKernel(GRU_GATES_GRAD_KERNEL, { dz, drh, h, z, r }) as tf.Tensor[];
-    return { xZ: () => dZpre, hZ: () => dZpre.clone(), xR: () => dRpre, hR: () => dRpre.clone(), h: () => dh };
+    return { xZ: () => dZpre, hZ: () => dZpre.clone(), xR: () => dRpre, hR: () => dRpre.clone(), h: () => dh, r: () => tf.zerosLike(r) };
   },
 };
 
 const mixGradient: tf.GradConfig = {
   kernelName: GRU_MIX_KERNEL,
-  inputsToSave: ['z', 'h'],
-  outputsToSave: [false, true],
-  gradFunc: (dys, saved) => {
-    const [dy] = dys as tf.Tensor[];
+  inputsToSave: ['z', 'h', 'hTilde'],
+  gradFunc: (dy, saved) => {
     const [z, h, hTilde] = saved;
-    const [dPre, dz, dh] = tf.engine().runKernel(GRU_MIX_GRAD_KERNEL, { dy, z, h, hTilde }) as tf.Tensor[];
-    return { xH: () => dPre, rhU: () => dPre.clone(), z: () => dz, h: () => dh };
+    const [dPre, dz, dh] = tf.engine().runKernel(GRU_MIX_GRAD_KERNEL, { dy: dy as tf.Tensor, z, h, hTilde }) as tf.Tensor[];
+    return { xH: () => dPre, rhU: () => dPre.clone(), z: () => dz, h: () => dh, hTilde: () => tf.zerosLike(hTilde) };
   },
 };
 
@@ -165,9 +164,11 @@ function fusedCall(original: CellCall): CellCall {
       const matrixInner = dot(h, U_zr);
       const [xZ, xR, xH] = tf.split(matrixX, 3, matrixX.rank - 1);
       const [hZ, hR] = tf.split(matrixInner, 2, matrixInner.rank - 1);
-      const [z, , rh] = tf.engine().runKernel(GRU_GATES_KERNEL, { xZ, xR, hZ, hR, h }) as tf.Tensor[];
+      const r = kernelScratch(h.shape);
+      const [z, rh] = tf.engine().runKernel(GRU_GATES_KERNEL, { xZ, xR, hZ, hR, h, r }) as tf.Tensor[];
       const rhU = dot(rh, U_h);
-      const [hNext] = tf.engine().runKernel(GRU_MIX_KERNEL, { xH, rhU, z, h }) as tf.Tensor[];
+      const hTilde = kernelScratch(h.shape);
+      const [hNext] = tf.engine().runKernel(GRU_MIX_KERNEL, { xH, rhU, z, h, hTilde }) as tf.Tensor[];
       return [hNext, hNext];
     });
   };

@@ -20,7 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { type CellCall, type CellFields, dot, type FusedCell, fusable } from './fused-cells';
+import { type CellCall, type CellFields, dot, type FusedCell, fusable, kernelScratch } from './fused-cells';
 import { heapOffset, simdKernels } from './wasm-kernels-simd';
 
 export const LSTM_GATES_KERNEL = 'LstmLyricsLstmGates';
@@ -31,18 +31,17 @@ const TANH = 2;
 /** The forward pass's saved gates, as five [rows, units] blocks: I, F, C̃, O, tanh(C). */
 const SAVED_BLOCKS = 5;
 
-/** forward: inputs z [rows, 4·units] and c [rows, units]; outputs H, C and the saved gates. */
+/** forward: inputs z [rows, 4·units], c [rows, units] and `saved` (kernelScratch, filled here); outputs H and C. */
 const gatesKernel: tf.KernelConfig = {
   kernelName: LSTM_GATES_KERNEL,
   backendName: 'wasm',
   kernelFunc: ({ inputs, backend }) => {
     const wasm = backend as BackendWasm;
     const simd = simdKernels(wasm)!; // the cell runs this kernel only where the module runs
-    const { z, c } = inputs as { z: tf.TensorInfo; c: tf.TensorInfo };
+    const { z, c, saved } = inputs as Record<'z' | 'c' | 'saved', tf.TensorInfo>;
     const [rows, units] = c.shape;
     const h = wasm.makeOutput([rows, units], 'float32');
     const cNext = wasm.makeOutput([rows, units], 'float32');
-    const saved = wasm.makeOutput([SAVED_BLOCKS, rows, units], 'float32');
     const n = rows * units;
     const [zAt, cAt, hAt, cNextAt, savedAt] = [z, c, h, cNext, saved].map((t) => heapOffset(wasm, t));
     const block = (k: number) => savedAt + 4 * k * n;
@@ -56,7 +55,7 @@ const gatesKernel: tf.KernelConfig = {
     simd.mul_add(F, cAt, I, C_tilde, cNextAt, n); // C = F ⊙ C_prev + I ⊙ C̃
     simd.unary(TANH, cNextAt, tanhC, n);
     simd.mul(O, tanhC, hAt, n); // H = O ⊙ tanh(C)
-    return [h, cNext, saved];
+    return [h, cNext];
   },
 };
 
@@ -79,18 +78,18 @@ const gatesGradKernel: tf.KernelConfig = {
 
 const gatesGradient: tf.GradConfig = {
   kernelName: LSTM_GATES_KERNEL,
-  inputsToSave: ['c'],
-  outputsToSave: [false, false, true],
+  inputsToSave: ['c', 'saved'],
   gradFunc: (dys, savedTensors) => {
-    // Missing gradients (a C nobody used) arrive as zeros from the engine. The saved gates' own
-    // gradient (dys[2]) is always zero: nothing outside the cell sees them, and no gradient of this
-    // gradient is ever taken, as the cell is fused only outside nested gradients (see fusable).
+    // A missing gradient (the last step's C, which nobody uses) arrives as zeros from the engine.
+    // No gradient of this gradient is ever taken: the cell is fused only outside nested gradients
+    // (see fusable).
     const [dh, dc] = dys as tf.Tensor[];
     const [cPrev, saved] = savedTensors;
     // Run here, not in the functions below: the tape calls each in its own tidy, and one call makes
     // both. What is not asked for is freed with the rest of the backward pass.
     const [dz, dcPrev] = tf.engine().runKernel(LSTM_GATES_GRAD_KERNEL, { dh, dc, c: cPrev, saved }) as tf.Tensor[];
-    return { z: () => dz, c: () => dcPrev };
+    // `saved` is on no path from a weight: the tape never asks for its gradient.
+    return { z: () => dz, c: () => dcPrev, saved: () => tf.zerosLike(saved) };
   },
 };
 
@@ -104,7 +103,8 @@ function fusedCall(original: CellCall): CellCall {
       // z as LSTMCell.call makes it: x·W + h·U, + b.
       let z = tf.add(dot(x, this.kernel.read()), dot(h, this.recurrentKernel.read()));
       if (this.useBias && this.bias) z = tf.add(z, this.bias.read());
-      const [hNext, cNext] = tf.engine().runKernel(LSTM_GATES_KERNEL, { z, c }) as tf.Tensor[];
+      const saved = kernelScratch([SAVED_BLOCKS, ...c.shape]);
+      const [hNext, cNext] = tf.engine().runKernel(LSTM_GATES_KERNEL, { z, c, saved }) as tf.Tensor[];
       return [hNext, hNext, cNext];
     });
   };
