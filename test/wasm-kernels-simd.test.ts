@@ -370,6 +370,52 @@ describe('Add, Sub and Multiply of small float32 tensors on wasm', () => {
   });
 });
 
+describe('Cast from int32 to float32 on wasm', () => {
+  test('equals the library’s, to the bit, large values and odd lengths included', async () => {
+    const ints = Int32Array.from([
+      0,
+      1,
+      -1,
+      7,
+      16777217,
+      -16777219,
+      2147483647,
+      -2147483648,
+      123456789,
+      ...Array.from({ length: 1030 }, (_, i) => (i * 2654435761) | 0),
+    ]);
+    const run = () =>
+      tf.tidy(() => Array.from(new Uint32Array(Float32Array.from(tf.cast(tf.tensor1d(ints, 'int32'), 'float32').dataSync()).buffer)));
+    const ours = await onBackend('wasm', run);
+    setAccel({ setting: 'off' });
+    try {
+      expect(await onBackend('wasm', run)).toEqual(ours);
+    } finally {
+      setAccel({ setting: 'on' });
+    }
+    expect(ours.length).toBe(ints.length);
+  });
+
+  test('a one-hot matrix becomes floats; other casts and nothing left behind', async () => {
+    await onBackend('wasm', () => {
+      const tensors = tf.memory().numTensors;
+      tf.tidy(() => {
+        expect(
+          Array.from(
+            tf
+              .oneHot(tf.tensor1d([2, 0], 'int32'), 3)
+              .toFloat()
+              .dataSync(),
+          ),
+        ).toEqual([0, 0, 1, 1, 0, 0]);
+        expect(Array.from(tf.cast(tf.tensor1d([1.5, -2.5]), 'int32').dataSync())).toEqual([1, -2]);
+        expect(Array.from(tf.cast(tf.tensor1d([true, false], 'bool'), 'float32').dataSync())).toEqual([1, 0]);
+      });
+      expect(tf.memory().numTensors).toBe(tensors);
+    });
+  });
+});
+
 describe('Cast to the dtype a tensor already has, on wasm', () => {
   test('shares the data instead of copying it; a real cast still converts', async () => {
     await onBackend('wasm', () => {

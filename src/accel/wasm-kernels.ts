@@ -41,6 +41,7 @@ import {
   registerActivationGradients,
   rowAdder,
   SIMD_KERNELS,
+  simdCast,
 } from './wasm-kernels-simd';
 
 const BACKEND = 'wasm';
@@ -60,6 +61,7 @@ export function installWasmKernels(): () => void {
     ...FAST_COPY_KERNELS,
     [tf.Unpack]: (unpack) => recordingUnpack(FAST_COPY_KERNELS[tf.Unpack](unpack)),
     ...SIMD_KERNELS,
+    [tf.Cast]: (cast) => simdCast(FAST_COPY_KERNELS[tf.Cast](cast)),
     [tf.Square]: (square) => (args) =>
       args.inputs.x!.dtype === 'float32' ? multiply({ ...args, inputs: { a: args.inputs.x!, b: args.inputs.x! } }) : square(args),
     [tf.UnsortedSegmentSum]: () => unsortedSegmentSumKernel(rowAdder),

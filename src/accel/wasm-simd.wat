@@ -418,6 +418,23 @@
       (local.set $row (i32.add (local.get $row) (i32.const 1)))
       (br $nextRow))))
 
+  ;; out[i] = float(in[i]) for n int32s, rounded to nearest as the library's Cast (a typed array
+  ;; copy, which rounds so too) does: the same bits, four at a time.
+  (func (export "i32_to_f32") (param $in i32) (param $out i32) (param $n i32)
+    (local $i i32) (local $end i32)
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (v128.store (i32.add (local.get $out) (local.get $i)) (f32x4.convert_i32x4_s (v128.load (i32.add (local.get $in) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (f32.store (i32.add (local.get $out) (local.get $i)) (f32.convert_i32_s (i32.load (i32.add (local.get $in) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
+
   ;; out[j] = a[j] * b[j] for n floats (the last n % 4 one at a time, the same float operation).
   (func (export "mul") (param $a i32) (param $b i32) (param $out i32) (param $n i32)
     (local $i i32) (local $end i32)
