@@ -70,6 +70,19 @@ async function both(fn: () => tf.Tensor): Promise<{ wasm: Float32Array; cpu: Flo
   return { wasm: await onBackend('wasm', run), cpu: await onBackend('cpu', run) };
 }
 
+/** fn's result on wasm with the speed-ups off (the library's own kernels); they are on again after. */
+async function withLibraryKernels<T>(fn: () => T): Promise<T> {
+  setAccel({ setting: 'off' });
+  try {
+    return await onBackend('wasm', fn);
+  } finally {
+    setAccel({ setting: 'on' });
+  }
+}
+
+/** A float32 tensor's values as their bit patterns, so that -0 and NaN compare exactly. */
+const bits = (t: tf.Tensor): number[] => Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
+
 beforeAll(async () => {
   tf.enableProdMode();
   await useWasm();
@@ -294,7 +307,6 @@ describe('Add, Sub and Multiply of small float32 tensors on wasm', () => {
     return v;
   };
   const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
-  const bits = (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
 
   for (const [aShape, bShape] of cases) {
     for (const [name, op] of ops) {
@@ -302,16 +314,10 @@ describe('Add, Sub and Multiply of small float32 tensors on wasm', () => {
         const run = () =>
           tf.tidy(() => {
             const out = op(tf.tensor(values(size(aShape), 1), aShape), tf.tensor(values(size(bShape), 2), bShape));
-            return { shape: out.shape, bits: Array.from(new Uint32Array(Float32Array.from(out.dataSync()).buffer)) };
+            return { shape: out.shape, bits: bits(out) };
           });
         const ours = await onBackend('wasm', run);
-        setAccel({ setting: 'off' });
-        let library: typeof ours;
-        try {
-          library = await onBackend('wasm', run);
-        } finally {
-          setAccel({ setting: 'on' });
-        }
+        const library = await withLibraryKernels(run);
         expect(ours.shape).toEqual(library.shape);
         // Every NaN the same NaN for the comparison: the bits of a NaN's payload are not the point.
         const canonical = (bits: number[]) => bits.map((b) => ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff ? 0x7fc00000 : b));
@@ -324,13 +330,7 @@ describe('Add, Sub and Multiply of small float32 tensors on wasm', () => {
     "neg [$shape] equals the library's, to the bit",
     async ({ shape }) => {
       const run = () => tf.tidy(() => bits(tf.neg(tf.tensor(values(size(shape), 3), shape))));
-      const ours = await onBackend('wasm', run);
-      setAccel({ setting: 'off' });
-      try {
-        expect(await onBackend('wasm', run)).toEqual(ours);
-      } finally {
-        setAccel({ setting: 'on' });
-      }
+      expect(await onBackend('wasm', run)).toEqual(await withLibraryKernels(run));
     },
   );
 
@@ -384,15 +384,9 @@ describe('Cast from int32 to float32 on wasm', () => {
       123456789,
       ...Array.from({ length: 1030 }, (_, i) => (i * 2654435761) | 0),
     ]);
-    const run = () =>
-      tf.tidy(() => Array.from(new Uint32Array(Float32Array.from(tf.cast(tf.tensor1d(ints, 'int32'), 'float32').dataSync()).buffer)));
+    const run = () => tf.tidy(() => bits(tf.cast(tf.tensor1d(ints, 'int32'), 'float32')));
     const ours = await onBackend('wasm', run);
-    setAccel({ setting: 'off' });
-    try {
-      expect(await onBackend('wasm', run)).toEqual(ours);
-    } finally {
-      setAccel({ setting: 'on' });
-    }
+    expect(ours).toEqual(await withLibraryKernels(run));
     expect(ours.length).toBe(ints.length);
   });
 
