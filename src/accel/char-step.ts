@@ -22,7 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { simdKernels, type SimdExports } from './wasm-kernels-simd';
+import { SIMD_OP, simdKernels, type SimdExports } from './wasm-kernels-simd';
 
 /** The kernel's name; src/core/generate.ts calls it by this name (test/char-step.test.ts checks they agree). */
 export const CHAR_STEP_KERNEL = 'LstmLyricsCharStep';
@@ -40,8 +40,7 @@ export interface CharStepAttrs {
 }
 
 const GATES = { rnn: 1, gru: 3, lstm: 4 } as const;
-const SIGMOID = 1;
-const TANH = 2;
+const { SIGMOID, TANH } = SIMD_OP;
 
 /** The arithmetic the step is made of, on float32 arrays in the backend's memory (byte offsets). */
 export interface StepOps {

@@ -23,20 +23,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type CellCall, type CellFields, dot, type FusedCell, fusable, kernelScratch } from './fused-cells';
-import { heapOffset, type SimdExports, simdKernels } from './wasm-kernels-simd';
+import { BINARY_OP, heapOffset, SIMD_OP, type SimdExports, simdKernels } from './wasm-kernels-simd';
 
 export const GRU_GATES_KERNEL = 'LstmLyricsGruGates';
 export const GRU_GATES_GRAD_KERNEL = 'LstmLyricsGruGatesGrad';
 export const GRU_MIX_KERNEL = 'LstmLyricsGruMix';
 export const GRU_MIX_GRAD_KERNEL = 'LstmLyricsGruMixGrad';
 
-// The module's op codes (wasm-simd.wat): unary() and activation_grad(), and binary().
-const SIGMOID = 1;
-const TANH = 2;
-const ADD = 0;
-const MUL = 2;
-const REVERSED_SUB = 3;
-const NEGATE = 4;
+const { SIGMOID, TANH } = SIMD_OP;
+const { ADD, MUL, REVERSED_SUB, NEGATE } = BINARY_OP;
 
 /** The module, the backend, the element count of a [rows, units] input, and offsets of tensors. */
 function context(backend: unknown, like: tf.TensorInfo) {

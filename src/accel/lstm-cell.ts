@@ -21,13 +21,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type CellCall, type CellFields, dot, type FusedCell, fusable, kernelScratch } from './fused-cells';
-import { heapOffset, simdKernels } from './wasm-kernels-simd';
+import { heapOffset, SIMD_OP, simdKernels } from './wasm-kernels-simd';
 
 export const LSTM_GATES_KERNEL = 'LstmLyricsLstmGates';
 export const LSTM_GATES_GRAD_KERNEL = 'LstmLyricsLstmGatesGrad';
 
-const SIGMOID = 1;
-const TANH = 2;
+const { SIGMOID, TANH } = SIMD_OP;
 /** The forward pass's saved gates, as five [rows, units] blocks: I, F, C̃, O, tanh(C). */
 const SAVED_BLOCKS = 5;
 

@@ -88,13 +88,15 @@ interface WasmApi {
 }
 const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-/** The `op` argument of the module's unary(). */
-const UNARY_OPS = { [tf.Exp]: 0, [tf.Sigmoid]: 1, [tf.Tanh]: 2 } as const;
-
-/** The `op` argument of the module's binary(); REVERSED_SUB is b - a, NEGATE -a. */
-const BINARY_OPS = { [tf.Add]: 0, [tf.Sub]: 1, [tf.Multiply]: 2 } as const;
-const REVERSED_SUB = 3;
-const NEGATE = 4;
+/**
+ * The module's op codes, for everything here and the kernels built on it (char-step.ts, the fused
+ * cells): unary() and activation_grad() take SIGMOID and TANH (unary() also EXP); binary() takes
+ * ADD, SUB, MUL, REVERSED_SUB (b - a) and NEGATE (-a).
+ */
+export const SIMD_OP = { EXP: 0, SIGMOID: 1, TANH: 2 } as const;
+export const BINARY_OP = { ADD: 0, SUB: 1, MUL: 2, REVERSED_SUB: 3, NEGATE: 4 } as const;
+const UNARY_OPS = { [tf.Exp]: SIMD_OP.EXP, [tf.Sigmoid]: SIMD_OP.SIGMOID, [tf.Tanh]: SIMD_OP.TANH } as const;
+const BINARY_OPS = { [tf.Add]: BINARY_OP.ADD, [tf.Sub]: BINARY_OP.SUB, [tf.Multiply]: BINARY_OP.MUL } as const;
 /**
  * Up to this many elements the module's binary() runs them; above it, the library's, whose worker
  * threads then pay for their wake-up (a [32, 256] Add: ~15-80 µs in the library with 2 threads,
@@ -177,7 +179,7 @@ export const SIMD_KERNELS: Record<string, (original: tf.KernelFunc) => tf.Kernel
           // The smaller operand is the module's b; for a subtraction whose smaller operand is a,
           // the module subtracts the other way round. Add and Multiply are exact either way round.
           const [big, small] = plan.swapped ? [b, a] : [a, b];
-          const code = plan.swapped && op === BINARY_OPS[tf.Sub] ? REVERSED_SUB : op;
+          const code = plan.swapped && op === BINARY_OP.SUB ? BINARY_OP.REVERSED_SUB : op;
           if (plan.n > 0) simd.binary(code, offset(wasm, big), offset(wasm, small), offset(wasm, out), plan.n, plan.bn);
           return out;
         },
@@ -191,7 +193,7 @@ export const SIMD_KERNELS: Record<string, (original: tf.KernelFunc) => tf.Kernel
     const simd = x.dtype === 'float32' && n <= SIMD_BINARY_MAX_ELEMENTS ? simdKernels(wasm) : undefined;
     if (!simd) return original(args);
     const out = wasm.makeOutput(x.shape, 'float32');
-    if (n > 0) simd.binary(NEGATE, offset(wasm, x), offset(wasm, x), offset(wasm, out), n, n);
+    if (n > 0) simd.binary(BINARY_OP.NEGATE, offset(wasm, x), offset(wasm, x), offset(wasm, out), n, n);
     return out;
   },
   [tf.Sum]: (original) => (args) => {
