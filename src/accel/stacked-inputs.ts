@@ -13,30 +13,20 @@
  * products' to the bit (tested: test/wasm-kernels.test.ts). One call instead of T saves the
  * library's per-call cost, and on threads the per-call synchronisation.
  *
- * Why the product may be reused: keyed by the input's and the weight's dataIds, whose data never
- * changes while they live (see transposedOperand in wasm-kernels.ts); an entry is freed once its
- * input is gone (checked before every lookup) or when pushed out by newer ones.
+ * The product is held (held-data.ts) keyed by the input's and the weight's dataIds, and freed once
+ * either is gone (checked before every lookup) or when pushed out by newer ones.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { HeldData } from './held-data';
 
 /** Smaller weights multiply in microseconds: not worth holding a product for. */
 const MIN_WEIGHT_ELEMENTS = 65536;
-/** Products held per backend (one stacked layer at a time runs its steps). */
-const ENTRIES = 2;
+/** Products held per backend, [T·B, N] each (one stacked layer at a time runs its steps). */
+const products = new HeldData(2);
 
 /** Each Unpack output along axis 0 (by its dataId): the input it is a slice of, and which. */
 const unpackedFrom = new WeakMap<object, { source: tf.TensorInfo; index: number }>();
-
-interface StackedEntry {
-  /** The unpacked input's and the weight's dataIds, and the shapes they were read as. */
-  source: object;
-  weight: object;
-  key: string;
-  /** Backend data only this entry references: [T·B, N]. */
-  product: tf.TensorInfo;
-}
-const entries = new WeakMap<BackendWasm, StackedEntry[]>();
 
 /** Wraps Unpack: records where each float32 output along axis 0 came from. */
 export function recordingUnpack(unpack: tf.KernelFunc): tf.KernelFunc {
@@ -81,53 +71,33 @@ export function stackedProduct(
   if (k !== k2 || rows * k * steps !== tf.util.sizeFromShape(source.shape) || source.shape.at(-1) !== k) return undefined;
   // has(), not get(): get() of a missing dataId would pull it over from another backend.
   if (!wasm.dataIdMap.has(source.dataId)) return undefined;
-  const list = entriesOf(wasm);
+  const sources = [source.dataId, b.dataId];
   const key = `${steps}x${rows}x${k}x${n}`;
-  let entry = list.find((e) => e.source === source.dataId && e.weight === b.dataId && e.key === key);
-  if (!entry) {
+  let product = products.find(wasm, sources, key);
+  if (!product) {
     const whole = { dataId: source.dataId, shape: [1, steps * rows, k], dtype: source.dtype };
-    const product = matMul({
+    product = matMul({
       inputs: { ...inputs, a: whole, b: { ...b, shape: [1, k, n] } },
       backend: wasm,
       attrs: attrs as unknown as tf.NamedAttrMap,
     }) as tf.TensorInfo;
-    entry = { source: source.dataId, weight: b.dataId, key, product };
-    list.push(entry);
-    if (list.length > ENTRIES) wasm.disposeData(list.shift()!.product.dataId);
+    products.hold(wasm, sources, key, product);
   }
   const outShape = [...new Array(Math.max(a.shape.length, b.shape.length) - 2).fill(1), rows, n];
   const out = wasm.makeOutput(outShape, 'float32');
   // Views only now: makeOutput may grow wasm memory, which detaches views taken before.
-  const all = wasm.typedArrayFromHeap(entry.product) as Float32Array;
+  const all = wasm.typedArrayFromHeap(product) as Float32Array;
   (wasm.typedArrayFromHeap(out) as Float32Array).set(all.subarray(index * rows * n, (index + 1) * rows * n));
   return out;
-}
-
-function entriesOf(wasm: BackendWasm): StackedEntry[] {
-  let list = entries.get(wasm);
-  if (!list) {
-    list = [];
-    entries.set(wasm, list);
-  }
-  return list;
 }
 
 /** Frees the products whose input or weight data was disposed (or moved to another backend); the
  *  caller calls it before every matmul. */
 export function dropStaleStacked(wasm: BackendWasm): void {
-  const list = entries.get(wasm);
-  if (!list) return;
-  for (let i = list.length - 1; i >= 0; i--) {
-    if (wasm.dataIdMap.has(list[i].source) && wasm.dataIdMap.has(list[i].weight)) continue;
-    wasm.disposeData(list[i].product.dataId);
-    list.splice(i, 1);
-  }
+  products.dropStale(wasm);
 }
 
 /** Frees every product held (when the speed-ups are removed). */
 export function dropAllStacked(wasm: BackendWasm): void {
-  const list = entries.get(wasm);
-  if (!list) return;
-  for (const e of list) if (wasm.dataIdMap.has(e.product.dataId)) wasm.disposeData(e.product.dataId);
-  list.length = 0;
+  products.dropAll(wasm);
 }

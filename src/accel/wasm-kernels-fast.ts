@@ -25,7 +25,7 @@ const onHeap = (t: tf.TensorInfo): boolean => t.dtype === 'float32' || t.dtype =
 export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.KernelFunc> = {
   // tfjs-core clones each tensor it saves for backprop (engine.saveTensorsForBackwardMode) with
   // this kernel. The library copies the data; the cpu backend shares it, as a dataId's data never
-  // changes (see transposedOperand in wasm-kernels.ts). Sharing saves a copy of the LSTM's weights
+  // changes (see held-data.ts). Sharing saves a copy of the LSTM's weights
   // per time step, and lets the transpose cache see each step's saved weight as the same operand.
   [tf.Identity]: (original) => (args) => (onHeap(args.inputs.x!) ? share(args) : original(args)),
 
@@ -121,7 +121,7 @@ export const FAST_COPY_KERNELS: Record<string, (original: tf.KernelFunc) => tf.K
  * weight gradients (step-gradients.ts groups products by their operand's data) nor the transpose
  * cache (wasm-kernels.ts, keyed the same way) saw one weight; each step paid for its own transposed
  * copy, product, concat of the split's gradient and weight-sized addition. A dataId's data never
- * changes while it lives (see transposedOperand in wasm-kernels.ts), so the same slices of it are
+ * changes while it lives (see held-data.ts), so the same slices of it are
  * the same values: the outputs share the data of the previous call's outputs (as Identity and
  * Reshape share theirs) if those are still alive. Nothing is held here: an entry whose outputs have
  * all been disposed is recomputed, and one whose input is gone is collected with its dataId.

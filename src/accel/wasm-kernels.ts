@@ -6,7 +6,7 @@
  *    (the gradient of a·b is dy·bᵀ and aᵀ·dy), so each training step paid for it. Transposing the
  *    operand first (one copy) and multiplying without flags is far faster. A recurrent net's backprop
  *    transposes the same weight once per time step, so large transposed copies are cached (see
- *    transposedOperand for why that is safe).
+ *    held-data.ts for why that is safe).
  *    A weight's gradient xᵀ·dy is computed as (dyᵀ·x)ᵀ where dy is the wider operand, so the
  *    library packs x rather than a dy that is new every batch (see swappedProduct).
  * 2. A matmul whose left operand is one-hot (tf.layers.lstm on one-hot characters) is a row gather
@@ -31,6 +31,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { charStepKernel } from './char-step';
+import { HeldData } from './held-data';
 import { dropAllStacked, dropStaleStacked, recordingUnpack, stackedProduct } from './stacked-inputs';
 import { inputsMovedIn, unsortedSegmentSumKernel } from './wasm-missing-kernels';
 import { cloneSavedTensorsDirectly, FAST_COPY_KERNELS } from './wasm-kernels-fast';
@@ -73,7 +74,9 @@ export function installWasmKernels(): () => void {
   }
   undo.push(cloneSavedTensorsDirectly(), registerActivationGradients(), () => {
     const wasm = tf.findBackend(BACKEND) as BackendWasm | null;
-    if (wasm) dropAllStacked(wasm);
+    if (!wasm) return;
+    transposes.dropAll(wasm);
+    dropAllStacked(wasm);
   });
   return () => undo.reverse().forEach((f) => f());
 }
@@ -104,7 +107,7 @@ function fastMatMul(matMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelF
   return ({ inputs, backend, attrs }) => {
     const wasm = backend as BackendWasm;
     const { transposeA, transposeB } = attrs as unknown as MatMulAttrs;
-    dropStaleTransposes(wasm);
+    transposes.dropStale(wasm);
     dropStaleStacked(wasm);
     const temporaries: tf.TensorInfo[] = [];
     const untransposed = (x: tf.TensorInfo) => transposedOperand(x, wasm, transpose, temporaries);
@@ -183,79 +186,29 @@ function swappedProduct(
 /** Smaller operands transpose in microseconds: caching them would only churn the cache. */
 const CACHE_MIN_ELEMENTS = 65536;
 /** Enough for an LSTM's weights in one backward pass plus a few one-off activations; at least 2,
- *  as one call may use two cached copies (eviction must not free one in use). */
-const CACHE_ENTRIES = 4;
-
-interface CachedTranspose {
-  /** The operand's dataId, and the [rows, cols] its last two axes were read as. */
-  source: object;
-  key: string;
-  /** Backend data that only this cache references: no engine tensor, nothing on the tape. */
-  copy: tf.TensorInfo;
-}
-/** Per backend instance, least recently used first. */
-const transposeCaches = new WeakMap<BackendWasm, CachedTranspose[]>();
+ *  as one call may use two cached copies. */
+const transposes = new HeldData(4);
 
 /**
- * x with its last two axes swapped, as backend data: a temporary (freed by the caller) or a
- * cached copy (freed on eviction, or once x's data is gone).
- *
- * Why a copy may be reused: it is keyed by x's dataId object, and in tfjs-core 4.22 the data under
- * a dataId never changes while it lives in a backend. Kernels write only outputs they allocate;
- * Reshape and Identity share data (Identity once patched, as on cpu: that is what lets the copy of
- * a weight that backprop saves at each time step hit here), never write it; tf.Variable.assign
- * does not write in place but points the variable at the new value's dataId (so each optimizer
- * step brings new keys); moving data between backends re-creates the same values. The key also
- * holds the last two dims, as reshapes share a dataId ([1,K,N] and [K,N] transpose to the same
- * data, [N,K] does not). A dataId object is never reused while referenced (we hold it), and
- * dropStaleTransposes frees each copy whose source has left this backend before any lookup, so
- * none is returned stale.
- *
- * A cached copy outlives the kernel call, so tfjs' IS_TEST per-kernel leak check (off unless set)
- * would report it.
+ * x with its last two axes swapped, as backend data: a temporary (freed by the caller) or a copy
+ * held (held-data.ts: freed on eviction, or once x's data is gone; see there why it may be reused).
+ * A recurrent net's backprop multiplies by the same weight's transpose at every time step: the
+ * copy of the weight that backprop saves at each step shares its data (Identity patched), so it
+ * hits here.
  */
 function transposedOperand(x: tf.TensorInfo, wasm: BackendWasm, transpose: tf.KernelFunc, temporaries: tf.TensorInfo[]): tf.TensorInfo {
   const rank = x.shape.length;
   const perm = x.shape.map((_, i) => i);
   [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
-  const cache = tf.util.sizeFromShape(x.shape) >= CACHE_MIN_ELEMENTS ? cacheOf(wasm) : undefined;
+  const held = tf.util.sizeFromShape(x.shape) >= CACHE_MIN_ELEMENTS;
   const key = `${x.shape[rank - 2]}x${x.shape[rank - 1]}`;
-  const hit = cache?.findIndex((e) => e.source === x.dataId && e.key === key) ?? -1;
-  if (cache && hit >= 0) {
-    const [entry] = cache.splice(hit, 1);
-    cache.push(entry);
-    return { ...entry.copy, shape: perm.map((i) => x.shape[i]) }; // the same data, seen with x's batch dims
-  }
+  const hit = held ? transposes.find(wasm, [x.dataId], key) : undefined;
+  if (hit) return { ...hit, shape: perm.map((i) => x.shape[i]) }; // the same data, seen with x's batch dims
   // Straight to the kernel, not tf.transpose: no engine tensor, nothing recorded on the gradient tape.
   const xT = transpose({ inputs: { x }, backend: wasm, attrs: { perm } }) as tf.TensorInfo;
-  if (!cache) {
-    temporaries.push(xT);
-  } else {
-    cache.push({ source: x.dataId, key, copy: xT });
-    if (cache.length > CACHE_ENTRIES) wasm.disposeData(cache.shift()!.copy.dataId);
-  }
+  if (held) transposes.hold(wasm, [x.dataId], key, xT);
+  else temporaries.push(xT);
   return xT;
-}
-
-function cacheOf(wasm: BackendWasm): CachedTranspose[] {
-  let cache = transposeCaches.get(wasm);
-  if (!cache) {
-    cache = [];
-    transposeCaches.set(wasm, cache);
-  }
-  return cache;
-}
-
-/** Frees the copies whose source data was disposed (or moved to another backend). */
-function dropStaleTransposes(wasm: BackendWasm): void {
-  const cache = transposeCaches.get(wasm);
-  if (!cache) return;
-  for (let i = cache.length - 1; i >= 0; i--) {
-    // has(), not get(): get() of a missing dataId would pull it over from another backend.
-    if (wasm.dataIdMap.has(cache[i].source)) continue;
-    wasm.disposeData(cache[i].copy.dataId);
-    cache.splice(i, 1);
-  }
 }
 
 // ---- One-hot left operand ------------------------------------------------------------------------
