@@ -19,6 +19,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { HeldData } from './held-data';
+import { type MatMulAttrs, plainMatrices } from './matmul-operands';
 
 /** Smaller weights multiply in microseconds: not worth holding a product for. */
 const MIN_WEIGHT_ELEMENTS = 65536;
@@ -42,9 +43,6 @@ export function recordingUnpack(unpack: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
-type MatMulInputs = { a?: tf.TensorInfo; b?: tf.TensorInfo; bias?: tf.TensorInfo; preluActivationWeights?: tf.TensorInfo };
-type MatMulAttrs = tf.BatchMatMulAttrs & Partial<Pick<tf._FusedMatMulAttrs, 'activation'>>;
-
 /**
  * a·b as rows of the whole unpacked input's product, when a is a slice Unpack recorded and b a
  * large weight (untransposed, no bias, linear); undefined otherwise (the caller multiplies). Call
@@ -56,13 +54,11 @@ export function stackedProduct(
   wasm: BackendWasm,
   matMul: tf.KernelFunc,
 ): tf.TensorInfo | undefined {
-  const { a, b, bias, preluActivationWeights } = inputs as MatMulInputs;
-  if (!a || !b || bias || preluActivationWeights || attrs.transposeA || attrs.transposeB) return undefined;
-  if ((attrs.activation ?? 'linear') !== 'linear' || a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
-  if (tf.util.sizeFromShape(b.shape) < MIN_WEIGHT_ELEMENTS) return undefined;
+  const plain = attrs.transposeA || attrs.transposeB ? undefined : plainMatrices(inputs, attrs);
+  if (!plain || tf.util.sizeFromShape(plain.b.shape) < MIN_WEIGHT_ELEMENTS) return undefined;
+  const { a, b } = plain;
   const from = unpackedFrom.get(a.dataId);
-  const oneMatrix = (t: tf.TensorInfo) => t.shape.length >= 2 && t.shape.slice(0, -2).every((d) => d === 1);
-  if (!from || !oneMatrix(a) || !oneMatrix(b)) return undefined;
+  if (!from) return undefined;
   const [rows, k] = a.shape.slice(-2);
   const [k2, n] = b.shape.slice(-2);
   const { source, index } = from;

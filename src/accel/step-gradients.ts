@@ -47,6 +47,7 @@
  * gradients with the untouched tape's on wasm and cpu.
  */
 import * as tf from '@tensorflow/tfjs';
+import { isOneMatrix } from './matmul-operands';
 
 /** The parts of tfjs-core's TapeNode used here. */
 interface TapeNode {
@@ -197,8 +198,7 @@ function stepProduct(node: TapeNode, productAttrs: WeakMap<object, ProductAttrs>
   const [a, b] = saved;
   const y = node.outputs[0];
   if (!weight) return undefined;
-  const oneMatrix = (t: tf.Tensor) => t.rank >= 2 && t.shape.slice(0, -2).every((d) => d === 1);
-  if (!oneMatrix(a) || !oneMatrix(b)) return undefined;
+  if (!isOneMatrix(a.shape) || !isOneMatrix(b.shape)) return undefined;
   return { node, weightKey, x: a, w: b, y, inputKey: isFused ? '0' : 'a' };
 }
 

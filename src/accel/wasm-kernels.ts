@@ -32,6 +32,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { charStepKernel } from './char-step';
 import { HeldData } from './held-data';
+import { isOneMatrix, type MatMulAttrs, plainMatrices } from './matmul-operands';
 import { dropAllStacked, dropStaleStacked, recordingUnpack, stackedProduct } from './stacked-inputs';
 import { inputsMovedIn, unsortedSegmentSumKernel } from './wasm-missing-kernels';
 import { cloneSavedTensorsDirectly, FAST_COPY_KERNELS } from './wasm-kernels-fast';
@@ -100,8 +101,6 @@ function patchKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelF
   };
 }
 
-type MatMulAttrs = tf.BatchMatMulAttrs & Partial<Pick<tf._FusedMatMulAttrs, 'activation'>>;
-
 /** Wraps a (fused) matmul kernel: one-hot fast path, and the wasm library never sees a transpose flag. */
 function fastMatMul(matMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
@@ -153,15 +152,9 @@ function swappedProduct(
   transpose: tf.KernelFunc,
   temporaries: tf.TensorInfo[],
 ): tf.TensorInfo | undefined {
-  const { a, b, bias, preluActivationWeights } = inputs as {
-    a?: tf.TensorInfo;
-    b?: tf.TensorInfo;
-    bias?: tf.TensorInfo;
-    preluActivationWeights?: tf.TensorInfo;
-  };
-  if (!a || !b || bias || preluActivationWeights || !attrs.transposeA || attrs.transposeB) return undefined;
-  if ((attrs.activation ?? 'linear') !== 'linear' || a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
-  if (!isOneMatrix(a.shape) || !isOneMatrix(b.shape)) return undefined;
+  const plain = attrs.transposeA && !attrs.transposeB ? plainMatrices(inputs, attrs) : undefined;
+  if (!plain) return undefined;
+  const { a, b } = plain;
   const [k, m] = a.shape.slice(-2);
   const [kb, n] = b.shape.slice(-2);
   if (k !== kb || n <= m || k * n < SWAP_MIN_ELEMENTS) return undefined;
@@ -262,11 +255,6 @@ function oneHotProduct(
     for (let i = 0; i < m * n; i++) outValues[i] += biasValues[i % n];
   }
   return out;
-}
-
-/** Rank 2, or more with every leading axis 1: one matrix. */
-function isOneMatrix(shape: number[]): boolean {
-  return shape.length >= 2 && shape.slice(0, -2).every((d) => d === 1);
 }
 
 /**
