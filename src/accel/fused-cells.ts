@@ -24,11 +24,15 @@ export interface CellFields {
 }
 export type CellCall = (this: CellFields, inputs: tf.Tensor | tf.Tensor[], kwargs: object) => tf.Tensor | tf.Tensor[];
 
-/** One cell class's fused call, its kernels (wasm) and their gradients. */
+/** One cell class's fused step, its kernels (wasm) and their gradients. */
 export interface FusedCell {
   /** Any instance of the cell class (its prototype's `call` is replaced). */
   readonly instance: () => object;
-  readonly wrap: (original: CellCall) => CellCall;
+  /** How many tensors the cell's call takes: the input and the state's. */
+  readonly inputCount: number;
+  /** The cell's call where fusable (inside a tidy): the same outputs, from the kernels below. */
+  readonly step: (cell: CellFields, inputs: tf.Tensor[]) => tf.Tensor[];
+  /** The forward kernels first: fusable() asks for the first. */
   readonly kernels: readonly tf.KernelConfig[];
   readonly gradients: readonly tf.GradConfig[];
 }
@@ -89,7 +93,11 @@ export function installFusedCells(cells: readonly FusedCell[]): () => void {
     // Left registered on removal (tfjs-core cannot unregister one): without the kernels, nothing
     // records an op they would differentiate.
     for (const gradient of cell.gradients) tf.registerGradient(gradient);
-    proto.call = cell.wrap(original);
+    proto.call = function (this: CellFields, inputs, kwargs) {
+      if (!Array.isArray(inputs) || inputs.length !== cell.inputCount || !fusable(cell.kernels[0].kernelName, this, inputs))
+        return original.call(this, inputs, kwargs);
+      return tf.tidy(() => cell.step(this, inputs));
+    };
     undo.push(() => {
       proto.call = original;
     });

@@ -22,7 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { type CellCall, type CellFields, dot, type FusedCell, fusable, kernelScratch } from './fused-cells';
+import { type CellFields, dot, type FusedCell, kernelScratch } from './fused-cells';
 import { BINARY_OP, heapOffset, SIMD_OP, type SimdExports, simdKernels } from './wasm-kernels-simd';
 
 export const GRU_GATES_KERNEL = 'LstmLyricsGruGates';
@@ -143,35 +143,29 @@ const mixGradient: tf.GradConfig = {
   },
 };
 
-/** GRUCell.call with the gates and the mix in our kernels where fusable; GRUCell's own call elsewhere. */
-function fusedCall(original: CellCall): CellCall {
-  return function (this: CellFields, inputs, kwargs) {
-    if (!Array.isArray(inputs) || inputs.length !== 2 || !fusable(GRU_GATES_KERNEL, this, inputs))
-      return original.call(this, inputs, kwargs);
-    return tf.tidy(() => {
-      const [x, h] = inputs;
-      const units = this.units;
-      // GRUCell's matmuls and splits, in its order.
-      let matrixX = dot(x, this.kernel.read());
-      if (this.useBias && this.bias) matrixX = tf.add(matrixX, this.bias.read());
-      const recurrent = this.recurrentKernel.read();
-      const [U_zr, U_h] = tf.split(recurrent, [2 * units, units], recurrent.rank - 1);
-      const matrixInner = dot(h, U_zr);
-      const [xZ, xR, xH] = tf.split(matrixX, 3, matrixX.rank - 1);
-      const [hZ, hR] = tf.split(matrixInner, 2, matrixInner.rank - 1);
-      const r = kernelScratch(h.shape);
-      const [z, rh] = tf.engine().runKernel(GRU_GATES_KERNEL, { xZ, xR, hZ, hR, h, r }) as tf.Tensor[];
-      const rhU = dot(rh, U_h);
-      const hTilde = kernelScratch(h.shape);
-      const [hNext] = tf.engine().runKernel(GRU_MIX_KERNEL, { xH, rhU, z, h, hTilde }) as tf.Tensor[];
-      return [hNext, hNext];
-    });
-  };
+/** GRUCell.call's outputs [H, H], the gates and the mix in our kernels. */
+function step(cell: CellFields, [x, h]: tf.Tensor[]): tf.Tensor[] {
+  const units = cell.units;
+  // GRUCell's matmuls and splits, in its order.
+  let matrixX = dot(x, cell.kernel.read());
+  if (cell.useBias && cell.bias) matrixX = tf.add(matrixX, cell.bias.read());
+  const recurrent = cell.recurrentKernel.read();
+  const [U_zr, U_h] = tf.split(recurrent, [2 * units, units], recurrent.rank - 1);
+  const matrixInner = dot(h, U_zr);
+  const [xZ, xR, xH] = tf.split(matrixX, 3, matrixX.rank - 1);
+  const [hZ, hR] = tf.split(matrixInner, 2, matrixInner.rank - 1);
+  const r = kernelScratch(h.shape);
+  const [z, rh] = tf.engine().runKernel(GRU_GATES_KERNEL, { xZ, xR, hZ, hR, h, r }) as tf.Tensor[];
+  const rhU = dot(rh, U_h);
+  const hTilde = kernelScratch(h.shape);
+  const [hNext] = tf.engine().runKernel(GRU_MIX_KERNEL, { xH, rhU, z, h, hTilde }) as tf.Tensor[];
+  return [hNext, hNext];
 }
 
 export const FUSED_GRU_CELL: FusedCell = {
   instance: () => tf.layers.gruCell({ units: 4 }),
-  wrap: fusedCall,
+  inputCount: 2,
+  step,
   kernels: [gatesKernel, gatesGradKernel, mixKernel, mixGradKernel],
   gradients: [gatesGradient, mixGradient],
 };

@@ -20,7 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { type CellCall, type CellFields, dot, type FusedCell, fusable, kernelScratch } from './fused-cells';
+import { type CellFields, dot, type FusedCell, kernelScratch } from './fused-cells';
 import { heapOffset, SIMD_OP, simdKernels } from './wasm-kernels-simd';
 
 export const LSTM_GATES_KERNEL = 'LstmLyricsLstmGates';
@@ -92,26 +92,20 @@ const gatesGradient: tf.GradConfig = {
   },
 };
 
-/** LSTMCell.call with the gates in LSTM_GATES_KERNEL where fusable; LSTMCell's own call elsewhere. */
-function fusedCall(original: CellCall): CellCall {
-  return function (this: CellFields, inputs, kwargs) {
-    if (!Array.isArray(inputs) || inputs.length !== 3 || !fusable(LSTM_GATES_KERNEL, this, inputs))
-      return original.call(this, inputs, kwargs);
-    return tf.tidy(() => {
-      const [x, h, c] = inputs;
-      // z as LSTMCell.call makes it: x·W + h·U, + b.
-      let z = tf.add(dot(x, this.kernel.read()), dot(h, this.recurrentKernel.read()));
-      if (this.useBias && this.bias) z = tf.add(z, this.bias.read());
-      const saved = kernelScratch([SAVED_BLOCKS, ...c.shape]);
-      const [hNext, cNext] = tf.engine().runKernel(LSTM_GATES_KERNEL, { z, c, saved }) as tf.Tensor[];
-      return [hNext, hNext, cNext];
-    });
-  };
+/** LSTMCell.call's outputs [H, H, C], the gates in LSTM_GATES_KERNEL. */
+function step(cell: CellFields, [x, h, c]: tf.Tensor[]): tf.Tensor[] {
+  // z as LSTMCell.call makes it: x·W + h·U, + b.
+  let z = tf.add(dot(x, cell.kernel.read()), dot(h, cell.recurrentKernel.read()));
+  if (cell.useBias && cell.bias) z = tf.add(z, cell.bias.read());
+  const saved = kernelScratch([SAVED_BLOCKS, ...c.shape]);
+  const [hNext, cNext] = tf.engine().runKernel(LSTM_GATES_KERNEL, { z, c, saved }) as tf.Tensor[];
+  return [hNext, hNext, cNext];
 }
 
 export const FUSED_LSTM_CELL: FusedCell = {
   instance: () => tf.layers.lstmCell({ units: 4 }),
-  wrap: fusedCall,
+  inputCount: 3,
+  step,
   kernels: [gatesKernel, gatesGradKernel],
   gradients: [gatesGradient],
 };

@@ -144,7 +144,6 @@ function base64Bytes(base64: string): Uint8Array {
 
 /** Where a tensor's data starts in the backend's memory (a byte offset): what the module's functions take. */
 export const heapOffset = (wasm: BackendWasm, t: tf.TensorInfo): number => wasm.dataIdMap.get(t.dataId)!.memoryOffset;
-const offset = heapOffset;
 
 /** Kernel name → (library kernel) → replacement. */
 export const SIMD_KERNELS: Record<string, (original: tf.KernelFunc) => tf.KernelFunc> = {
@@ -159,7 +158,7 @@ export const SIMD_KERNELS: Record<string, (original: tf.KernelFunc) => tf.Kernel
           if (!simd) return original(args);
           const out = wasm.makeOutput(x.shape, 'float32');
           const n = tf.util.sizeFromShape(x.shape);
-          if (n > 0) simd.unary(op, offset(wasm, x), offset(wasm, out), n);
+          if (n > 0) simd.unary(op, heapOffset(wasm, x), heapOffset(wasm, out), n);
           return out;
         },
     ]),
@@ -180,7 +179,7 @@ export const SIMD_KERNELS: Record<string, (original: tf.KernelFunc) => tf.Kernel
           // the module subtracts the other way round. Add and Multiply are exact either way round.
           const [big, small] = plan.swapped ? [b, a] : [a, b];
           const code = plan.swapped && op === BINARY_OP.SUB ? BINARY_OP.REVERSED_SUB : op;
-          if (plan.n > 0) simd.binary(code, offset(wasm, big), offset(wasm, small), offset(wasm, out), plan.n, plan.bn);
+          if (plan.n > 0) simd.binary(code, heapOffset(wasm, big), heapOffset(wasm, small), heapOffset(wasm, out), plan.n, plan.bn);
           return out;
         },
     ]),
@@ -193,7 +192,7 @@ export const SIMD_KERNELS: Record<string, (original: tf.KernelFunc) => tf.Kernel
     const simd = x.dtype === 'float32' && n <= SIMD_BINARY_MAX_ELEMENTS ? simdKernels(wasm) : undefined;
     if (!simd) return original(args);
     const out = wasm.makeOutput(x.shape, 'float32');
-    if (n > 0) simd.binary(BINARY_OP.NEGATE, offset(wasm, x), offset(wasm, x), offset(wasm, out), n, n);
+    if (n > 0) simd.binary(BINARY_OP.NEGATE, heapOffset(wasm, x), heapOffset(wasm, x), heapOffset(wasm, out), n, n);
     return out;
   },
   [tf.Sum]: (original) => (args) => {
@@ -245,7 +244,7 @@ export const adamUpdateKernel: tf.KernelConfig = {
     // The module does all but the last n % 4 (or nothing, where it cannot run); JS the rest.
     const simd = simdKernels(wasm);
     const done = simd ? n - (n % 4) : 0;
-    if (simd && done > 0) simd.adam(...([g, m0, v0, w0, m1, v1, w1].map((t) => offset(wasm, t)) as Seven), n, ...scalars);
+    if (simd && done > 0) simd.adam(...([g, m0, v0, w0, m1, v1, w1].map((t) => heapOffset(wasm, t)) as Seven), n, ...scalars);
     const heap = (t: tf.TensorInfo) => wasm.typedArrayFromHeap(t) as Float32Array;
     adamInJs(done, n, heap(g), heap(m0), heap(v0), heap(w0), heap(m1), heap(v1), heap(w1), scalars);
     return outs;
@@ -284,7 +283,7 @@ function adamInJs(
 export const rowAdder: RowAdder = (wasm, src, dst, rowSize) => {
   const simd = src.dtype === 'float32' && dst.dtype === 'float32' ? simdKernels(wasm) : undefined;
   if (!simd) return jsRowAdder(wasm, src, dst, rowSize);
-  const [srcAt, dstAt, rowBytes] = [offset(wasm, src), offset(wasm, dst), rowSize * 4];
+  const [srcAt, dstAt, rowBytes] = [heapOffset(wasm, src), heapOffset(wasm, dst), rowSize * 4];
   return (srcRow, dstRow) => simd.add_into(srcAt + srcRow * rowBytes, dstAt + dstRow * rowBytes, rowSize);
 };
 
@@ -295,7 +294,7 @@ export const rowAdder: RowAdder = (wasm, src, dst, rowSize) => {
 export function hotColumnFinder(wasm: BackendWasm, x: tf.TensorInfo, cols: number): ((row: number) => number) | undefined {
   const simd = x.dtype === 'float32' ? simdKernels(wasm) : undefined;
   if (!simd) return undefined;
-  const at = offset(wasm, x);
+  const at = heapOffset(wasm, x);
   return (row) => simd.hot_column(at + row * cols * 4, cols);
 }
 
@@ -328,7 +327,13 @@ export const activationGradKernel: tf.KernelConfig = {
     // The module does all but the last n % 4 (activationGradient runs this only where it can run).
     const vectors = n - (n % 4);
     if (vectors > 0)
-      simdKernels(wasm)!.activation_grad(ACTIVATION_OPS[activation], offset(wasm, dy), offset(wasm, y), offset(wasm, out), vectors);
+      simdKernels(wasm)!.activation_grad(
+        ACTIVATION_OPS[activation],
+        heapOffset(wasm, dy),
+        heapOffset(wasm, y),
+        heapOffset(wasm, out),
+        vectors,
+      );
     const [dyv, yv, outv] = [dy, y, out].map((t) => wasm.typedArrayFromHeap(t) as Float32Array);
     for (let i = vectors; i < n; i++) outv[i] = GRADIENT_IN_JS[activation](dyv[i], yv[i]);
     return out;
@@ -405,7 +410,7 @@ export function simdCast(original: tf.KernelFunc): tf.KernelFunc {
     if (!simd) return original(args);
     const out = wasm.makeOutput(x.shape, 'float32');
     const n = tf.util.sizeFromShape(x.shape);
-    if (n > 0) simd.i32_to_f32(offset(wasm, x), offset(wasm, out), n);
+    if (n > 0) simd.i32_to_f32(heapOffset(wasm, x), heapOffset(wasm, out), n);
     return out;
   };
 }
