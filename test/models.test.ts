@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { CELLS, type Cell, type ModelConfig } from '../src/core/config';
-import { crossEntropy } from '../src/core/train';
+import { crossEntropy } from '../src/core/loss';
 import { generateText } from '../src/core/generate';
 import { modelFromFiles } from '../src/core/models';
 import { BuiltinModel, recurrentLayerName } from '../src/core/models/builtin';

@@ -9,7 +9,7 @@ import { installStepGradients } from '../src/accel/step-gradients';
 import { BuiltinModel } from '../src/core/models/builtin';
 import { ScratchModel } from '../src/core/models/scratch';
 import type { LanguageModel } from '../src/core/models/types';
-import { crossEntropy } from '../src/core/train';
+import { crossEntropy } from '../src/core/loss';
 import { onBackend, useWasm } from './helpers';
 
 // Stock TF.js but for the hook under test: the other speed-ups off, so only the hook differs.

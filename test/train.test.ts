@@ -13,7 +13,8 @@ import { splitHeldOut } from '../src/core/vocab';
 import { loadCorpus } from '../src/node/corpus-file';
 import { createModel, type LanguageModel } from '../src/core/models';
 import { makeOptimizer } from '../src/core/optimizer';
-import { carriesStateAcrossEpochs, clipByGlobalNorm, crossEntropy, train } from '../src/core/train';
+import { crossEntropy } from '../src/core/loss';
+import { carriesStateAcrossEpochs, clipByGlobalNorm, train } from '../src/core/train';
 import { REPETITIVE_LYRIC, onBackend, randomFloats, tempDir, useWasm, writeFile } from './helpers';
 
 beforeAll(useWasm);

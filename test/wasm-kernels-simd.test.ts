@@ -4,6 +4,7 @@
  * it is the error. Sums and scatter-adds are float additions in the library's order: the same bits.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { onBackend, randomFloats, useWasm } from './helpers';
@@ -17,9 +18,18 @@ import {
   type SimdExports,
 } from '../src/accel/wasm-kernels-simd';
 import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from '../src/accel/wasm-simd-binary';
+import { SOFTMAX_MODULE_SHARED, SOFTMAX_MODULE_UNSHARED } from '../src/accel/wasm-softmax-binary';
 import { ADAM_EPSILON, makeOptimizer } from '../src/core/optimizer';
 
-const buildWasm = require('../scripts/build-wasm.js') as { generate(wat: string): Promise<string>; WAT: string; OUT: string };
+interface WasmModuleSource {
+  readonly wat: string;
+  readonly out: string;
+  readonly constant: string;
+}
+const buildWasm = require('../scripts/build-wasm.js') as {
+  generate(module: WasmModuleSource, wat: string): Promise<string>;
+  MODULES: WasmModuleSource[];
+};
 
 /** The WebAssembly JS API (the tests' TypeScript lib has no DOM, where it is declared). */
 const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
@@ -89,12 +99,16 @@ beforeAll(async () => {
 });
 
 describe('the SIMD module', () => {
-  test('is what wasm-simd.wat compiles to (run `node scripts/build-wasm.js` after editing it)', async () => {
-    expect(fs.readFileSync(buildWasm.OUT, 'utf8')).toBe(await buildWasm.generate(fs.readFileSync(buildWasm.WAT, 'utf8')));
-  });
+  test.each(buildWasm.MODULES.map((m) => [path.basename(m.wat), m] as const))(
+    '%s: the committed module is what it compiles to (run `node scripts/build-wasm.js` after editing it)',
+    async (_name, m) => {
+      expect(fs.readFileSync(m.out, 'utf8')).toBe(await buildWasm.generate(m, fs.readFileSync(m.wat, 'utf8')));
+    },
+  );
 
-  test('is small enough for browsers to compile synchronously on the main thread (4 KB)', () => {
-    for (const base64 of [SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED]) expect(Buffer.from(base64, 'base64').length).toBeLessThan(4096);
+  test('each module is small enough for browsers to compile synchronously on the main thread (4 KB)', () => {
+    const modules = [SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED, SOFTMAX_MODULE_SHARED, SOFTMAX_MODULE_UNSHARED];
+    for (const base64 of modules) expect(Buffer.from(base64, 'base64').length).toBeLessThan(4096);
   });
 
   test('runs on this backend (Node has WebAssembly SIMD)', () => {

@@ -78,7 +78,7 @@ export interface SimdExports {
  * The part of the WebAssembly JS API used here, typed locally: the Node build compiles without the
  * DOM library, which is where TypeScript declares it.
  */
-interface WasmMemory {
+export interface WasmMemory {
   readonly buffer: ArrayBufferLike;
 }
 interface WasmApi {
@@ -109,27 +109,35 @@ const instances = new WeakMap<object, SimdExports | null>();
 
 /** The SIMD module instantiated on `wasm`'s memory, or undefined where it cannot run. */
 export function simdKernels(wasm: BackendWasm): SimdExports | undefined {
-  type Module = { wasmMemory?: WasmMemory; asm?: { memory?: WasmMemory } };
-  const module = wasm.wasm as unknown as Module;
-  // The threaded build creates its shared memory itself (wasmMemory); the others export theirs.
-  const memory = module.wasmMemory ?? module.asm?.memory;
+  const memory = backendMemory(wasm);
   if (!memory) return undefined;
   let instance = instances.get(memory);
   if (instance === undefined) {
-    instance = instantiate(memory);
+    instance = instantiateModule(memory, SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED, {}) as SimdExports | null;
     instances.set(memory, instance);
   }
   return instance ?? undefined;
 }
 
-function instantiate(memory: WasmMemory): SimdExports | null {
-  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  const bytes = base64Bytes(shared ? SIMD_MODULE_SHARED : SIMD_MODULE_UNSHARED);
+/** The backend's memory, which our modules import; undefined if it cannot be found. */
+export function backendMemory(wasm: BackendWasm): WasmMemory | undefined {
+  type Module = { wasmMemory?: WasmMemory; asm?: { memory?: WasmMemory } };
+  const module = wasm.wasm as unknown as Module;
+  // The threaded build creates its shared memory itself (wasmMemory); the others export theirs.
+  return module.wasmMemory ?? module.asm?.memory;
+}
+
+/**
+ * One of our modules (its two builds, base64, from scripts/build-wasm.js) instantiated on `memory`
+ * with `imports` besides the memory: its exports, or null where it cannot run.
+ */
+export function instantiateModule(memory: WasmMemory, shared: string, unshared: string, imports: object): unknown {
+  const isShared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  const bytes = base64Bytes(isShared ? shared : unshared);
   if (!WebAssemblyApi.validate(bytes)) return null; // an engine without SIMD
   try {
-    // Synchronous: the module is small, under the 4 KB browsers allow on the main thread.
-    const { exports } = new WebAssemblyApi.Instance(new WebAssemblyApi.Module(bytes), { env: { memory } });
-    return exports as unknown as SimdExports;
+    // Synchronous: each module is small, under the 4 KB browsers allow on the main thread.
+    return new WebAssemblyApi.Instance(new WebAssemblyApi.Module(bytes), { ...imports, env: { memory } }).exports;
   } catch {
     return null; // e.g. a page whose Content-Security-Policy forbids compiling WebAssembly
   }

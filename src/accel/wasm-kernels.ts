@@ -23,6 +23,8 @@
  *    time: stacked-inputs.ts makes that one product over all the steps.
  * 7. Generation's step for one character is 9-34 kernels, each costing more in bookkeeping than in
  *    arithmetic: CHAR_STEP_KERNEL does it all in one (char-step.ts), for the text sampler to call.
+ * 8. The loss's softmax and its gradient are 5-7 kernels each over the [N, vocab] logits: one each
+ *    in softmax.ts, for the loss to call.
  *
  * installWasmKernels() replaces the registered kernels (the wasm backend must be imported, which
  * registers them; before or after tf.setBackend('wasm') both work) and returns the function that
@@ -32,6 +34,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { charStepKernel } from './char-step';
 import { HeldData } from './held-data';
+import { softmaxGradGradient, softmaxGradKernel, softmaxKernel } from './softmax';
 import { isOneMatrix, type MatMulAttrs, plainMatrices } from './matmul-operands';
 import { dropAllStacked, dropStaleStacked, recordingUnpack, stackedProduct } from './stacked-inputs';
 import { inputsMovedIn, unsortedSegmentSumKernel } from './wasm-missing-kernels';
@@ -69,10 +72,13 @@ export function installWasmKernels(): () => void {
     [tf.UnsortedSegmentSum]: () => unsortedSegmentSumKernel(rowAdder),
   };
   for (const [name, make] of Object.entries(patches)) undo.push(patchKernel(name, make));
-  for (const config of [adamUpdateKernel, activationGradKernel, charStepKernel]) {
+  for (const config of [adamUpdateKernel, activationGradKernel, charStepKernel, softmaxKernel, softmaxGradKernel]) {
     tf.registerKernel({ ...config, kernelFunc: inputsMovedIn(config.kernelFunc) });
     undo.push(() => tf.unregisterKernel(config.kernelName, BACKEND));
   }
+  // Gradients are registered for every backend and cannot be taken out again: this one stays,
+  // harmless, as its kernel does not exist without the speed-ups.
+  if (!tf.getGradient(softmaxGradGradient.kernelName)) tf.registerGradient(softmaxGradGradient);
   undo.push(cloneSavedTensorsDirectly(), registerActivationGradients(), () => {
     const wasm = tf.findBackend(BACKEND) as BackendWasm | null;
     if (!wasm) return;

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { makeBatches, type Batch } from './batches';
+import { crossEntropy } from './loss';
 import type { ModelConfig, Sampling, TrainConfig } from './config';
 import { generateText, yieldToEventLoop } from './generate';
 import { isReportEpoch, type EpochMetrics, type Report, type TrainPosition } from './metrics';
@@ -213,38 +214,6 @@ function trainStep(
     totals.assign(totals.add(tf.stack([loss, norm])));
   });
   return next!;
-}
-
-/**
- * Mean cross-entropy of next-character logits [..., vocab] against int32 targets [...].
- * Written with its own gradient, (softmax - onehot) / N, so the softmax computed for the loss is
- * reused in backprop: tf.losses.softmaxCrossEntropy exponentiates the [N, vocab] logits three
- * times per batch, and on wasm that alone cost a tenth of an epoch.
- */
-export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
-  const vocabSize = logits.shape[logits.shape.length - 1];
-  const loss = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [flatLogits, ids, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
-    const shifted = flatLogits.sub(flatLogits.max(1, true)); // stable: largest logit is 0
-    const exps = shifted.exp();
-    const sums = exps.sum(1, true);
-    const probs = exps.div(sums);
-    save([probs, ids]);
-    // Each row's target logit, picked out (the sum of the row times its one-hot, without the
-    // [N, vocab] product: the same number, as every other term is 0).
-    const rows = shifted.shape[0];
-    const flatIndex = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(vocabSize, 'int32')), ids);
-    const targetLogits = tf.gather(shifted.reshape([-1]), flatIndex).reshape([rows, 1]);
-    const targetLogProbs = targetLogits.sub(sums.log());
-    return {
-      value: targetLogProbs.mean().neg() as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, [p, y]: tf.Tensor[]) => [
-        p.sub(tf.oneHot(y as tf.Tensor1D, vocabSize).toFloat()).mul(dy.div(p.shape[0])),
-        tf.zerosLike(y),
-      ],
-    };
-  });
-  return tf.tidy(() => loss(logits.reshape([-1, vocabSize]), targets.reshape([-1]).toInt()));
 }
 
 /**
