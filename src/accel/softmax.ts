@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { backendMemory, BINARY_OP, heapOffset, instantiateModule, simdKernels } from './wasm-kernels-simd';
+import { BINARY_OP, heapOffset, type ModuleBuilds, moduleOn, simdKernels } from './wasm-kernels-simd';
 import { SOFTMAX_MODULE_SHARED, SOFTMAX_MODULE_UNSHARED } from './wasm-softmax-binary';
 
 /** The kernels' names; src/core/loss.ts calls them by these (test/softmax.test.ts checks they agree). */
@@ -25,20 +25,12 @@ interface SoftmaxExports {
   softmax(logits: number, probs: number, ids: number, targetLogits: number, sums: number, rows: number, cols: number): void;
 }
 
-const instances = new WeakMap<object, SoftmaxExports | null>();
+const SOFTMAX_BUILDS: ModuleBuilds = { shared: SOFTMAX_MODULE_SHARED, unshared: SOFTMAX_MODULE_UNSHARED };
 
-/** The softmax module on `wasm`'s memory (it needs the SIMD module's exp), or undefined where it cannot run. */
+/** The softmax module on `wasm`'s memory (it imports the SIMD module's exp), or undefined where it cannot run. */
 function softmaxModule(wasm: BackendWasm): SoftmaxExports | undefined {
-  const memory = backendMemory(wasm);
   const simd = simdKernels(wasm);
-  if (!memory || !simd) return undefined;
-  let instance = instances.get(memory);
-  if (instance === undefined) {
-    const imports = { simd: { unary: simd.unary } };
-    instance = instantiateModule(memory, SOFTMAX_MODULE_SHARED, SOFTMAX_MODULE_UNSHARED, imports) as SoftmaxExports | null;
-    instances.set(memory, instance);
-  }
-  return instance ?? undefined;
+  return simd && moduleOn<SoftmaxExports>(wasm, SOFTMAX_BUILDS, { simd: { unary: simd.unary } });
 }
 
 /** logits [N, V] float32 and ids [N] int32, each id below V; throws otherwise (a target the loss cannot pick). */
@@ -81,19 +73,19 @@ export function softmaxRows(wasm: BackendWasm, logits: tf.TensorInfo, ids: tf.Te
   const p = wasm.typedArrayFromHeap(probs) as Float32Array;
   const s = wasm.typedArrayFromHeap(sums) as Float32Array;
   const picked = wasm.typedArrayFromHeap(targetLogits) as Float32Array;
-  for (let r = 0, at = 0; r < rows; r++, at += cols) {
-    let max = x[at];
-    for (let j = at; j < at + cols; j++) if (x[j] > max || Number.isNaN(x[j])) max = x[j];
-    for (let j = at; j < at + cols; j++) p[j] = x[j] - max;
-    picked[r] = p[at + idValues[r]];
+  for (let r = 0, start = 0; r < rows; r++, start += cols) {
+    let max = x[start];
+    for (let j = start; j < start + cols; j++) if (x[j] > max || Number.isNaN(x[j])) max = x[j];
+    for (let j = start; j < start + cols; j++) p[j] = x[j] - max;
+    picked[r] = p[start + idValues[r]];
   }
   const exp = tf.getKernel(tf.Exp, 'wasm')!.kernelFunc({ inputs: { x: probs }, backend: wasm, attrs: {} }) as tf.TensorInfo;
   const e = wasm.typedArrayFromHeap(exp) as Float32Array;
-  for (let r = 0, at = 0; r < rows; r++, at += cols) {
+  for (let r = 0, start = 0; r < rows; r++, start += cols) {
     let sum = 0;
-    for (let j = at; j < at + cols; j++) sum = Math.fround(sum + e[j]);
+    for (let j = start; j < start + cols; j++) sum = Math.fround(sum + e[j]);
     s[r] = sum;
-    for (let j = at; j < at + cols; j++) p[j] = e[j] / sum;
+    for (let j = start; j < start + cols; j++) p[j] = e[j] / sum;
   }
   wasm.disposeData(exp.dataId);
   return [probs, sums, targetLogits];

@@ -78,7 +78,7 @@ export interface SimdExports {
  * The part of the WebAssembly JS API used here, typed locally: the Node build compiles without the
  * DOM library, which is where TypeScript declares it.
  */
-export interface WasmMemory {
+interface WasmMemory {
   readonly buffer: ArrayBufferLike;
 }
 interface WasmApi {
@@ -104,36 +104,43 @@ const BINARY_OPS = { [tf.Add]: BINARY_OP.ADD, [tf.Sub]: BINARY_OP.SUB, [tf.Multi
  */
 export const SIMD_BINARY_MAX_ELEMENTS = 65536;
 
-/** One instance per backend memory (a re-initialised backend has a new one); null: cannot run. */
-const instances = new WeakMap<object, SimdExports | null>();
+/** One of our modules' two builds, base64, from scripts/build-wasm.js. */
+export interface ModuleBuilds {
+  readonly shared: string;
+  readonly unshared: string;
+}
+const SIMD_BUILDS: ModuleBuilds = { shared: SIMD_MODULE_SHARED, unshared: SIMD_MODULE_UNSHARED };
 
 /** The SIMD module instantiated on `wasm`'s memory, or undefined where it cannot run. */
 export function simdKernels(wasm: BackendWasm): SimdExports | undefined {
-  const memory = backendMemory(wasm);
-  if (!memory) return undefined;
-  let instance = instances.get(memory);
-  if (instance === undefined) {
-    instance = instantiateModule(memory, SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED, {}) as SimdExports | null;
-    instances.set(memory, instance);
-  }
-  return instance ?? undefined;
-}
-
-/** The backend's memory, which our modules import; undefined if it cannot be found. */
-export function backendMemory(wasm: BackendWasm): WasmMemory | undefined {
-  type Module = { wasmMemory?: WasmMemory; asm?: { memory?: WasmMemory } };
-  const module = wasm.wasm as unknown as Module;
-  // The threaded build creates its shared memory itself (wasmMemory); the others export theirs.
-  return module.wasmMemory ?? module.asm?.memory;
+  return moduleOn<SimdExports>(wasm, SIMD_BUILDS);
 }
 
 /**
- * One of our modules (its two builds, base64, from scripts/build-wasm.js) instantiated on `memory`
- * with `imports` besides the memory: its exports, or null where it cannot run.
+ * Each backend memory's instances of our modules, by their builds (a re-initialised backend has a
+ * new memory); null: the module cannot run there.
  */
-export function instantiateModule(memory: WasmMemory, shared: string, unshared: string, imports: object): unknown {
-  const isShared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  const bytes = base64Bytes(isShared ? shared : unshared);
+const instances = new WeakMap<object, Map<ModuleBuilds, unknown>>();
+
+/**
+ * One of our modules instantiated on `wasm`'s memory, once per memory, with `imports` besides the
+ * memory (read only the first time): its exports, or undefined where it cannot run.
+ */
+export function moduleOn<T>(wasm: BackendWasm, builds: ModuleBuilds, imports: object = {}): T | undefined {
+  type Module = { wasmMemory?: WasmMemory; asm?: { memory?: WasmMemory } };
+  const module = wasm.wasm as unknown as Module;
+  // The threaded build creates its shared memory itself (wasmMemory); the others export theirs.
+  const memory = module.wasmMemory ?? module.asm?.memory;
+  if (!memory) return undefined;
+  let mine = instances.get(memory);
+  if (!mine) instances.set(memory, (mine = new Map()));
+  if (!mine.has(builds)) mine.set(builds, instantiate(memory, builds, imports));
+  return (mine.get(builds) ?? undefined) as T | undefined;
+}
+
+function instantiate(memory: WasmMemory, builds: ModuleBuilds, imports: object): unknown {
+  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  const bytes = base64Bytes(shared ? builds.shared : builds.unshared);
   if (!WebAssemblyApi.validate(bytes)) return null; // an engine without SIMD
   try {
     // Synchronous: each module is small, under the 4 KB browsers allow on the main thread.
