@@ -132,8 +132,8 @@ export function moduleOn<T>(wasm: BackendWasm, builds: ModuleBuilds, imports: ob
   // The threaded build creates its shared memory itself (wasmMemory); the others export theirs.
   const memory = module.wasmMemory ?? module.asm?.memory;
   if (!memory) return undefined;
-  let mine = instances.get(memory);
-  if (!mine) instances.set(memory, (mine = new Map()));
+  const mine = instances.get(memory) ?? new Map<ModuleBuilds, unknown>();
+  instances.set(memory, mine);
   if (!mine.has(builds)) mine.set(builds, instantiate(memory, builds, imports));
   return (mine.get(builds) ?? undefined) as T | undefined;
 }
