@@ -79,7 +79,11 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await fillTinyTraining(page, epochs, epochs);
     await page.setChecked('#impl-scratch', impl === 'scratch');
     await page.setChecked('#impl-builtin', impl === 'builtin');
+    // The last run's progress says "done" until this run has read its corpus and replaced the
+    // rows: wait for those rows to go first, or "done" is the last run's.
+    const lastRun = await page.$('#progress .run');
     await page.click('#train-button');
+    if (lastRun) await page.waitForFunction((row) => !row.isConnected, lastRun, { timeout: WAIT });
     await page.waitForSelector('#progress[data-state="done"]', { timeout: 180_000 });
   }
 
