@@ -28,6 +28,9 @@ import {
 
 jest.setTimeout(300_000);
 
+/** The models table's rows listed under this browser. */
+const KEPT_ROWS = '#models tbody tr[data-name][data-group="browser"]';
+
 describeIfChromium('web-store.test.ts')('models kept in this browser and opened by hand', () => {
   let browser: Browser;
   let dir: string;
@@ -72,8 +75,15 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await server?.stop();
   });
 
-  /** The train form at tiny settings on the pasted repetitive lyric, one impl. */
-  async function train(page: Page, impl: 'scratch' | 'builtin', epochs: number): Promise<void> {
+  /** Names of the rows listed under this browser. */
+  const kept = (page: Page) => page.$$eval(KEPT_ROWS, (rows) => rows.map((r) => r.getAttribute('data-name')));
+
+  /**
+   * The train form at tiny settings on the pasted repetitive lyric, one impl; returns once the
+   * run is done and, where `keeps` (the store works), its model is kept (listed under this browser).
+   */
+  async function train(page: Page, impl: 'scratch' | 'builtin', epochs: number, keeps = true): Promise<void> {
+    const keptBefore = (await kept(page)).length;
     await page.check('input[name="corpus"][value="paste"]');
     await page.fill('#corpus-text', REPETITIVE_LYRIC);
     await fillTinyTraining(page, epochs, epochs);
@@ -85,6 +95,8 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await page.click('#train-button');
     if (lastRun) await page.waitForFunction((row) => !row.isConnected, lastRun, { timeout: WAIT });
     await page.waitForSelector('#progress[data-state="done"]', { timeout: 180_000 });
+    // The page keeps the model in IndexedDB after it says "done": wait for its row.
+    if (keeps) await page.locator(KEPT_ROWS).nth(keptBefore).waitFor({ timeout: WAIT });
   }
 
   /** Greedy text of `name` (picked in the table) from 不分开. */
@@ -104,9 +116,6 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     await page.waitForSelector('#backend[data-state="ready"]', { timeout: WAIT });
     await page.waitForSelector('#store-status:not([data-state="loading"])', { timeout: WAIT });
   }
-
-  const kept = (page: Page) =>
-    page.$$eval('#models tbody tr[data-name][data-group="browser"]', (rows) => rows.map((r) => r.getAttribute('data-name')));
 
   /** Deletes a kept row with its Delete button, the confirm accepted, and waits until the row is gone. */
   async function deleteKept(page: Page, name: string): Promise<void> {
@@ -319,7 +328,7 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
         throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
       };
     });
-    await train(page, 'scratch', 1);
+    await train(page, 'scratch', 1, false);
     const name = 'this page #1: scratch LSTM';
     await page.waitForSelector('#store-status[data-state="error"]', { timeout: WAIT });
     expect(await page.textContent('#store-status')).toBe(
@@ -353,7 +362,7 @@ describeIfChromium('web-store.test.ts')('models kept in this browser and opened 
     expect(status).toContain('IndexedDB is unavailable (SecurityError: storage is disabled)');
     expect(status).not.toContain('\n');
 
-    await train(page, 'scratch', 2);
+    await train(page, 'scratch', 2, false);
     const name = 'this page #1: scratch LSTM';
     await page.waitForSelector('#store-status:has-text("is not kept in this browser")', { timeout: WAIT });
     expect(await page.getAttribute(`#models tbody tr[data-name="${name}"]`, 'data-group')).toBe('tab');
