@@ -14,6 +14,7 @@ const accel = (name) => path.join(root, 'src', 'accel', name);
 const MODULES = [
   { wat: accel('wasm-simd.wat'), out: accel('wasm-simd-binary.ts'), constant: 'SIMD_MODULE' },
   { wat: accel('wasm-softmax.wat'), out: accel('wasm-softmax-binary.ts'), constant: 'SOFTMAX_MODULE' },
+  { wat: accel('wasm-gemm.wat'), out: accel('wasm-gemm-binary.ts'), constant: 'GEMM_MODULE' },
 ];
 const SHARED_IMPORT = '(memory 1 65536 shared)';
 

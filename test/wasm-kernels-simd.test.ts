@@ -18,6 +18,7 @@ import {
   type SimdExports,
 } from '../src/accel/wasm-kernels-simd';
 import { SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED } from '../src/accel/wasm-simd-binary';
+import { GEMM_MODULE_SHARED, GEMM_MODULE_UNSHARED } from '../src/accel/wasm-gemm-binary';
 import { SOFTMAX_MODULE_SHARED, SOFTMAX_MODULE_UNSHARED } from '../src/accel/wasm-softmax-binary';
 import { ADAM_EPSILON, makeOptimizer } from '../src/core/optimizer';
 
@@ -107,7 +108,14 @@ describe('the SIMD module', () => {
   );
 
   test('each module is small enough for browsers to compile synchronously on the main thread (4 KB)', () => {
-    const modules = [SIMD_MODULE_SHARED, SIMD_MODULE_UNSHARED, SOFTMAX_MODULE_SHARED, SOFTMAX_MODULE_UNSHARED];
+    const modules = [
+      SIMD_MODULE_SHARED,
+      SIMD_MODULE_UNSHARED,
+      SOFTMAX_MODULE_SHARED,
+      SOFTMAX_MODULE_UNSHARED,
+      GEMM_MODULE_SHARED,
+      GEMM_MODULE_UNSHARED,
+    ];
     for (const base64 of modules) expect(Buffer.from(base64, 'base64').length).toBeLessThan(4096);
   });
 

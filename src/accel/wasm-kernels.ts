@@ -25,6 +25,8 @@
  *    arithmetic: CHAR_STEP_KERNEL does it all in one (char-step.ts), for the text sampler to call.
  * 8. The loss's softmax and its gradient are 5-7 kernels each over the [N, vocab] logits: one each
  *    in softmax.ts, for the loss to call.
+ * 9. The library's matmul itself (XNNPACK) runs at ~60% of what a wasm thread can multiply: every
+ *    flag-free float32 product below goes to our module where it runs (gemm.ts), the same bits.
  *
  * installWasmKernels() replaces the registered kernels (the wasm backend must be imported, which
  * registers them; before or after tf.setBackend('wasm') both work) and returns the function that
@@ -33,6 +35,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { charStepKernel } from './char-step';
+import { dropAllPacked, dropStalePacked, moduleMultiplies, moduleProduct } from './gemm';
 import { HeldData } from './held-data';
 import { softmaxGradGradient, softmaxGradKernel, softmaxKernel } from './softmax';
 import { isOneMatrix, type MatMulAttrs, plainMatrices } from './matmul-operands';
@@ -84,6 +87,7 @@ export function installWasmKernels(): () => void {
     if (!wasm) return;
     transposes.dropAll(wasm);
     dropAllStacked(wasm);
+    dropAllPacked(wasm);
   });
   return () => undo.reverse().forEach((f) => f());
 }
@@ -108,12 +112,16 @@ function patchKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelF
 }
 
 /** Wraps a (fused) matmul kernel: one-hot fast path, and the wasm library never sees a transpose flag. */
-function fastMatMul(matMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
+function fastMatMul(libraryMatMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
+  // Every flag-free product below, in our module where it is faster (gemm.ts).
+  const matMul: tf.KernelFunc = (args) =>
+    moduleProduct(args.inputs, args.attrs as unknown as MatMulAttrs, args.backend as BackendWasm) ?? libraryMatMul(args);
   return ({ inputs, backend, attrs }) => {
     const wasm = backend as BackendWasm;
     const { transposeA, transposeB } = attrs as unknown as MatMulAttrs;
     transposes.dropStale(wasm);
     dropStaleStacked(wasm);
+    dropStalePacked(wasm);
     const temporaries: tf.TensorInfo[] = [];
     const untransposed = (x: tf.TensorInfo) => transposedOperand(x, wasm, transpose, temporaries);
     try {
@@ -121,7 +129,11 @@ function fastMatMul(matMul: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelF
       if (product) return product;
       if (!transposeA && !transposeB)
         return stackedProduct(inputs, attrs as unknown as MatMulAttrs, wasm, matMul) ?? matMul({ inputs, backend, attrs });
-      const swapped = swappedProduct(inputs, attrs as unknown as MatMulAttrs, wasm, matMul, transpose, temporaries);
+      // Our module packs its right operand with one sequential copy, cheaper than the swap's two
+      // transposes: the swap is for the library's products.
+      const swapped = moduleMultiplies(wasm)
+        ? undefined
+        : swappedProduct(inputs, attrs as unknown as MatMulAttrs, wasm, matMul, transpose, temporaries);
       if (swapped) return swapped;
       return matMul({
         // Spread keeps _FusedMatMul's bias and preluActivationWeights.

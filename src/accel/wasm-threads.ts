@@ -10,6 +10,7 @@ import os = require('node:os');
 import path = require('node:path');
 import wt = require('node:worker_threads');
 import * as tf from '@tensorflow/tfjs';
+import { GEMM_HELPER_PROTOCOL, gemmHelperControl, gemmModuleBytes, setGemmHelper } from './gemm';
 
 /** Starts the wasm backend with `numThreads` XNNPACK threads; returns the count in use. */
 export async function startThreadedWasm(numThreads: number): Promise<number> {
@@ -55,7 +56,53 @@ export async function startThreadedWasm(numThreads: number): Promise<number> {
     patchedOs.cpus = realCpus;
   }
   // 4. Running pthread workers are ref()'d and never exit, which would keep Node alive forever.
-  type WithPThreads = { wasm: { PThread: { runningWorkers: wt.Worker[] } } };
-  (tf.backend() as unknown as WithPThreads).wasm.PThread.runningWorkers.forEach((w) => w.unref());
-  return wasmBackend.getThreadsCount();
+  type WithPThreads = { wasm: { PThread: { runningWorkers: wt.Worker[] }; wasmMemory: object } };
+  const module = (tf.backend() as unknown as WithPThreads).wasm;
+  module.PThread.runningWorkers.forEach((w) => w.unref());
+  const threads = wasmBackend.getThreadsCount();
+  if (threads > 1) startGemmHelper(module.wasmMemory);
+  return threads;
+}
+
+const { SLOT, GEMM_ARGS, SPINS } = GEMM_HELPER_PROTOCOL;
+
+/**
+ * The helper thread's program (a worker_threads Worker, eval'd), given workerData { memory, bytes,
+ * control }: the module on the backend's shared memory, then, for each job posted in the control
+ * block, gemm() over the rows it names, and the job's number in DONE.
+ */
+export const GEMM_HELPER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const { memory, bytes, control } = workerData;
+const ctl = new Int32Array(control);
+const { gemm } = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
+Atomics.store(ctl, ${SLOT.READY}, 1);
+let seen = 0;
+for (;;) {
+  for (let i = 0; i < ${SPINS} && Atomics.load(ctl, ${SLOT.JOB}) === seen; i++);
+  Atomics.wait(ctl, ${SLOT.JOB}, seen);
+  seen = Atomics.load(ctl, ${SLOT.JOB});
+  try {
+    gemm(${Array.from({ length: GEMM_ARGS }, (_, i) => `ctl[${SLOT.ARGS + i}]`).join(', ')});
+  } catch {
+    Atomics.store(ctl, ${SLOT.FAILED}, 1);
+  }
+  Atomics.store(ctl, ${SLOT.DONE}, seen);
+  Atomics.notify(ctl, ${SLOT.DONE});
+}
+`;
+
+/**
+ * The second thread of our matrix products (gemm.ts): XNNPACK's pool cannot run our module, so
+ * one worker of our own waits, on the backend's shared memory, for a share of each product's rows.
+ * Unref'd, so it never keeps Node alive; until it has started, or if it fails, the library multiplies.
+ */
+function startGemmHelper(memory: object): void {
+  const control = gemmHelperControl();
+  const worker = new wt.Worker(GEMM_HELPER_SOURCE, { eval: true, workerData: { memory, bytes: gemmModuleBytes(), control } });
+  worker.unref();
+  const gone = () => setGemmHelper(undefined);
+  worker.on('error', gone);
+  worker.on('exit', gone);
+  setGemmHelper({ control: new Int32Array(control), memory });
 }
