@@ -83,7 +83,7 @@ function helperFor(wasm: BackendWasm): GemmHelper | undefined {
   return module.wasmMemory === helper.memory ? helper : undefined;
 }
 
-/** Whether a helper thread shares this backend's products (for tests and the bench). */
+/** Whether a helper thread shares this backend's products (for the tests). */
 export function gemmHelperRunning(wasm: BackendWasm): boolean {
   return helperFor(wasm) !== undefined;
 }
@@ -173,18 +173,20 @@ export function moduleProduct(inputs: tf.NamedTensorInfoMap, attrs: MatMulAttrs,
   const sources = bias ? [b.dataId, bias.dataId] : [b.dataId];
   const hold = k * n >= HOLD_MIN_ELEMENTS;
   let packed = hold ? packedOperands.find(wasm, sources, key) : undefined;
-  const temporary = !packed && !hold;
   if (!packed) {
     packed = wasm.makeOutput([8 * (k + 1) * Math.ceil(n / 8)], 'float32');
     module.pack_b(heapOffset(wasm, b), k, n, bias ? heapOffset(wasm, bias) : 0, bias ? 1 : 0, heapOffset(wasm, packed));
     if (hold) packedOperands.hold(wasm, sources, key, packed);
   }
+  const batch = a.shape.length >= b.shape.length ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
+  const out = wasm.makeOutput([...batch, m, n], 'float32');
   try {
-    const batch = a.shape.length >= b.shape.length ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
-    const out = wasm.makeOutput([...batch, m, n], 'float32');
     multiplyRows(module, shared, heapOffset(wasm, a), heapOffset(wasm, packed), heapOffset(wasm, out), m, k, n);
-    return out;
+  } catch (err) {
+    wasm.disposeData(out.dataId);
+    throw err;
   } finally {
-    if (temporary) wasm.disposeData(packed.dataId);
+    if (!hold) wasm.disposeData(packed.dataId);
   }
+  return out;
 }
