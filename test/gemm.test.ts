@@ -20,15 +20,7 @@ import {
   multiplyRows,
 } from '../src/accel/gemm';
 import { GEMM_HELPER_SOURCE } from '../src/accel/wasm-threads';
-import { randomFloats, useWasm } from './helpers';
-
-/** The WebAssembly JS API (the tests' TypeScript lib has no DOM, where it is declared). */
-const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-interface WasmApi {
-  Memory: new (descriptor: { initial: number; maximum: number; shared?: boolean }) => { buffer: ArrayBufferLike };
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
+import { randomFloats, useWasm, WebAssemblyApi } from './helpers';
 
 const wasmBackend = (): BackendWasm => tf.engine().findBackend('wasm') as BackendWasm;
 

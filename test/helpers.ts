@@ -99,6 +99,14 @@ export function randomFloats(n: number, seed: number, lo = -1, hi = 1): number[]
   });
 }
 
+/** The WebAssembly JS API (the tests' TypeScript lib has no DOM, where it is declared). */
+export const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+interface WasmApi {
+  Memory: new (descriptor: { initial: number; maximum: number; shared?: boolean }) => { buffer: ArrayBufferLike };
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+
 /** The suite runs on wasm, the backend users get on machines without native TensorFlow, with the speed-ups on. */
 export async function useWasm(): Promise<void> {
   const tf = await import('@tensorflow/tfjs');

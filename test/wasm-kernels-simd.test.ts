@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { onBackend, randomFloats, useWasm } from './helpers';
+import { onBackend, randomFloats, useWasm, WebAssemblyApi } from './helpers';
 import { ADAM_UPDATE_KERNEL } from '../src/accel/adam';
 import { setAccel } from '../src/accel';
 import {
@@ -31,14 +31,6 @@ const buildWasm = require('../scripts/build-wasm.js') as {
   generate(module: WasmModuleSource, wat: string): Promise<string>;
   MODULES: WasmModuleSource[];
 };
-
-/** The WebAssembly JS API (the tests' TypeScript lib has no DOM, where it is declared). */
-const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-interface WasmApi {
-  Memory: new (descriptor: { initial: number; maximum: number; shared?: boolean }) => { buffer: ArrayBufferLike };
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
 
 const wasmBackend = (): BackendWasm => tf.engine().findBackend('wasm') as BackendWasm;
 

@@ -19,9 +19,9 @@
 import type * as tf from '@tensorflow/tfjs';
 import { type BackendWasm, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { HeldData } from './held-data';
-import { isOneMatrix, type MatMulAttrs, type MatMulInputs } from './matmul-operands';
+import { type MatMulAttrs, type MatMulInputs, plainMatrices } from './matmul-operands';
 import { GEMM_MODULE_SHARED, GEMM_MODULE_UNSHARED } from './wasm-gemm-binary';
-import { heapOffset, type ModuleBuilds, moduleOn } from './wasm-kernels-simd';
+import { base64Bytes, heapOffset, type ModuleBuilds, moduleOn } from './wasm-kernels-simd';
 
 export interface GemmExports {
   pack_b(b: number, k: number, n: number, bias: number, hasBias: number, dst: number): void;
@@ -68,7 +68,7 @@ export function gemmHelperControl(): SharedArrayBuffer {
 
 /** The module's bytes for a shared memory, as the helper thread instantiates them. */
 export function gemmModuleBytes(): Uint8Array {
-  return Uint8Array.from(atob(GEMM_MODULE_SHARED), (ch) => ch.charCodeAt(0));
+  return base64Bytes(GEMM_MODULE_SHARED);
 }
 
 /** Uses (or, undefined, stops using) a helper thread started on `memory`. */
@@ -93,8 +93,15 @@ export function gemmHelperRunning(wasm: BackendWasm): boolean {
  * library (one, or two with the helper); the library's pool beats our one thread.
  */
 export function moduleMultiplies(wasm: BackendWasm): boolean {
-  if (!helperFor(wasm) && getThreadsCount() > 1) return false;
-  return moduleOn<GemmExports>(wasm, GEMM_BUILDS) !== undefined;
+  return gemmOn(wasm) !== undefined;
+}
+
+/** The module and the helper (if any) where our module multiplies on this backend (moduleMultiplies). */
+function gemmOn(wasm: BackendWasm): { module: GemmExports; shared: GemmHelper | undefined } | undefined {
+  const shared = helperFor(wasm);
+  if (!shared && getThreadsCount() > 1) return undefined;
+  const module = moduleOn<GemmExports>(wasm, GEMM_BUILDS);
+  return module && { module, shared };
 }
 
 /**
@@ -157,17 +164,18 @@ export function dropAllPacked(wasm: BackendWasm): void {
  * caller to run the library's.
  */
 export function moduleProduct(inputs: tf.NamedTensorInfoMap, attrs: MatMulAttrs, wasm: BackendWasm): tf.TensorInfo | undefined {
-  const { a, b, bias, preluActivationWeights } = inputs as MatMulInputs;
-  if (!a || !b || preluActivationWeights || (attrs.activation ?? 'linear') !== 'linear' || attrs.transposeA || attrs.transposeB)
-    return undefined;
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || !isOneMatrix(a.shape) || !isOneMatrix(b.shape)) return undefined;
+  // The operands as plainMatrices reads them, the bias apart: the module adds one.
+  const { bias, ...operands } = inputs as MatMulInputs;
+  const plain = attrs.transposeA || attrs.transposeB ? undefined : plainMatrices(operands as tf.NamedTensorInfoMap, attrs);
+  if (!plain) return undefined;
+  const { a, b } = plain;
   const [m, k] = a.shape.slice(-2);
   const [kb, n] = b.shape.slice(-2);
   if (k !== kb || k === 0 || m === 0 || n === 0) return undefined;
   if (bias && (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== n)) return undefined;
-  const module = moduleMultiplies(wasm) ? moduleOn<GemmExports>(wasm, GEMM_BUILDS) : undefined;
-  if (!module) return undefined;
-  const shared = helperFor(wasm);
+  const on = gemmOn(wasm);
+  if (!on) return undefined;
+  const { module, shared } = on;
 
   const key = `gemm ${k}x${n}`;
   const sources = bias ? [b.dataId, bias.dataId] : [b.dataId];

@@ -150,7 +150,8 @@ function instantiate(memory: WasmMemory, builds: ModuleBuilds, imports: object):
   }
 }
 
-function base64Bytes(base64: string): Uint8Array {
+/** A module build's bytes from its base64 (gemm.ts hands them to its helper thread). */
+export function base64Bytes(base64: string): Uint8Array {
   const binary = atob(base64);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
